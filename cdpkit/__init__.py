@@ -1,0 +1,15 @@
+"""cdpkit: design Cloudflare Queues + Durable Objects pipelines before deploying them.
+
+>>> import cdpkit as cdp
+>>> rt = cdp.Runtime(semantics="production")
+>>> rt.semantics.default_max_batch_size
+10
+"""
+
+from .errors import CdpkitError, ConfigError, HandlerError, LimitError
+from .runtime import LOCAL, PRODUCTION, Runtime, Semantics
+
+__version__ = "0.1.0"
+
+__all__ = ["Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
+           "LimitError", "HandlerError", "__version__"]

@@ -1,0 +1,21 @@
+"""Errors cdpkit raises for bad input: each names the field, the value and what is allowed."""
+
+from __future__ import annotations
+
+__all__ = ["CdpkitError", "ConfigError", "LimitError", "HandlerError"]
+
+
+class CdpkitError(ValueError):
+    """Base class of cdpkit's input errors."""
+
+
+class ConfigError(CdpkitError):
+    """A configuration value (queue name, consumer setting, binding, ...) is not allowed."""
+
+
+class LimitError(CdpkitError):
+    """A runtime call exceeds a Cloudflare limit (message size, batch size, delay, ...)."""
+
+
+class HandlerError(CdpkitError):
+    """User handler code used the Workers API in a way the platform rejects."""

@@ -1,0 +1,238 @@
+"""Virtual time: an event loop on a heap and a trampoline for ``async def`` code.
+
+The loop is SimPy-sized on purpose. Events are plain lists ``[time, seq, fn, args]``
+ordered by ``(time, seq)``, so two events at the same virtual time run in the order
+they were scheduled: deterministic, like ``setTimeout`` with equal delays.
+
+User code is ordinary ``async def``. We drive coroutines ourselves with
+``coro.send`` (no asyncio), so the runtime works inside a live Jupyter kernel whose
+asyncio loop is already running. A coroutine may await:
+
+* a :class:`Future` (resumed when it completes, one scheduled step later),
+* :func:`sleep` ``(seconds)`` (resumed after that much virtual time),
+* any other awaitable built from these (e.g. another coroutine).
+
+>>> clock = Clock()
+>>> log = []
+>>> async def hello(name, pause):
+...     await sleep(pause)
+...     log.append((clock.now, name))
+>>> _ = clock.spawn(hello("b", 2.0)); _ = clock.spawn(hello("a", 1.0))
+>>> clock.run()
+>>> log
+[(1.0, 'a'), (2.0, 'b')]
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+__all__ = ["Clock", "Future", "Task", "sleep", "TimeError"]
+
+
+class TimeError(ValueError):
+    """Raised when something would make virtual time go backwards."""
+
+
+class Future:
+    """A value that arrives later. Await it from a task; it is done once.
+
+    Callbacks added with :meth:`add_done_callback` run synchronously when the future
+    completes (the trampoline turns them into scheduled steps itself).
+    """
+
+    __slots__ = ("done", "value", "error", "_callbacks")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self._callbacks: list[Callable[[Future], None]] | None = None
+
+    def set_result(self, value: Any = None) -> None:
+        self._finish(value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._finish(None, error)
+
+    def _finish(self, value: Any, error: BaseException | None) -> None:
+        if self.done:
+            raise RuntimeError("future already completed")
+        self.done, self.value, self.error = True, value, error
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
+
+    def add_done_callback(self, callback: Callable[[Future], None]) -> None:
+        if self.done:
+            callback(self)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
+
+    def result(self) -> Any:
+        if not self.done:
+            raise RuntimeError("future is not done yet")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def __await__(self):
+        if not self.done:
+            yield self
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def __repr__(self) -> str:
+        state = "pending" if not self.done else ("failed" if self.error else "done")
+        return f"<{type(self).__name__} {state}>"
+
+
+def completed(value: Any = None) -> Future:
+    """A future that is already done (what a producer ``send`` returns)."""
+    future = Future()
+    future.done, future.value = True, value
+    return future
+
+
+class _Sleep:
+    """Awaitable that asks the trampoline to resume after ``delay`` virtual seconds."""
+
+    __slots__ = ("delay",)
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __await__(self):
+        yield self
+
+
+def sleep(seconds: float) -> _Sleep:
+    """Awaitable pause of ``seconds`` of virtual time (``await sleep(1.5)``)."""
+    if not seconds >= 0:  # also rejects NaN
+        raise TimeError(f"sleep: seconds={seconds!r} is not allowed; use a number >= 0")
+    return _Sleep(float(seconds))
+
+
+class Task(Future):
+    """A coroutine driven by the clock. Completes with the coroutine's return value."""
+
+    __slots__ = ("clock", "coro", "name")
+
+    def __init__(self, clock: Clock, coro: Coroutine, name: str = "") -> None:
+        super().__init__()
+        self.clock, self.coro, self.name = clock, coro, name
+
+    def _step(self, value: Any = None, error: BaseException | None = None) -> None:
+        try:
+            if error is None:
+                yielded = self.coro.send(value)
+            else:
+                yielded = self.coro.throw(error)
+        except StopIteration as stop:
+            self.set_result(stop.value)
+            return
+        except BaseException as exc:  # the task failed; whoever awaits it sees why
+            self.set_exception(exc)
+            return
+        if type(yielded) is _Sleep:
+            self.clock.call_later(yielded.delay, self._step)
+        elif isinstance(yielded, Future):
+            yielded.add_done_callback(self._wake)
+        else:
+            self.clock.call_later(
+                0.0, self._step, None,
+                TypeError(f"cdpkit tasks can only await cdpkit futures or sleeps, got {yielded!r} "
+                          "(asyncio objects do not run in virtual time)"),
+            )
+
+    def _wake(self, future: Future) -> None:
+        self.clock.call_later(0.0, self._step, future.value, future.error)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name or self.coro.__qualname__} {'done' if self.done else 'pending'}>"
+
+
+class Clock:
+    """Virtual clock and event loop.
+
+    ``call_later``/``call_at`` schedule plain callbacks; ``spawn`` starts a coroutine.
+    ``run(until=t)`` processes every event with time <= t and leaves ``now == t``;
+    ``run()`` runs until nothing is left to do.
+    """
+
+    __slots__ = ("now", "_heap", "_seq", "events_processed")
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = float(start)
+        self._heap: list[list] = []
+        self._seq = 0
+        self.events_processed = 0
+
+    def call_at(self, when: float, fn: Callable, *args: Any) -> list:
+        """Run ``fn(*args)`` at virtual time ``when``. Returns a handle for :meth:`cancel`."""
+        if when < self.now:
+            raise TimeError(f"cannot schedule at t={when} before now={self.now}")
+        self._seq += 1
+        entry = [when, self._seq, fn, args]
+        heapq.heappush(self._heap, entry)
+        return entry
+
+    def call_later(self, delay: float, fn: Callable, *args: Any) -> list:
+        """Run ``fn(*args)`` after ``delay`` virtual seconds (0 = after what is already due)."""
+        self._seq += 1
+        entry = [self.now + delay, self._seq, fn, args]
+        heapq.heappush(self._heap, entry)
+        return entry
+
+    @staticmethod
+    def cancel(entry: list) -> None:
+        """Cancel a scheduled call (no effect if it already ran)."""
+        entry[2] = None
+
+    def spawn(self, coro: Coroutine, name: str = "") -> Task:
+        """Start a coroutine as a task; its first step runs at the current time."""
+        task = Task(self, coro, name)
+        self.call_later(0.0, task._step)
+        return task
+
+    def peek(self) -> float | None:
+        """Time of the next live event, or None when idle."""
+        heap = self._heap
+        while heap and heap[0][2] is None:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def run(self, until: float | None = None, max_events: int | None = None) -> None:
+        """Process events in (time, sequence) order up to ``until`` (inclusive)."""
+        if until is not None and until < self.now:
+            raise TimeError(f"run(until={until}) is before now={self.now}")
+        heap, pop = self._heap, heapq.heappop
+        limit = float("inf") if until is None else until
+        budget = -1 if max_events is None else max_events
+        processed = 0
+        while heap and budget != processed:
+            entry = heap[0]
+            if entry[0] > limit:
+                break
+            pop(heap)
+            fn = entry[2]
+            if fn is None:
+                continue
+            self.now = entry[0]
+            processed += 1
+            fn(*entry[3])
+        self.events_processed += processed
+        if until is not None and budget != processed:
+            self.now = until
+
+    def __len__(self) -> int:
+        return sum(1 for entry in self._heap if entry[2] is not None)
+
+    def __repr__(self) -> str:
+        return f"<Clock now={self.now:g} pending={len(self)}>"

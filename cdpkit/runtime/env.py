@@ -1,0 +1,105 @@
+"""The ``env`` a handler receives, and the ``ctx`` (execution context) beside it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from .clock import Future, Task, sleep
+from .limits import check_binding_name
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+
+class Env:
+    """Bindings by name, like a Worker's ``env``: ``env.CDP_COMMAND_QUEUE.send(...)``.
+
+    >>> env = Env()
+    >>> env.bind("GREETING", "hello")
+    >>> env.GREETING
+    'hello'
+    >>> env.MISSING
+    Traceback (most recent call last):
+    ...
+    AttributeError: env has no binding 'MISSING'; bindings: GREETING
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_bindings", {})
+
+    def bind(self, name: str, value: Any) -> None:
+        check_binding_name(name)
+        bindings = self._bindings
+        if name in bindings and bindings[name] is not value:
+            raise ConfigError(f"binding {name!r} is already bound to {bindings[name]!r}; "
+                              "allowed: one binding per name")
+        bindings[name] = value
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._bindings[name]
+        except KeyError:
+            known = ", ".join(sorted(self._bindings)) or "(none)"
+            raise AttributeError(f"env has no binding {name!r}; bindings: {known}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("env is read-only inside handlers; declare bindings on the Runtime")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._bindings
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._bindings)
+
+    def __repr__(self) -> str:
+        return f"<Env {', '.join(sorted(self._bindings)) or '(empty)'}>"
+
+
+class ExecutionContext:
+    """``ctx``: virtual CPU work, sleeping, and ``wait_until`` for background work.
+
+    ``await ctx.work(0.002)`` spends 2 ms of virtual CPU time; ``await ctx.sleep(1)``
+    waits a virtual second without using CPU (I/O, timers).
+    """
+
+    __slots__ = ("_runtime", "_background", "cpu_seconds")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._background: list[Future] = []
+        self.cpu_seconds = 0.0
+
+    def work(self, seconds: float):
+        """Consume ``seconds`` of virtual CPU time (awaitable)."""
+        self.cpu_seconds += seconds
+        return sleep(seconds)
+
+    def sleep(self, seconds: float):
+        """Wait ``seconds`` of virtual time (awaitable)."""
+        return sleep(seconds)
+
+    def wait_until(self, awaitable: Awaitable) -> None:
+        """Keep the invocation alive until ``awaitable`` finishes, like ``ctx.waitUntil``.
+
+        As in workerd without the ``queue_consumer_no_wait_for_wait_until`` flag, a queue
+        batch is reported only when these finish too, and a failure retries the batch.
+        """
+        if inspect.iscoroutine(awaitable):
+            awaitable = self._runtime.clock.spawn(awaitable)
+        if not isinstance(awaitable, Future):
+            raise TypeError(f"wait_until needs a coroutine or a cdpkit future, got {awaitable!r}")
+        self._background.append(awaitable)
+
+    def settle(self, main: Task, then) -> None:
+        """Call ``then(error)`` once ``main`` and every wait_until future are done."""
+        pending = [main, *self._background]
+        while pending and pending[0].done:
+            pending.pop(0)
+        if pending:
+            pending[0].add_done_callback(lambda _f: self.settle(main, then))
+            return
+        failure = next((f.error for f in (main, *self._background) if f.error is not None), None)
+        then(failure)

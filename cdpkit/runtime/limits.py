@@ -1,0 +1,70 @@
+"""Cloudflare's naming rules and numeric limits, checked once, with errors that say why.
+
+Every check raises :class:`~cdpkit.errors.ConfigError` (configuration) or
+:class:`~cdpkit.errors.LimitError` (a runtime call) whose message names the field, the
+value and what is allowed.
+
+>>> check_queue_name("cdp-command-queue")
+'cdp-command-queue'
+>>> check_queue_name("CDP_Queue")
+Traceback (most recent call last):
+...
+cdpkit.errors.ConfigError: queue name 'CDP_Queue' is not allowed: use 1-63 lowercase letters, digits and dashes, starting with a letter
+"""
+
+from __future__ import annotations
+
+import re
+from numbers import Integral, Real
+
+from ..errors import CdpkitError, ConfigError
+
+QUEUE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+BINDING_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+MAX_BATCH_SIZE = 100
+MAX_BATCH_TIMEOUT = 60.0
+MAX_RETRIES = 100
+MAX_CONCURRENCY = 250
+RETENTION_RANGE = (60, 14 * 86_400)  # seconds: 1 minute .. 14 days
+
+
+def check_queue_name(name: object, field: str = "queue name") -> str:
+    """A queue name Cloudflare accepts: 1-63 of [a-z0-9-], starting with a letter."""
+    if not isinstance(name, str) or not QUEUE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{field} {name!r} is not allowed: use 1-63 lowercase letters, digits and dashes, "
+            "starting with a letter"
+        )
+    return name
+
+
+def check_binding_name(name: object, field: str = "binding") -> str:
+    """A binding name must be a JavaScript identifier (conventionally UPPER_SNAKE_CASE)."""
+    if not isinstance(name, str) or not BINDING_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{field} {name!r} is not allowed: bindings are JavaScript identifiers "
+            "(letters, digits, '_' or '$', not starting with a digit), e.g. 'CDP_COMMAND_QUEUE'"
+        )
+    return name
+
+
+def binding_for(queue_name: str) -> str:
+    """Conventional binding for a queue: ``cdp-command-queue`` -> ``CDP_COMMAND_QUEUE``."""
+    return queue_name.replace("-", "_").upper()
+
+
+def check_int(value: object, field: str, low: int, high: int,
+              error: type[CdpkitError] = ConfigError) -> int:
+    """An integer in ``low..high`` (bools are not integers here)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+        raise error(f"{field}={value!r} is not allowed; allowed: an integer from {low} to {high}")
+    return int(value)
+
+
+def check_number(value: object, field: str, low: float, high: float,
+                 error: type[CdpkitError] = ConfigError) -> float:
+    """A real number in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not low <= value <= high:
+        raise error(f"{field}={value!r} is not allowed; allowed: a number from {low:g} to {high:g}")
+    return float(value)

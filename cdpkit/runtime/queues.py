@@ -1,0 +1,549 @@
+"""Cloudflare Queues in virtual time: producers, the per-queue broker, consumers.
+
+The broker follows miniflare's Queues broker (``broker.worker.js`` in wrangler 4.86) step
+for step under the ``local`` profile; the ``production`` profile changes only what
+:class:`~cdpkit.runtime.semantics.Semantics` lists (defaults, limits, ack precedence,
+concurrent consumers, retention). Read top to bottom:
+
+1. :class:`ConsumerSettings` — the ``[[queues.consumers]]`` knobs, validated.
+2. :class:`QueuedMessage` — a message inside the broker; also its ledger entry.
+3. :class:`Message`, :class:`MessageBatch`, :class:`BatchResult` — what a handler sees,
+   with workerd's rules for conflicting ``ack``/``retry`` calls.
+4. :class:`SingleFlush`, :class:`ConcurrentFlush` — when batches are cut.
+5. :class:`Queue` — buffer, flush, and what happens after a batch (retry, DLQ, drop).
+6. :class:`Producer` — the ``env.MY_QUEUE`` binding (``send``, ``send_batch``).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, LimitError
+from .clock import Future, completed
+from .limits import (
+    MAX_BATCH_SIZE,
+    MAX_BATCH_TIMEOUT,
+    MAX_CONCURRENCY,
+    MAX_RETRIES,
+    RETENTION_RANGE,
+    check_int,
+    check_number,
+    check_queue_name,
+)
+from .semantics import Semantics
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = [
+    "ConsumerSettings", "QueuedMessage", "Message", "MessageBatch", "BatchResult",
+    "Queue", "Producer", "CONTENT_TYPES",
+]
+
+CONTENT_TYPES = ("json", "text", "bytes", "v8")
+
+# ---------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """Consumer settings of one queue, as in ``[[queues.consumers]]``. None = profile default."""
+
+    max_batch_size: int | None = None
+    max_batch_timeout: float | None = None
+    max_retries: int | None = None
+    dead_letter_queue: str | None = None
+    retry_delay: int | None = None
+    max_concurrency: int | None = None
+
+    def validated(self, queue: str, semantics: Semantics) -> ConsumerSettings:
+        """Check every value against Cloudflare's limits; raise ConfigError naming the field."""
+        where = f"queue {queue!r}: "
+        if self.max_batch_size is not None:
+            check_int(self.max_batch_size, where + "max_batch_size", 1, MAX_BATCH_SIZE)
+        if self.max_batch_timeout is not None:
+            check_number(self.max_batch_timeout, where + "max_batch_timeout", 0, MAX_BATCH_TIMEOUT)
+        if self.max_retries is not None:
+            check_int(self.max_retries, where + "max_retries", 0, MAX_RETRIES)
+        if self.retry_delay is not None:
+            check_int(self.retry_delay, where + "retry_delay", 0, semantics.max_delay_seconds)
+        if self.max_concurrency is not None:
+            check_int(self.max_concurrency, where + "max_concurrency", 1, MAX_CONCURRENCY)
+        if self.dead_letter_queue is not None:
+            check_queue_name(self.dead_letter_queue, where + "dead_letter_queue")
+            if self.dead_letter_queue == queue:
+                raise ConfigError(
+                    f"{where}dead_letter_queue={queue!r} is the queue itself; "
+                    "allowed: the name of a different queue"
+                )
+        return self
+
+    def given(self) -> dict[str, Any]:
+        """The settings that were set explicitly."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def resolved(self, semantics: Semantics) -> ConsumerSettings:
+        """Fill unset values with the profile's defaults."""
+        return replace(
+            self,
+            max_batch_size=_default(self.max_batch_size, semantics.default_max_batch_size),
+            max_batch_timeout=float(_default(self.max_batch_timeout, semantics.default_max_batch_timeout)),
+            max_retries=_default(self.max_retries, semantics.default_max_retries),
+            retry_delay=_default(self.retry_delay, 0),
+            max_concurrency=_default(self.max_concurrency, semantics.default_max_concurrency),
+        )
+
+
+def _default(value, fallback):
+    return fallback if value is None else value
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+class QueuedMessage:
+    """A message inside one queue's broker, and its ledger entry.
+
+    ``outcome`` is None while in flight, then one of ``acked``, ``dead_lettered``
+    (moved to the DLQ, where a new entry continues) or ``dropped`` (``drop_reason`` says why).
+    """
+
+    __slots__ = ("id", "queue", "content_type", "payload", "bytes", "timestamp", "sent_at",
+                 "failed_attempts", "deliveries", "outcome", "finished_at", "drop_reason")
+
+    def __init__(self, id: str, queue: str, content_type: str, payload: Any, size: int,
+                 timestamp: float, sent_at: float) -> None:
+        self.id = id
+        self.queue = queue
+        self.content_type = content_type
+        self.payload = payload          # serialised body (str/bytes), decoded at each delivery
+        self.bytes = size
+        self.timestamp = timestamp      # original send time; kept when dead-lettered
+        self.sent_at = sent_at          # when it was sent to *this* queue
+        self.failed_attempts = 0
+        self.deliveries = 0
+        self.outcome: str | None = None
+        self.finished_at: float | None = None
+        self.drop_reason: str | None = None
+
+    def body(self) -> Any:
+        """A fresh copy of the body, as the consumer's isolate would deserialise it."""
+        ct, payload = self.content_type, self.payload
+        if ct == "json":
+            return json.loads(payload)
+        if ct == "v8":
+            return pickle.loads(payload)
+        return payload  # text (str) and bytes are immutable
+
+    def __repr__(self) -> str:
+        return f"<QueuedMessage {self.id[:8]} on {self.queue} {self.outcome or 'in flight'}>"
+
+
+def encode_body(body: Any, content_type: str, max_bytes: int) -> tuple[Any, int]:
+    """Serialise a body as the content type says; return (payload, size in bytes)."""
+    if content_type == "json":
+        try:
+            payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise LimitError(f"message body is not JSON-serialisable ({exc}); allowed with "
+                             "content_type='json': dict, list, str, int, float, bool, None; "
+                             "use content_type='v8' for other Python objects") from None
+        size = len(payload.encode()) if not payload.isascii() else len(payload)
+    elif content_type == "text":
+        if not isinstance(body, str):
+            raise LimitError(f"content_type='text' needs a str body, got {type(body).__name__}")
+        payload, size = body, len(body.encode())
+    elif content_type == "bytes":
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise LimitError(f"content_type='bytes' needs a bytes body, got {type(body).__name__}")
+        payload = bytes(body)
+        size = len(payload)
+    elif content_type == "v8":
+        # Structured clone in the real runtime; pickle is our copy and our size estimate.
+        payload = pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
+        size = len(payload)
+    else:
+        raise LimitError(f"content_type={content_type!r} is not allowed; allowed: "
+                         + ", ".join(repr(c) for c in CONTENT_TYPES))
+    if size > max_bytes:
+        raise LimitError(f"message body is {size} bytes; allowed: at most {max_bytes} bytes "
+                         "per message (128 KB)")
+    return payload, size
+
+
+class BatchResult:
+    """What the handler decided for a batch: workerd's ``QueueEventResult``."""
+
+    __slots__ = ("ack_all", "retry_all", "retry_all_delay", "explicit_acks", "retries", "warnings")
+
+    def __init__(self) -> None:
+        self.ack_all = False
+        self.retry_all = False
+        self.retry_all_delay: int | None = None
+        self.explicit_acks: set[str] = set()
+        self.retries: dict[str, int | None] = {}   # message id -> its own delay (None = unset)
+        self.warnings: list[str] = []
+
+
+class Message:
+    """A delivered message, as the handler sees it (``batch.messages[i]``).
+
+    ``ack()`` and ``retry()`` follow workerd: the first call on a message wins, and
+    neither has any effect after ``batch.ack_all()``; ``ack()`` has none after
+    ``batch.retry_all()``.
+    """
+
+    __slots__ = ("id", "timestamp", "body", "attempts", "_result", "_check_delay")
+
+    def __init__(self, record: QueuedMessage, result: BatchResult, check_delay: Callable) -> None:
+        self.id = record.id
+        self.timestamp = record.timestamp
+        self.body = record.body()
+        self.attempts = record.failed_attempts + 1
+        self._result = result
+        self._check_delay = check_delay
+
+    def ack(self) -> None:
+        """Acknowledge this message: it will not be redelivered."""
+        r = self._result
+        if r.ack_all:
+            return
+        if r.retry_all:
+            r.warnings.append(f"ack() on message {self.id} after retry_all() has no effect")
+        elif self.id in r.retries:
+            r.warnings.append(f"ack() on message {self.id} after retry() has no effect")
+        else:
+            r.explicit_acks.add(self.id)
+
+    def retry(self, delay_seconds: int | None = None) -> None:
+        """Ask for this message to be redelivered, after ``delay_seconds`` if given."""
+        if delay_seconds is not None:
+            self._check_delay(delay_seconds, "message.retry: delay_seconds")
+        r = self._result
+        if r.ack_all:
+            r.warnings.append(f"retry() on message {self.id} after ack_all() has no effect")
+        elif self.id in r.explicit_acks:
+            r.warnings.append(f"retry() on message {self.id} after ack() has no effect")
+        elif delay_seconds is not None or self.id not in r.retries:
+            r.retries[self.id] = delay_seconds
+
+    def __repr__(self) -> str:
+        return f"Message(id={self.id[:8]}…, attempts={self.attempts}, body={self.body!r:.60})"
+
+
+class MessageBatch:
+    """The batch a consumer handler receives: ``queue``, ``messages``, ``metadata``."""
+
+    __slots__ = ("queue", "messages", "metadata", "_result", "_check_delay")
+
+    def __init__(self, queue: str, messages: list[Message], metadata: dict,
+                 result: BatchResult, check_delay: Callable) -> None:
+        self.queue = queue
+        self.messages = messages
+        self.metadata = metadata
+        self._result = result
+        self._check_delay = check_delay
+
+    def ack_all(self) -> None:
+        """Acknowledge every message (no effect after ``retry_all()``)."""
+        r = self._result
+        if r.retry_all:
+            r.warnings.append("ack_all() after retry_all() has no effect")
+        else:
+            r.ack_all = True
+
+    def retry_all(self, delay_seconds: int | None = None) -> None:
+        """Redeliver every message, after ``delay_seconds`` if given (no effect after ``ack_all()``)."""
+        if delay_seconds is not None:
+            self._check_delay(delay_seconds, "batch.retry_all: delay_seconds")
+        r = self._result
+        if r.ack_all:
+            r.warnings.append("retry_all() after ack_all() has no effect")
+            return
+        r.retry_all = True
+        if delay_seconds is not None:
+            r.retry_all_delay = delay_seconds
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def __repr__(self) -> str:
+        return f"<MessageBatch {self.queue} × {len(self.messages)}>"
+
+
+# ---------------------------------------------------------------------------- batching
+
+
+class SingleFlush:
+    """miniflare's ``ensurePendingFlush``: at most one pending flush per queue.
+
+    A flush is scheduled immediately when the buffer holds a full batch, else after
+    ``max_batch_timeout``. It stays pending until its handler returns. If it came from a
+    timeout and the buffer fills meanwhile, an immediate flush is scheduled as well, so
+    two batches can run at once, exactly as in ``wrangler dev``.
+    """
+
+    __slots__ = ("pending", "immediate")
+
+    def __init__(self) -> None:
+        self.pending: list | None = None
+        self.immediate = False
+
+    def landed(self, queue: Queue) -> None:
+        has_space = len(queue.buffer) < queue.settings.max_batch_size
+        clock = queue.runtime.clock
+        if self.pending is not None:
+            if self.immediate or has_space:
+                return
+            clock.cancel(self.pending)
+        delay = queue.settings.max_batch_timeout if has_space else 0.0
+        self.pending = clock.call_later(delay, queue.flush)
+        self.immediate = delay == 0
+
+    def finished(self, queue: Queue) -> None:
+        self.pending = None
+        if queue.buffer:
+            self.landed(queue)
+
+
+class ConcurrentFlush:
+    """Production: up to ``max_concurrency`` batches of a queue run at once.
+
+    A full batch starts as soon as a consumer slot is free; a partial batch starts when
+    ``max_batch_timeout`` has passed since it began waiting (or when a slot frees after that).
+    """
+
+    __slots__ = ("running", "timer", "due")
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.timer: list | None = None
+        self.due = False
+
+    def landed(self, queue: Queue) -> None:
+        settings, buffer = queue.settings, queue.buffer
+        while buffer and self.running < settings.max_concurrency and (
+                self.due or len(buffer) >= settings.max_batch_size):
+            self.due = False
+            if self.timer is not None:
+                queue.runtime.clock.cancel(self.timer)
+                self.timer = None
+            self.running += 1
+            queue.flush()
+        if not buffer:
+            self.due = False
+        elif self.timer is None and not self.due:
+            self.timer = queue.runtime.clock.call_later(settings.max_batch_timeout, self._expire, queue)
+
+    def _expire(self, queue: Queue) -> None:
+        self.timer, self.due = None, True
+        self.landed(queue)
+
+    def finished(self, queue: Queue) -> None:
+        self.running -= 1
+        self.landed(queue)
+
+
+# ---------------------------------------------------------------------------- the broker
+
+
+class Queue:
+    """One queue: its buffer, its consumer and the delivery algorithm."""
+
+    def __init__(self, runtime: Runtime, name: str, settings: ConsumerSettings,
+                 delivery_delay: int | None = None, retention: float | None = None) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.declared = settings                  # as given (for export and repr)
+        self.settings = settings.resolved(runtime.semantics)
+        self.delivery_delay = delivery_delay
+        self.retention = retention if retention is not None else runtime.semantics.default_retention_seconds
+        self.consumer: Any = None                 # object with .start(queue, records, done)
+        self.buffer: deque[QueuedMessage] = deque()
+        self.backlog_bytes = 0
+        self.landing = 0                          # messages on their way in (delay/retry timers)
+        self.batches = 0
+        self.flusher = ConcurrentFlush() if runtime.semantics.concurrent_consumers else SingleFlush()
+
+    # -- arriving ----------------------------------------------------------------------
+    def enqueue(self, record: QueuedMessage, delay: float) -> None:
+        """Land ``record`` in the buffer after ``delay`` (always through the timer queue)."""
+        self.runtime.ledger.append(record)
+        self.landing += 1
+        self.runtime.clock.call_later(delay, self._land, record)
+
+    def _land(self, record: QueuedMessage) -> None:
+        self.landing -= 1
+        if self.consumer is None and self.runtime.semantics.discard_without_consumer:
+            # miniflare's broker answers sends to a queue without a consumer and forgets them
+            self.runtime.finish(record, "dropped", "no consumer (wrangler dev discards)")
+            return
+        self.buffer.append(record)
+        self.backlog_bytes += record.bytes
+        if self.consumer is not None:
+            self.flusher.landed(self)
+
+    # -- delivering --------------------------------------------------------------------
+    def flush(self) -> None:
+        """Cut the next batch from the buffer and hand it to the consumer."""
+        buffer, size, now = self.buffer, self.settings.max_batch_size, self.runtime.clock.now
+        batch: list[QueuedMessage] = []
+        while buffer and len(batch) < size:
+            record = buffer.popleft()
+            self.backlog_bytes -= record.bytes
+            if self.retention is not None and now - record.timestamp > self.retention:
+                self.runtime.finish(record, "dropped", "retention period expired")
+                continue
+            record.deliveries += 1
+            batch.append(record)
+        if not batch:
+            self.flusher.finished(self)
+            return
+        self.batches += 1
+        batch_id = self.runtime.next_batch_id()
+        metadata = {"metrics": {"backlog_count": len(buffer), "backlog_bytes": self.backlog_bytes,
+                                "oldest_message_timestamp": buffer[0].timestamp if buffer else None}}
+        self.runtime.recorder.batch_started(batch_id, self.name, now, batch)
+        self.consumer.start(self, batch_id, batch, metadata,
+                            lambda ok, result: self._batch_done(batch_id, batch, ok, result))
+
+    def check_delay(self, value: object, field: str) -> int:
+        return check_int(value, field, 0, self.runtime.semantics.max_delay_seconds, LimitError)
+
+    def _batch_done(self, batch_id: int, batch: list[QueuedMessage], ok: bool,
+                    result: BatchResult) -> None:
+        """Apply the handler's decisions: ack, retry after a delay, dead-letter or drop."""
+        rt, settings = self.runtime, self.settings
+        now = rt.clock.now
+        retry_all = result.retry_all or not ok
+        acks_survive = rt.semantics.acks_survive_batch_retry
+        global_delay = _default(result.retry_all_delay, settings.retry_delay)
+        max_attempts = settings.max_retries + 1
+        retries, explicit_acks = result.retries, result.explicit_acks
+        dead: list[QueuedMessage] = []
+        dispositions = []
+        for record in batch:
+            if record.id in retries:
+                delay = _default(retries[record.id], global_delay)
+            elif retry_all and not (acks_survive and record.id in explicit_acks):
+                delay = global_delay
+            else:
+                rt.finish(record, "acked")
+                dispositions.append("acked")
+                continue
+            record.failed_attempts += 1
+            if record.failed_attempts < max_attempts:
+                self.landing += 1
+                rt.clock.call_later(delay, self._land, record)
+                dispositions.append("retried")
+            elif settings.dead_letter_queue is not None:
+                rt.finish(record, "dead_lettered")
+                dead.append(record)
+                dispositions.append("dead_lettered")
+            else:
+                rt.finish(record, "dropped", f"failed {max_attempts} attempts, no dead letter queue")
+                dispositions.append("dropped")
+        rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result)
+        self.flusher.finished(self)
+        if dead:
+            rt.queue_named(settings.dead_letter_queue).receive_dead_letters(dead)
+
+    def receive_dead_letters(self, records: Iterable[QueuedMessage]) -> None:
+        """Dead letters arrive with their id, body and timestamp; attempts start again."""
+        now = self.runtime.clock.now
+        for old in records:
+            record = QueuedMessage(old.id, self.name, old.content_type, old.payload, old.bytes,
+                                   old.timestamp, now)
+            self.enqueue(record, _default(self.delivery_delay, 0))
+
+    # -- inspecting --------------------------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        """Messages waiting in the buffer (landed, not yet delivered)."""
+        return len(self.buffer)
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in self.declared.given().items())
+        consumer = "consumer" if self.consumer is not None else "no consumer"
+        return f"<Queue {self.name!r} {consumer}{', ' + given if given else ''} backlog={self.backlog}>"
+
+
+# ---------------------------------------------------------------------------- producing
+
+
+class Producer:
+    """A queue producer binding (``env.MY_QUEUE``): ``send`` and ``send_batch``.
+
+    Both return an already-completed future, so they can be awaited (as in Workers) or
+    called plainly from outside a handler.
+    """
+
+    __slots__ = ("_runtime", "_queue_name", "binding")
+
+    def __init__(self, runtime: Runtime, queue_name: str, binding: str) -> None:
+        self._runtime = runtime
+        self._queue_name = queue_name
+        self.binding = binding
+
+    @property
+    def queue(self) -> Queue:
+        return self._runtime.queue_named(self._queue_name)
+
+    def send(self, body: Any, *, delay_seconds: int | None = None,
+             content_type: str | None = None) -> Future:
+        """Send one message. Example: ``await env.JOBS.send({"id": 1}, delay_seconds=30)``."""
+        queue = self.queue
+        record, delay = self._prepare(queue, body, delay_seconds, content_type, "send")
+        queue.enqueue(record, delay)
+        return completed()
+
+    def send_batch(self, messages: Iterable[dict], *, delay_seconds: int | None = None) -> Future:
+        """Send up to 100 messages at once: ``[{"body": ..., "delay_seconds": 5}, ...]``."""
+        queue, sem = self.queue, self._runtime.semantics
+        messages = list(messages)
+        if len(messages) > sem.max_batch_messages:
+            raise LimitError(f"send_batch: {len(messages)} messages; allowed: at most "
+                             f"{sem.max_batch_messages} messages per batch")
+        prepared, total = [], 0
+        for i, item in enumerate(messages):
+            if not isinstance(item, dict) or "body" not in item:
+                raise LimitError(f"send_batch: messages[{i}]={item!r:.80} is not allowed; allowed: "
+                                 "a dict with 'body' and optional 'delay_seconds', 'content_type'")
+            unknown = set(item) - {"body", "delay_seconds", "content_type"}
+            if unknown:
+                raise LimitError(f"send_batch: messages[{i}] has unknown keys {sorted(unknown)}; "
+                                 "allowed: 'body', 'delay_seconds', 'content_type'")
+            own_delay = item.get("delay_seconds", delay_seconds)
+            record, delay = self._prepare(queue, item["body"], own_delay, item.get("content_type"),
+                                          f"send_batch: messages[{i}]")
+            total += record.bytes
+            prepared.append((record, delay))
+        if total > sem.max_batch_bytes:
+            raise LimitError(f"send_batch: {total} bytes in total; allowed: at most "
+                             f"{sem.max_batch_bytes} bytes per batch")
+        for record, delay in prepared:
+            queue.enqueue(record, delay)
+        return completed()
+
+    def _prepare(self, queue: Queue, body: Any, delay_seconds: int | None,
+                 content_type: str | None, where: str) -> tuple[QueuedMessage, int]:
+        rt = self._runtime
+        if delay_seconds is not None:
+            queue.check_delay(delay_seconds, f"{where}: delay_seconds")
+        ct = "json" if content_type is None else content_type
+        try:
+            payload, size = encode_body(body, ct, rt.semantics.max_message_bytes)
+        except LimitError as exc:
+            raise LimitError(f"{where} to queue {queue.name!r}: {exc}") from None
+        now = rt.clock.now
+        record = QueuedMessage(rt.new_message_id(), queue.name, ct, payload, size, now, now)
+        delay = _default(delay_seconds, _default(queue.delivery_delay, 0))
+        return record, delay
+
+    def __repr__(self) -> str:
+        return f"<Producer {self.binding} -> {self._queue_name}>"

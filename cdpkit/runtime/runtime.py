@@ -1,0 +1,356 @@
+"""The Runtime: one virtual-time world holding queues, consumers and bindings.
+
+>>> import cdpkit as cdp
+>>> rt = cdp.Runtime(semantics="local")
+>>> rt.queue("jobs", max_batch_size=2, max_retries=1)
+<Queue 'jobs' no consumer, max_batch_size=2, max_retries=1 backlog=0>
+>>> @rt.consumer("jobs")
+... async def handle(batch, env, ctx):
+...     for m in batch.messages:
+...         await ctx.work(0.1)
+...         m.ack()
+>>> for i in range(3):
+...     _ = rt.env.JOBS.send({"n": i})
+>>> rt.run()
+>>> rt.trace[["batch", "delivered_at", "attempts", "disposition"]]
+   batch  delivered_at  attempts disposition
+0      1           0.0         1       acked
+1      1           0.0         1       acked
+2      2           1.2         1       acked
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import random
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pandas as pd
+
+from ..errors import ConfigError
+from .clock import Clock, Task, completed
+from .env import Env, ExecutionContext
+from .limits import binding_for, check_binding_name, check_int, check_number, check_queue_name
+from .queues import BatchResult, ConsumerSettings, Message, MessageBatch, Producer, Queue, QueuedMessage
+from .semantics import Semantics, resolve
+from .trace import Trace
+
+__all__ = ["Runtime", "HandlerConsumer"]
+
+OUTCOMES = ("acked", "dead_lettered", "dropped")
+
+
+class HandlerConsumer:
+    """Runs a user ``async def handler(batch, env, ctx)`` for each batch."""
+
+    __slots__ = ("handler", "runtime")
+
+    def __init__(self, handler: Callable, runtime: Runtime) -> None:
+        self.handler, self.runtime = handler, runtime
+
+    def start(self, queue: Queue, batch_id: int, records: list[QueuedMessage], metadata: dict,
+              done: Callable[[bool, BatchResult], None]) -> None:
+        rt, check = self.runtime, queue.check_delay
+        result = BatchResult()
+        batch = MessageBatch(queue.name, [Message(r, result, check) for r in records], metadata,
+                             result, check)
+        ctx = ExecutionContext(rt)
+
+        def report(error: BaseException | None) -> None:
+            if error is not None:
+                rt.recorder.error(rt.clock.now, queue.name, batch_id, error)
+            done(error is None, result)
+
+        task = rt.clock.spawn(_invoke(self.handler, batch, rt.env, ctx), name=f"{queue.name}#{batch_id}")
+        task.add_done_callback(lambda _t: ctx.settle(task, report))
+
+
+async def _invoke(handler: Callable, *args: Any) -> Any:
+    """Call a sync or async handler; a sync one finishes at once."""
+    value = handler(*args)
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+class Runtime:
+    """A virtual-time Cloudflare world: queues, consumers, bindings, and their trace.
+
+    Parameters
+    ----------
+    semantics:
+        ``"local"`` reproduces ``wrangler dev`` delivery for delivery; ``"production"``
+        uses Cloudflare's production defaults, limits and consumer concurrency.
+    seed:
+        Seeds message ids (and anything random); the same seed gives the same run.
+    """
+
+    def __init__(self, semantics: str | Semantics = "local", seed: int = 0) -> None:
+        self.semantics = resolve(semantics)
+        self.seed = seed
+        self.clock = Clock()
+        self.env = Env()
+        self.recorder = Trace()
+        self.ledger: list[QueuedMessage] = []
+        self.queues: dict[str, Queue] = {}
+        self._templates: dict[str, dict[str, Any]] = {}
+        self._template_handlers: dict[str, Callable] = {}
+        self._rng = random.Random(seed)
+        self._batch_seq = 0
+        self.env.bind("QUEUES_API", QueuesAPI(self))
+
+    # -- declaring ---------------------------------------------------------------------
+    def queue(self, name: str, *, binding: str | None = None, max_batch_size: int | None = None,
+              max_batch_timeout: float | None = None, max_retries: int | None = None,
+              dead_letter_queue: str | None = None, retry_delay: int | None = None,
+              max_concurrency: int | None = None, delivery_delay: int | None = None,
+              retention: float | None = None) -> Queue | None:
+        """Declare a queue with its consumer settings and a producer binding.
+
+        The binding defaults to the name in UPPER_SNAKE_CASE (``jobs-dlq`` -> ``JOBS_DLQ``).
+        A name containing ``*`` declares a *template* for queues created at run time
+        (``rt.create_queue`` or ``env.QUEUES_API.create_queue``), e.g. ``"tenant-*"``.
+        """
+        settings = ConsumerSettings(max_batch_size, max_batch_timeout, max_retries,
+                                    dead_letter_queue, retry_delay, max_concurrency)
+        if delivery_delay is not None:
+            check_int(delivery_delay, f"queue {name!r}: delivery_delay", 0,
+                      self.semantics.max_delay_seconds)
+        if retention is not None:
+            check_number(retention, f"queue {name!r}: retention", 60, 14 * 86_400)
+        if isinstance(name, str) and "*" in name:
+            check_queue_name(name.replace("*", "x"), "queue name pattern")
+            settings.validated(name, self.semantics)
+            if binding is not None:
+                raise ConfigError(f"queue pattern {name!r}: binding={binding!r} is not allowed; "
+                                  "queues created at run time have no binding (use env.QUEUES_API)")
+            self._templates[name] = dict(settings=settings, delivery_delay=delivery_delay,
+                                         retention=retention)
+            return None
+        check_queue_name(name)
+        if name in self.queues:
+            raise ConfigError(f"queue {name!r} is already declared; allowed: each name once")
+        settings.validated(name, self.semantics)
+        binding = binding_for(name) if binding is None else check_binding_name(binding)
+        queue = Queue(self, name, settings, delivery_delay, retention)
+        self.env.bind(binding, Producer(self, name, binding))
+        self.queues[name] = queue
+        return queue
+
+    def consumer(self, queue_name: str) -> Callable[[Callable], Callable]:
+        """Decorator: register ``async def handler(batch, env, ctx)`` as the queue's consumer."""
+        if queue_name not in self.queues and queue_name not in self._templates:
+            known = ", ".join(sorted([*self.queues, *self._templates])) or "(none)"
+            raise ConfigError(f"consumer for queue {queue_name!r}: no such queue; declare it first "
+                              f"with rt.queue({queue_name!r}, ...); declared queues: {known}")
+
+        def register(handler: Callable) -> Callable:
+            if not callable(handler):
+                raise ConfigError(f"consumer for queue {queue_name!r}: {handler!r} is not callable")
+            if queue_name in self._templates:
+                self._template_handlers[queue_name] = handler
+                for queue in self.queues.values():
+                    if fnmatch.fnmatchcase(queue.name, queue_name) and queue.consumer is None:
+                        queue.consumer = HandlerConsumer(handler, self)
+            else:
+                queue = self.queues[queue_name]
+                if queue.consumer is not None:
+                    raise ConfigError(f"queue {queue_name!r} already has a consumer; "
+                                      "allowed: one consumer per queue")
+                queue.consumer = HandlerConsumer(handler, self)
+            return handler
+
+        return register
+
+    def create_queue(self, name: str) -> Queue:
+        """Create a queue at run time (the seed's multi-tenant pattern).
+
+        Settings and consumer come from the first template (``rt.queue("tenant-*", ...)``)
+        whose pattern matches; without one the queue has profile defaults and no consumer.
+        """
+        check_queue_name(name)
+        if name in self.queues:
+            raise ConfigError(f"queue {name!r} already exists; allowed: a new, unused name")
+        for pattern, template in self._templates.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                queue = Queue(self, name, template["settings"], template["delivery_delay"],
+                              template["retention"])
+                handler = self._template_handlers.get(pattern)
+                if handler is not None:
+                    queue.consumer = HandlerConsumer(handler, self)
+                break
+        else:
+            queue = Queue(self, name, ConsumerSettings())
+        self.queues[name] = queue
+        self._ensure_dead_letter_queues()
+        return queue
+
+    # -- running -----------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Current virtual time in seconds."""
+        return self.clock.now
+
+    def spawn(self, coro: Coroutine, name: str = "") -> Task:
+        """Run a coroutine (a producer script, say) in virtual time."""
+        return self.clock.spawn(coro, name)
+
+    def call_at(self, when: float, fn: Callable, *args: Any) -> None:
+        """Call ``fn(*args)`` at virtual time ``when``."""
+        self.clock.call_at(when, fn, *args)
+
+    def run(self, until: float | None = None) -> None:
+        """Run until virtual time ``until`` (seconds), or until nothing is left to do."""
+        self.validate()
+        self.clock.run(until)
+
+    def validate(self) -> None:
+        """Check the wiring before anything runs; raises ConfigError naming the problem."""
+        for queue in self.queues.values():
+            if queue.consumer is None:
+                given = queue.declared.given()
+                if given:
+                    raise ConfigError(
+                        f"queue {queue.name!r} has consumer settings ({', '.join(given)}) but no "
+                        f"consumer; register one with @rt.consumer({queue.name!r}) or drop them")
+        self._ensure_dead_letter_queues()
+
+    def _ensure_dead_letter_queues(self) -> None:
+        """A dead letter queue that was not declared exists anyway, without a consumer."""
+        for queue in list(self.queues.values()):
+            dlq = queue.settings.dead_letter_queue
+            if dlq is not None and dlq not in self.queues:
+                self.queue(dlq)
+
+    # -- bookkeeping used by the broker ----------------------------------------------
+    def new_message_id(self) -> str:
+        return f"{self._rng.getrandbits(128):032x}"
+
+    def next_batch_id(self) -> int:
+        self._batch_seq += 1
+        return self._batch_seq
+
+    def queue_named(self, name: str) -> Queue:
+        try:
+            return self.queues[name]
+        except KeyError:
+            raise ConfigError(f"no queue named {name!r}; queues: {', '.join(sorted(self.queues))}") from None
+
+    def finish(self, record: QueuedMessage, outcome: str, reason: str | None = None) -> None:
+        """Record a message's final outcome on its queue; each message finishes exactly once."""
+        if record.outcome is not None:
+            raise AssertionError(f"message {record.id} on {record.queue} finished twice "
+                                 f"({record.outcome}, then {outcome})")
+        record.outcome, record.finished_at, record.drop_reason = outcome, self.clock.now, reason
+
+    # -- results -----------------------------------------------------------------------
+    @property
+    def trace(self) -> pd.DataFrame:
+        """Every delivery: queue, batch, delivered_at, finished_at, message_id, attempts, disposition."""
+        return self.recorder.deliveries()
+
+    @property
+    def batches(self) -> pd.DataFrame:
+        """Every batch: queue, times, size, handler outcome, and how its messages ended."""
+        return self.recorder.batches()
+
+    @property
+    def messages(self) -> pd.DataFrame:
+        """Every message sent to every queue (dead letters appear again on their DLQ)."""
+        rows = [(r.queue, r.id, r.content_type, r.bytes, r.sent_at, r.deliveries,
+                 r.failed_attempts + (r.outcome == "acked"), r.outcome or "in_flight",
+                 r.finished_at, r.drop_reason) for r in self.ledger]
+        frame = pd.DataFrame(rows, columns=["queue", "message_id", "content_type", "bytes", "sent_at",
+                                            "deliveries", "attempts", "outcome", "finished_at",
+                                            "drop_reason"])
+        frame["latency"] = frame["finished_at"] - frame["sent_at"]
+        return frame
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """Exceptions raised by handlers: time, queue, batch, error."""
+        return pd.DataFrame(self.recorder.errors, columns=["time", "queue", "batch", "error"])
+
+    def conservation(self) -> pd.DataFrame:
+        """Per queue: sent = acked + dead_lettered + dropped + in_flight, cross-checked.
+
+        ``in_flight`` counted from the ledger must equal what the brokers hold (buffered,
+        on a delay/retry timer, or inside a running batch); :meth:`check_conservation`
+        raises if any row disagrees.
+        """
+        counts: dict[str, dict[str, int]] = {
+            name: dict.fromkeys(("sent", *OUTCOMES, "in_flight"), 0) for name in self.queues}
+        for record in self.ledger:
+            row = counts[record.queue]
+            row["sent"] += 1
+            row[record.outcome or "in_flight"] += 1
+        running: dict[str, int] = {}
+        for queue, _, attempts in self.recorder._open.values():
+            running[queue] = running.get(queue, 0) + len(attempts)
+        for name, queue in self.queues.items():
+            held = len(queue.buffer) + queue.landing + running.get(name, 0)
+            counts[name]["held_by_broker"] = held
+        frame = pd.DataFrame.from_dict(counts, orient="index")
+        frame.index.name = "queue"
+        frame["balanced"] = (frame["sent"] == frame[list(OUTCOMES)].sum(axis=1) + frame["in_flight"]) & (
+            frame["in_flight"] == frame["held_by_broker"])
+        return frame
+
+    def check_conservation(self) -> None:
+        """Raise AssertionError unless every message is accounted for exactly once."""
+        frame = self.conservation()
+        if not frame["balanced"].all():
+            raise AssertionError(f"conservation violated:\n{frame[~frame['balanced']]}")
+
+    def summary(self) -> pd.DataFrame:
+        """Per queue: messages, outcomes, deliveries, batches, mean batch size, latency."""
+        msgs = self.messages
+        batches = self.batches
+        out = msgs.groupby("queue").agg(
+            sent=("message_id", "size"),
+            acked=("outcome", lambda s: int((s == "acked").sum())),
+            dead_lettered=("outcome", lambda s: int((s == "dead_lettered").sum())),
+            dropped=("outcome", lambda s: int((s == "dropped").sum())),
+            in_flight=("outcome", lambda s: int((s == "in_flight").sum())),
+            deliveries=("deliveries", "sum"),
+            p50_latency=("latency", lambda s: s.quantile(0.5)),
+            p99_latency=("latency", lambda s: s.quantile(0.99)),
+        )
+        if len(batches):
+            per_queue = batches.groupby("queue")["size"].agg(batches="size", mean_batch="mean")
+            out = out.join(per_queue, how="left")
+        return out
+
+    def __repr__(self) -> str:
+        return (f"<Runtime semantics={self.semantics.name!r} t={self.now:g}s "
+                f"queues={len(self.queues)} deliveries={len(self.recorder)}>")
+
+
+class QueuesAPI:
+    """``env.QUEUES_API``: the Cloudflare REST API calls the seed uses for dynamic queues.
+
+    ``await env.QUEUES_API.create_queue("tenant-7-queue")`` returns
+    ``{"queue_id", "queue_name", "created_on"}``; ``await env.QUEUES_API.send(queue_id,
+    [{"body": ...}])`` sends to a queue that has no binding.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._ids: dict[str, str] = {}
+
+    def create_queue(self, queue_name: str):
+        rt = self._runtime
+        rt.create_queue(queue_name)
+        queue_id = f"{rt._rng.getrandbits(128):032x}"
+        self._ids[queue_id] = queue_name
+        return completed({"queue_id": queue_id, "queue_name": queue_name, "created_on": rt.now})
+
+    def send(self, queue_id: str, messages: list[dict]):
+        try:
+            name = self._ids[queue_id]
+        except KeyError:
+            raise ConfigError(f"QUEUES_API.send: queue_id={queue_id!r} does not exist; "
+                              "allowed: a queue_id returned by create_queue") from None
+        return Producer(self._runtime, name, "QUEUES_API").send_batch(messages)

@@ -1,0 +1,91 @@
+"""Run a conformance scenario (see DSL.md) in cdpkit, producing the same delivery records."""
+
+from __future__ import annotations
+
+import cdpkit as cdp
+
+SETTING_KEYS = ("max_batch_size", "max_batch_timeout", "max_retries", "dead_letter_queue",
+                "retry_delay", "max_concurrency")
+
+
+def action_for(body: dict, attempts: int) -> str:
+    plan = body.get("do") or []
+    if not plan:
+        return "none"
+    return plan[min(attempts, len(plan)) - 1]
+
+
+def run_scenario(scenario: dict, semantics: str = "local", seed: int = 0) -> tuple[list[dict], cdp.Runtime]:
+    """Run one scenario for its duration; return (deliveries, runtime)."""
+    rt = cdp.Runtime(semantics=semantics, seed=seed)
+    deliveries: list[dict] = []
+    counters: dict[str, int] = {}
+    queues = scenario["queues"]
+    for short in queues:
+        rt.queue(short, **{k: v for k, v in (queues[short] or {}).items() if k in SETTING_KEYS})
+    steps_for = scenario.get("batches", {})
+
+    def make_handler(short: str):
+        async def handle(batch, env, ctx):
+            n = counters.get(short, 0)
+            counters[short] = n + 1
+            deliveries.append({"queue": short, "t": rt.now, "batch": n,
+                               "messages": [{"k": m.body["k"], "attempts": m.attempts}
+                                            for m in batch.messages]})
+            plan = steps_for.get(short, {})
+            for step in plan.get(str(n), plan.get("default", ["messages"])):
+                name, _, arg = step.partition(":")
+                if name == "messages":
+                    for m in batch.messages:
+                        for call in action_for(m.body, m.attempts).split(","):
+                            await run_call(call, m, env, ctx)
+                elif name == "ackAll":
+                    batch.ack_all()
+                elif name == "retryAll":
+                    batch.retry_all(delay_seconds=int(arg) if arg else None)
+                elif name == "throw":
+                    raise RuntimeError("scenario throws")
+                elif name == "sleep":
+                    await ctx.sleep(float(arg))
+                else:
+                    raise ValueError(f"unknown batch step {step!r}")
+        return handle
+
+    async def run_call(call: str, m, env, ctx) -> None:
+        name, _, arg = call.strip().partition(":")
+        if name == "none":
+            return
+        if name == "ack":
+            m.ack()
+        elif name == "retry":
+            m.retry(delay_seconds=int(arg) if arg else None)
+        elif name == "send":
+            await getattr(env, arg.replace("-", "_").upper()).send({"k": f"{m.body['k']}>{arg}", "do": []})
+        elif name == "sleep":
+            await ctx.sleep(float(arg))
+        elif name == "throw":
+            raise RuntimeError("message action throws")
+        else:
+            raise ValueError(f"unknown message action {call!r}")
+
+    for short, settings in queues.items():
+        if settings is not None:
+            rt.consumer(short)(make_handler(short))
+
+    def do_send(send: dict) -> None:
+        producer = getattr(rt.env, send["queue"].replace("-", "_").upper())
+        messages = send["messages"]
+        if send.get("mode", "send") == "send":
+            for item in messages:
+                body = {k: v for k, v in item.items() if k != "delay"}
+                producer.send(body, delay_seconds=item.get("delay", send.get("delay")))
+        else:
+            producer.send_batch([{"body": {k: v for k, v in item.items() if k != "delay"},
+                                  **({"delay_seconds": item["delay"]} if "delay" in item else {})}
+                                 for item in messages], delay_seconds=send.get("delay"))
+
+    for send in scenario["sends"]:
+        rt.call_at(send["at"], do_send, send)
+    rt.run(until=scenario["duration"])
+    deliveries.sort(key=lambda d: (d["queue"], d["batch"]))
+    return deliveries, rt
