@@ -1,0 +1,198 @@
+"""Bad input gets a clear error naming the field, the value and what is allowed."""
+
+import re
+
+import pytest
+
+import cdpkit as cdp
+from cdpkit import ConfigError, LimitError
+
+
+def rt_with_jobs(semantics="local", **settings):
+    rt = cdp.Runtime(semantics=semantics)
+    rt.queue("jobs", **settings)
+    return rt
+
+
+@pytest.mark.parametrize("name", ["Jobs", "jobs_q", "1jobs", "-jobs", "", "a" * 64, "jobs q", 7])
+def test_queue_names_cloudflare_rejects(name):
+    with pytest.raises(ConfigError, match=re.escape(f"queue name {name!r} is not allowed: use 1-63 "
+                                                   "lowercase letters, digits and dashes, starting with a letter")):
+        cdp.Runtime().queue(name)
+
+
+def test_longest_allowed_queue_name():
+    cdp.Runtime().queue("a" * 63)
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("max_batch_size", 0, "an integer from 1 to 100"),
+    ("max_batch_size", 101, "an integer from 1 to 100"),
+    ("max_batch_size", 2.5, "an integer from 1 to 100"),
+    ("max_batch_size", True, "an integer from 1 to 100"),
+    ("max_batch_timeout", 61, "a number from 0 to 60"),
+    ("max_batch_timeout", -1, "a number from 0 to 60"),
+    ("max_retries", 101, "an integer from 0 to 100"),
+    ("max_retries", -1, "an integer from 0 to 100"),
+    ("retry_delay", 86_401, "an integer from 0 to 86400"),
+    ("retry_delay", 1.5, "an integer from 0 to 86400"),
+    ("max_concurrency", 0, "an integer from 1 to 250"),
+    ("max_concurrency", 251, "an integer from 1 to 250"),
+])
+def test_consumer_settings_out_of_range(field, value, allowed):
+    with pytest.raises(ConfigError, match=re.escape(f"queue 'jobs': {field}={value!r} is not allowed; "
+                                                   f"allowed: {allowed}")):
+        rt_with_jobs(**{field: value})
+
+
+def test_production_delay_limit_is_12_hours():
+    with pytest.raises(ConfigError, match=re.escape("retry_delay=43201 is not allowed; allowed: an "
+                                                   "integer from 0 to 43200")):
+        rt_with_jobs("production", retry_delay=43_201)
+
+
+def test_dead_letter_queue_cannot_be_itself_or_a_bad_name():
+    with pytest.raises(ConfigError, match="dead_letter_queue='jobs' is the queue itself; allowed: "
+                                          "the name of a different queue"):
+        rt_with_jobs(dead_letter_queue="jobs")
+    with pytest.raises(ConfigError, match="queue 'jobs': dead_letter_queue 'DLQ' is not allowed"):
+        rt_with_jobs(dead_letter_queue="DLQ")
+
+
+def test_producer_delivery_delay_and_retention_ranges():
+    with pytest.raises(ConfigError, match=re.escape("queue 'jobs': delivery_delay=86401 is not allowed; "
+                                                   "allowed: an integer from 0 to 86400")):
+        rt_with_jobs(delivery_delay=86_401)
+    with pytest.raises(ConfigError, match=re.escape("queue 'jobs': retention=30 is not allowed; "
+                                                   "allowed: a number from 60 to 1.2096e+06")):
+        rt_with_jobs(retention=30)
+
+
+def test_bad_binding_name_and_duplicates():
+    rt = cdp.Runtime()
+    with pytest.raises(ConfigError, match="binding '1JOBS' is not allowed: bindings are JavaScript identifiers"):
+        rt.queue("jobs", binding="1JOBS")
+    rt.queue("jobs")
+    with pytest.raises(ConfigError, match="queue 'jobs' is already declared"):
+        rt.queue("jobs")
+    with pytest.raises(ConfigError, match="binding 'JOBS' is already bound"):
+        rt.queue("other", binding="JOBS")
+
+
+def test_consumer_on_missing_queue_and_twice():
+    rt = rt_with_jobs()
+    with pytest.raises(ConfigError, match="consumer for queue 'jbos': no such queue; declare it first "
+                                          r"with rt.queue\('jbos', ...\); declared queues: jobs"):
+        rt.consumer("jbos")
+    rt.consumer("jobs")(lambda b, e, c: None)
+    with pytest.raises(ConfigError, match="queue 'jobs' already has a consumer"):
+        rt.consumer("jobs")(lambda b, e, c: None)
+
+
+def test_settings_without_consumer_fail_before_running():
+    rt = rt_with_jobs(max_batch_size=10)
+    rt.env.JOBS.send(1)
+    with pytest.raises(ConfigError, match=r"queue 'jobs' has consumer settings \(max_batch_size\) but no "
+                                          r"consumer; register one with @rt.consumer\('jobs'\)"):
+        rt.run()
+    assert rt.now == 0  # nothing ran
+
+
+def test_unknown_semantics():
+    with pytest.raises(ConfigError, match="semantics='staging' is not a profile; allowed: 'local', "
+                                          "'production'"):
+        cdp.Runtime(semantics="staging")
+
+
+def test_message_size_limit_is_128kb():
+    rt = rt_with_jobs()
+    rt.env.JOBS.send("x" * 127_998)  # JSON adds two quotes: exactly 128,000 bytes
+    with pytest.raises(LimitError, match="send to queue 'jobs': message body is 128001 bytes; allowed: "
+                                         "at most 128000 bytes per message"):
+        rt.env.JOBS.send("x" * 127_999)
+    with pytest.raises(LimitError, match="message body is 128002 bytes"):
+        rt.env.JOBS.send("é" * 64_001, content_type="text")  # counted in UTF-8 bytes
+
+
+@pytest.mark.parametrize("delay, semantics, allowed", [
+    (-1, "local", "an integer from 0 to 86400"),
+    (86_401, "local", "an integer from 0 to 86400"),
+    (43_201, "production", "an integer from 0 to 43200"),
+    (1.5, "local", "an integer from 0 to 86400"),
+])
+def test_send_delay_bounds(delay, semantics, allowed):
+    rt = rt_with_jobs(semantics)
+    with pytest.raises(LimitError, match=re.escape(f"send: delay_seconds={delay!r} is not allowed; "
+                                                  f"allowed: {allowed}")):
+        rt.env.JOBS.send(1, delay_seconds=delay)
+
+
+def test_content_type_rules():
+    rt = rt_with_jobs()
+    with pytest.raises(LimitError, match="content_type='xml' is not allowed; allowed: 'json', 'text', "
+                                         "'bytes', 'v8'"):
+        rt.env.JOBS.send("<a/>", content_type="xml")
+    with pytest.raises(LimitError, match="message body is not JSON-serialisable .* use content_type='v8'"):
+        rt.env.JOBS.send({1, 2})
+    with pytest.raises(LimitError, match="content_type='text' needs a str body, got int"):
+        rt.env.JOBS.send(5, content_type="text")
+    with pytest.raises(LimitError, match="content_type='bytes' needs a bytes body, got str"):
+        rt.env.JOBS.send("x", content_type="bytes")
+
+
+def test_send_batch_limits():
+    rt = rt_with_jobs()
+    with pytest.raises(LimitError, match="send_batch: 101 messages; allowed: at most 100 messages per batch"):
+        rt.env.JOBS.send_batch([{"body": i} for i in range(101)])
+    with pytest.raises(LimitError, match="send_batch: 300003 bytes in total; allowed: at most 288000 bytes"):
+        rt.env.JOBS.send_batch([{"body": "x" * 99_999}] * 3)
+    prod = rt_with_jobs("production")
+    with pytest.raises(LimitError, match="allowed: at most 256000 bytes per batch"):
+        prod.env.JOBS.send_batch([{"body": "x" * 99_999}] * 3)
+    with pytest.raises(LimitError, match=r"send_batch: messages\[1\]=5 is not allowed; allowed: a dict with 'body'"):
+        rt.env.JOBS.send_batch([{"body": 1}, 5])
+    with pytest.raises(LimitError, match=r"send_batch: messages\[0\] has unknown keys \['delaySeconds'\]; "
+                                         "allowed: 'body', 'delay_seconds', 'content_type'"):
+        rt.env.JOBS.send_batch([{"body": 1, "delaySeconds": 3}])
+    with pytest.raises(LimitError, match=r"send_batch: messages\[0\]: delay_seconds=90000"):
+        rt.env.JOBS.send_batch([{"body": 1, "delay_seconds": 90_000}])
+    assert len(rt.ledger) == 0  # a rejected batch sends nothing
+
+
+def test_retry_delay_checked_in_handler():
+    rt = rt_with_jobs(max_retries=0)
+    errors = []
+
+    @rt.consumer("jobs")
+    async def h(batch, env, ctx):
+        for call in (lambda: batch.messages[0].retry(delay_seconds=-5),
+                     lambda: batch.retry_all(delay_seconds=10**6)):
+            try:
+                call()
+            except LimitError as exc:
+                errors.append(str(exc))
+
+    rt.env.JOBS.send(1)
+    rt.run()
+    assert errors == [
+        "message.retry: delay_seconds=-5 is not allowed; allowed: an integer from 0 to 86400",
+        "batch.retry_all: delay_seconds=1000000 is not allowed; allowed: an integer from 0 to 86400",
+    ]
+
+
+def test_runtime_created_queue_errors():
+    rt = rt_with_jobs()
+    with pytest.raises(ConfigError, match="queue 'jobs' already exists"):
+        rt.create_queue("jobs")
+    with pytest.raises(ConfigError, match="queue name 'Tenant_1' is not allowed"):
+        rt.create_queue("Tenant_1")
+    with pytest.raises(ConfigError, match="queue name pattern 'Tenant-x' is not allowed"):
+        rt.queue("Tenant-*")
+    with pytest.raises(ConfigError, match="QUEUES_API.send: queue_id='nope' does not exist"):
+        rt.env.QUEUES_API.send("nope", [{"body": 1}])
+
+
+def test_env_names_missing_bindings():
+    rt = rt_with_jobs()
+    with pytest.raises(AttributeError, match="env has no binding 'JOB'; bindings: JOBS, QUEUES_API"):
+        rt.env.JOB
