@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError
-from .clock import Clock, Task, completed
+from .clock import Clock, Task, completed, sleep
 from .env import Env, ExecutionContext
 from .limits import binding_for, check_binding_name, check_int, check_number, check_queue_name
 from .queues import BatchResult, ConsumerSettings, Message, MessageBatch, Producer, Queue, QueuedMessage
@@ -192,6 +192,11 @@ class Runtime:
     def now(self) -> float:
         """Current virtual time in seconds."""
         return self.clock.now
+
+    @staticmethod
+    def sleep(seconds: float):
+        """Awaitable pause of ``seconds`` of virtual time, for producer scripts."""
+        return sleep(seconds)
 
     def spawn(self, coro: Coroutine, name: str = "") -> Task:
         """Run a coroutine (a producer script, say) in virtual time."""
