@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 CONTENT_TYPES = ("json", "text", "bytes", "v8")
+# JSON.stringify's compact form; one encoder/decoder for all messages (dumps() builds one per call)
+_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_json_decode = json.JSONDecoder().decode
 
 # ---------------------------------------------------------------------------- settings
 
@@ -135,7 +138,7 @@ class QueuedMessage:
         """A fresh copy of the body, as the consumer's isolate would deserialise it."""
         ct, payload = self.content_type, self.payload
         if ct == "json":
-            return json.loads(payload)
+            return _json_decode(payload)
         if ct == "v8":
             return pickle.loads(payload)
         return payload  # text (str) and bytes are immutable
@@ -148,7 +151,7 @@ def encode_body(body: Any, content_type: str, max_bytes: int) -> tuple[Any, int]
     """Serialise a body as the content type says; return (payload, size in bytes)."""
     if content_type == "json":
         try:
-            payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            payload = _json_encode(body)
         except (TypeError, ValueError) as exc:
             raise LimitError(f"message body is not JSON-serialisable ({exc}); allowed with "
                              "content_type='json': dict, list, str, int, float, bool, None; "
