@@ -7,9 +7,9 @@
 """
 
 from .errors import CdpkitError, ConfigError, HandlerError, LimitError
-from .runtime import LOCAL, PRODUCTION, Runtime, Semantics
+from .runtime import LOCAL, PRODUCTION, Actor, ActorAborted, Runtime, Semantics, persist
 
 __version__ = "0.1.0"
 
-__all__ = ["Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
+__all__ = ["Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
            "LimitError", "HandlerError", "__version__"]

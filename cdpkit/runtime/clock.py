@@ -26,10 +26,11 @@ asyncio loop is already running. A coroutine may await:
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["Clock", "Future", "Task", "sleep", "TimeError"]
+__all__ = ["Clock", "Future", "Gate", "Task", "sleep", "work", "TimeError"]
 
 
 class TimeError(ValueError):
@@ -100,13 +101,30 @@ def completed(value: Any = None) -> Future:
     return future
 
 
+def resolve_later(clock: Clock, delay: float, value: Any = None,
+                  error: BaseException | None = None) -> Future:
+    """A future that completes after ``delay`` (an I/O call with latency); at once if 0."""
+    future = Future()
+    if delay <= 0 and error is None:
+        future.done, future.value = True, value
+    elif error is None:
+        clock.call_later(delay, future.set_result, value)
+    else:
+        clock.call_later(delay, future.set_exception, error)
+    return future
+
+
 class _Sleep:
-    """Awaitable that asks the trampoline to resume after ``delay`` virtual seconds."""
+    """Awaitable that asks the trampoline to resume after ``delay`` virtual seconds.
 
-    __slots__ = ("delay",)
+    ``busy`` marks CPU work (and storage latency): a gated task keeps its gate through it.
+    """
 
-    def __init__(self, delay: float) -> None:
+    __slots__ = ("delay", "busy")
+
+    def __init__(self, delay: float, busy: bool = False) -> None:
         self.delay = delay
+        self.busy = busy
 
     def __await__(self):
         yield self
@@ -119,14 +137,54 @@ def sleep(seconds: float) -> _Sleep:
     return _Sleep(float(seconds))
 
 
+def work(seconds: float) -> _Sleep:
+    """Awaitable use of ``seconds`` of virtual CPU: like sleep, but it keeps a task's gate."""
+    if not seconds >= 0:
+        raise TimeError(f"work: seconds={seconds!r} is not allowed; use a number >= 0")
+    return _Sleep(float(seconds), busy=True)
+
+
+class Gate:
+    """One-at-a-time execution for a group of tasks (a Durable Object's single thread).
+
+    A gated task holds the gate while it computes (including ``work``) and gives it up
+    while it waits for anything else (I/O, timers), re-entering in FIFO order after.
+    """
+
+    __slots__ = ("clock", "holder", "waiting")
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.holder: Task | None = None
+        self.waiting: deque = deque()
+
+    def enter(self, task: Task, value: Any = None, error: BaseException | None = None) -> None:
+        """Run ``task``'s next step (with ``value``/``error``) as soon as the gate is free."""
+        if self.holder is None:
+            self.holder = task
+            self.clock.call_later(0.0, task._step, value, error)
+        else:
+            self.waiting.append((task, value, error))
+
+    def leave(self, task: Task) -> None:
+        if self.holder is not task:
+            raise RuntimeError(f"{task!r} left a gate held by {self.holder!r}")
+        self.holder = None
+        if self.waiting:
+            nxt, value, error = self.waiting.popleft()
+            self.holder = nxt
+            self.clock.call_later(0.0, nxt._step, value, error)
+
+
 class Task(Future):
     """A coroutine driven by the clock. Completes with the coroutine's return value."""
 
-    __slots__ = ("clock", "coro", "name")
+    __slots__ = ("clock", "coro", "name", "gate")
 
-    def __init__(self, clock: Clock, coro: Coroutine, name: str = "") -> None:
+    def __init__(self, clock: Clock, coro: Coroutine, name: str = "",
+                 gate: Gate | None = None) -> None:
         super().__init__()
-        self.clock, self.coro, self.name = clock, coro, name
+        self.clock, self.coro, self.name, self.gate = clock, coro, name, gate
 
     def _step(self, value: Any = None, error: BaseException | None = None) -> None:
         try:
@@ -135,14 +193,25 @@ class Task(Future):
             else:
                 yielded = self.coro.throw(error)
         except StopIteration as stop:
+            if self.gate is not None:
+                self.gate.leave(self)
             self.set_result(stop.value)
             return
         except BaseException as exc:  # the task failed; whoever awaits it sees why
+            if self.gate is not None:
+                self.gate.leave(self)
             self.set_exception(exc)
             return
+        gate = self.gate
         if type(yielded) is _Sleep:
-            self.clock.call_later(yielded.delay, self._step)
+            if gate is None or yielded.busy:
+                self.clock.call_later(yielded.delay, self._step)
+            else:
+                gate.leave(self)
+                self.clock.call_later(yielded.delay, gate.enter, self)
         elif isinstance(yielded, Future):
+            if gate is not None:
+                gate.leave(self)
             yielded.add_done_callback(self._wake)
         else:
             self.clock.call_later(
@@ -152,7 +221,10 @@ class Task(Future):
             )
 
     def _wake(self, future: Future) -> None:
-        self.clock.call_later(0.0, self._step, future.value, future.error)
+        if self.gate is not None:
+            self.gate.enter(self, future.value, future.error)
+        else:
+            self.clock.call_later(0.0, self._step, future.value, future.error)
 
     def __repr__(self) -> str:
         return f"<Task {self.name or self.coro.__qualname__} {'done' if self.done else 'pending'}>"
@@ -195,10 +267,13 @@ class Clock:
         """Cancel a scheduled call (no effect if it already ran)."""
         entry[2] = None
 
-    def spawn(self, coro: Coroutine, name: str = "") -> Task:
-        """Start a coroutine as a task; its first step runs at the current time."""
-        task = Task(self, coro, name)
-        self.call_later(0.0, task._step)
+    def spawn(self, coro: Coroutine, name: str = "", gate: Gate | None = None) -> Task:
+        """Start a coroutine as a task; its first step runs now (or when ``gate`` is free)."""
+        task = Task(self, coro, name, gate)
+        if gate is None:
+            self.call_later(0.0, task._step)
+        else:
+            gate.enter(task)
         return task
 
     def peek(self) -> float | None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .clock import Future, Task, sleep
+from .clock import Future, Task, sleep, work
 from .limits import check_binding_name
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class ExecutionContext:
     def work(self, seconds: float):
         """Consume ``seconds`` of virtual CPU time (awaitable)."""
         self.cpu_seconds += seconds
-        return sleep(seconds)
+        return work(seconds)
 
     def sleep(self, seconds: float):
         """Wait ``seconds`` of virtual time (awaitable)."""

@@ -30,9 +30,20 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError
+from .actors import ActorId, ActorNamespace
+from .analytics import AnalyticsDataset
 from .clock import Clock, Task, completed, sleep
+from .d1 import D1Database
 from .env import Env, ExecutionContext
-from .limits import binding_for, check_binding_name, check_int, check_number, check_queue_name
+from .kv import KVNamespace
+from .limits import (
+    BINDING_NAME,
+    binding_for,
+    check_binding_name,
+    check_int,
+    check_number,
+    check_queue_name,
+)
 from .queues import BatchResult, ConsumerSettings, Message, MessageBatch, Producer, Queue, QueuedMessage
 from .semantics import Semantics, resolve
 from .trace import Trace
@@ -97,6 +108,11 @@ class Runtime:
         self.queues: dict[str, Queue] = {}
         self._templates: dict[str, dict[str, Any]] = {}
         self._template_handlers: dict[str, Callable] = {}
+        self.namespaces: dict[str, ActorNamespace] = {}
+        self.kv_namespaces: dict[str, KVNamespace] = {}
+        self.databases: dict[str, D1Database] = {}
+        self.datasets: dict[str, AnalyticsDataset] = {}
+        self.migrations: list[dict[str, Any]] = []
         self._rng = random.Random(seed)
         self._batch_seq = 0
         self.env.bind("QUEUES_API", QueuesAPI(self))
@@ -164,6 +180,87 @@ class Runtime:
 
         return register
 
+    def actor(self, binding: str, cls: type, *, sqlite: bool | None = None,
+              evict_after: float | None | str = "profile", script_name: str | None = None
+              ) -> ActorNamespace:
+        """Bind a Durable Object class as ``env.<binding>``.
+
+        ``sqlite`` picks the storage backend (``new_sqlite_classes``, the default, or
+        ``new_classes``); with explicit :meth:`migration` entries it comes from them.
+        ``evict_after``: idle seconds before the instance is dropped (default: profile).
+        """
+        check_binding_name(binding)
+        if not isinstance(cls, type):
+            raise ConfigError(f"actor {binding!r}: {cls!r} is not a class; allowed: a class taking "
+                              "(ctx, env), e.g. a subclass of cdpkit.Actor")
+        if not BINDING_NAME.fullmatch(cls.__name__):
+            raise ConfigError(f"actor {binding!r}: class name {cls.__name__!r} is not a JavaScript identifier")
+        if evict_after == "profile":
+            evict_after = self.semantics.actor_idle_eviction
+        elif evict_after is not None:
+            check_number(evict_after, f"actor {binding!r}: evict_after", 0, 86_400)
+        namespace = ActorNamespace(self, binding, cls, True if sqlite is None else bool(sqlite),
+                                   evict_after, script_name)
+        namespace.declared_sqlite = sqlite
+        self.env.bind(binding, namespace)
+        self.namespaces[binding] = namespace
+        return namespace
+
+    def migration(self, tag: str, *, new_sqlite_classes: list[str] = (), new_classes: list[str] = (),
+                  renamed_classes: list[dict[str, str]] = (), deleted_classes: list[str] = ()) -> None:
+        """Declare a ``[[migrations]]`` entry. Without any, each bound class gets one (tag v1)."""
+        if not isinstance(tag, str) or not tag:
+            raise ConfigError(f"migration tag={tag!r} is not allowed; allowed: a non-empty str")
+        if any(m["tag"] == tag for m in self.migrations):
+            raise ConfigError(f"migration tag {tag!r} is used twice; allowed: unique tags")
+        for renamed in renamed_classes:
+            if set(renamed) != {"from", "to"}:
+                raise ConfigError(f"migration {tag!r}: renamed_classes entry {renamed!r} is not allowed; "
+                                  "allowed: {'from': 'Old', 'to': 'New'}")
+        self.migrations.append(dict(tag=tag, new_sqlite_classes=list(new_sqlite_classes),
+                                    new_classes=list(new_classes),
+                                    renamed_classes=[dict(r) for r in renamed_classes],
+                                    deleted_classes=list(deleted_classes)))
+
+    def kv(self, binding: str, *, propagation_delay: float = 0.0, latency: float = 0.0) -> KVNamespace:
+        """Bind a KV namespace as ``env.<binding>``."""
+        check_number(propagation_delay, f"kv {binding!r}: propagation_delay", 0, 3600)
+        check_number(latency, f"kv {binding!r}: latency", 0, 60)
+        store = KVNamespace(self, check_binding_name(binding), propagation_delay, latency)
+        self.env.bind(binding, store)
+        self.kv_namespaces[binding] = store
+        return store
+
+    def d1(self, binding: str, *, database_name: str | None = None, latency: float = 0.0) -> D1Database:
+        """Bind a D1 database (sqlite3 in memory) as ``env.<binding>``."""
+        check_number(latency, f"d1 {binding!r}: latency", 0, 60)
+        db = D1Database(self, check_binding_name(binding), database_name, latency)
+        self.env.bind(binding, db)
+        self.databases[binding] = db
+        return db
+
+    def analytics(self, binding: str, *, dataset: str | None = None) -> AnalyticsDataset:
+        """Bind an Analytics Engine dataset; points are in :attr:`data_points`."""
+        ds = AnalyticsDataset(self, check_binding_name(binding), dataset or binding.lower())
+        self.env.bind(binding, ds)
+        self.datasets[binding] = ds
+        return ds
+
+    def evict(self, binding: str, name_or_id: str | ActorId | None = None) -> int:
+        """Evict one object (by name or id) or every object of a namespace; returns how many."""
+        namespace = self.namespaces.get(binding)
+        if namespace is None:
+            raise ConfigError(f"evict: no actor binding {binding!r}; bindings: "
+                              f"{', '.join(sorted(self.namespaces)) or '(none)'}")
+        objects = list(namespace.objects.values())
+        if name_or_id is not None:
+            wanted = name_or_id if isinstance(name_or_id, ActorId) else namespace.id_from_name(name_or_id)
+            objects = [o for o in objects if o.id == wanted]
+        before = sum(o.evictions for o in objects)
+        for obj in objects:
+            obj.evict()
+        return sum(o.evictions for o in objects) - before
+
     def create_queue(self, name: str) -> Queue:
         """Create a queue at run time (the seed's multi-tenant pattern).
 
@@ -221,6 +318,37 @@ class Runtime:
                         f"queue {queue.name!r} has consumer settings ({', '.join(given)}) but no "
                         f"consumer; register one with @rt.consumer({queue.name!r}) or drop them")
         self._ensure_dead_letter_queues()
+        self._apply_migrations()
+
+    def _apply_migrations(self) -> None:
+        """Every bound class must be introduced by a migration; the backend comes from it."""
+        if not self.migrations:
+            return
+        classes: dict[str, bool] = {}
+        for m in self.migrations:
+            for name in m["new_sqlite_classes"]:
+                classes[name] = True
+            for name in m["new_classes"]:
+                classes[name] = False
+            for r in m["renamed_classes"]:
+                if r["from"] not in classes:
+                    raise ConfigError(f"migration {m['tag']!r}: renamed_classes from {r['from']!r}, "
+                                      "which no earlier migration introduced")
+                classes[r["to"]] = classes.pop(r["from"])
+            for name in m["deleted_classes"]:
+                classes.pop(name, None)
+        for ns in self.namespaces.values():
+            if ns.script_name is not None:
+                continue  # defined (and migrated) by another Worker
+            if ns.class_name not in classes:
+                raise ConfigError(
+                    f"actor {ns.binding!r}: class {ns.class_name!r} has no migration; add it to "
+                    "new_sqlite_classes (or new_classes) of a rt.migration(...) entry")
+            if ns.declared_sqlite is not None and ns.declared_sqlite != classes[ns.class_name]:
+                raise ConfigError(
+                    f"actor {ns.binding!r}: sqlite={ns.declared_sqlite} but the migrations declare "
+                    f"{ns.class_name!r} in {'new_sqlite_classes' if classes[ns.class_name] else 'new_classes'}")
+            ns.sqlite = classes[ns.class_name]
 
     def _ensure_dead_letter_queues(self) -> None:
         """A dead letter queue that was not declared exists anyway, without a consumer."""
@@ -232,6 +360,10 @@ class Runtime:
     # -- bookkeeping used by the broker ----------------------------------------------
     def new_message_id(self) -> str:
         return f"{self._rng.getrandbits(128):032x}"
+
+    def random_bits(self, bits: int) -> int:
+        """Seeded randomness for ids (same seed, same ids)."""
+        return self._rng.getrandbits(bits)
 
     def next_batch_id(self) -> int:
         self._batch_seq += 1
@@ -272,6 +404,26 @@ class Runtime:
                                             "drop_reason"])
         frame["latency"] = frame["finished_at"] - frame["sent_at"]
         return frame
+
+    @property
+    def actor_calls(self) -> pd.DataFrame:
+        """Every request to a Durable Object: binding, object, method, arrived, started,
+        finished, outcome, wait (queued behind the object's gate) and duration."""
+        return self.recorder.actor_calls()
+
+    @property
+    def actors(self) -> pd.DataFrame:
+        """Per object: requests, CPU busy seconds, evictions, whether it is in memory now."""
+        rows = [(ns.binding, obj.label, obj.requests, obj.busy_seconds, obj.evictions,
+                 obj.instance is not None, len(obj.gate.waiting))
+                for ns in self.namespaces.values() for obj in ns.objects.values()]
+        return pd.DataFrame(rows, columns=["binding", "object", "requests", "busy_seconds",
+                                           "evictions", "in_memory", "waiting"])
+
+    @property
+    def data_points(self) -> pd.DataFrame:
+        """Analytics Engine points written with ``write_data_point``."""
+        return pd.DataFrame([p for ds in self.datasets.values() for p in ds.points])
 
     @property
     def errors(self) -> pd.DataFrame:

@@ -47,6 +47,9 @@ class Semantics:
     default_max_concurrency: int
     # Message retention in seconds (None = forever, i.e. not modelled)
     default_retention_seconds: float | None
+    # Durable Objects: idle seconds before an object's instance is evicted (None = never;
+    # wrangler dev keeps objects; use rt.evict() or ctx.abort() to drop memory on purpose)
+    actor_idle_eviction: float | None
 
 
 LOCAL = Semantics(
@@ -63,6 +66,7 @@ LOCAL = Semantics(
     concurrent_consumers=False,
     default_max_concurrency=1,
     default_retention_seconds=None,
+    actor_idle_eviction=None,
 )
 
 PRODUCTION = Semantics(
@@ -79,6 +83,7 @@ PRODUCTION = Semantics(
     concurrent_consumers=True,
     default_max_concurrency=250,
     default_retention_seconds=4 * 86_400.0,
+    actor_idle_eviction=70.0,
 )
 
 PROFILES = {"local": LOCAL, "production": PRODUCTION}

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 DELIVERY_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "message_id", "attempts",
                     "disposition"]
+CALL_COLUMNS = ["binding", "object", "method", "arrived", "started", "finished", "outcome"]
 BATCH_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "size", "outcome", "retry_all",
                  "ack_all", "acked", "retried", "dead_lettered", "dropped"]
 
@@ -22,10 +23,11 @@ BATCH_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "size", "outco
 class Trace:
     """Collects batches and deliveries while a runtime runs."""
 
-    __slots__ = ("_open", "_deliveries", "_batches", "warnings", "errors")
+    __slots__ = ("_open", "_deliveries", "_batches", "_calls", "warnings", "errors")
 
     def __init__(self) -> None:
         self._open: dict[int, tuple] = {}
+        self._calls: list[list] = []
         self._deliveries: list[tuple] = []
         self._batches: list[tuple] = []
         self.warnings: list[tuple[float, str, int, str]] = []
@@ -48,6 +50,18 @@ class Trace:
         ))
         for text in result.warnings:
             self.warnings.append((t, queue, batch_id, text))
+
+    def actor_call(self, binding: str, obj: str, method: str, t: float) -> list:
+        """A request to an object; the caller fills in started, finished and outcome."""
+        record = [binding, obj, method, t, None, None, None]
+        self._calls.append(record)
+        return record
+
+    def actor_calls(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self._calls, columns=CALL_COLUMNS)
+        frame["wait"] = frame["started"] - frame["arrived"]
+        frame["duration"] = frame["finished"] - frame["started"]
+        return frame
 
     def error(self, t: float, queue: str, batch_id: int, error: BaseException) -> None:
         self.errors.append((t, queue, batch_id, error))

@@ -1,0 +1,370 @@
+"""Durable Objects (actors) in virtual time: namespaces, ids, stubs, single-threaded objects.
+
+* A namespace binding (``env.ORCHESTRATOR``) makes ids (``id_from_name`` is deterministic,
+  ``new_unique_id``, ``id_from_string``) and stubs (``get(id)``).
+* ``await stub.method(*args)`` is an RPC: arguments and results are copied, a missing
+  method is a clear error at the call.
+* Each object runs one thing at a time (a :class:`~cdpkit.runtime.clock.Gate`): CPU work
+  (``ctx.work``) is serial, and requests interleave only while one awaits outgoing I/O
+  (an RPC to another object, a timer, a KV/D1 call with latency). Storage calls keep the
+  gate closed, as workerd's input gate does.
+* Storage survives eviction (after ``evict_after`` idle seconds, or ``rt.evict``) and
+  ``ctx.abort()``; the instance and its in-memory fields do not. :func:`persist` fields
+  are kept in storage, like ``@Persist`` in ``@cloudflare/actors``.
+* Alarms: ``ctx.storage.set_alarm(t)`` calls ``alarm(info)`` at ``t``; a failing alarm is
+  retried with exponential backoff from 2 s, at most 6 times.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import pickle
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, HandlerError
+from .clock import Future, Gate, sleep, work
+from .storage import Storage
+
+if TYPE_CHECKING:
+    from .env import Env
+    from .runtime import Runtime
+
+__all__ = ["Actor", "persist", "ActorId", "ActorNamespace", "ActorStub", "ActorAborted"]
+
+HEX_ID = re.compile(r"[0-9a-f]{64}")
+ALARM_FIRST_BACKOFF = 2.0
+ALARM_MAX_RETRIES = 6
+
+
+class ActorAborted(Exception):
+    """Raised by ``ctx.abort()``: the object is reset; storage stays, memory is lost."""
+
+
+def _clone(value: Any) -> Any:
+    """Structured-clone stand-in for RPC arguments and results."""
+    try:
+        return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        return copy.deepcopy(value)
+
+
+class ActorId:
+    """A Durable Object id: 64 hex characters, plus the name it came from (if any)."""
+
+    __slots__ = ("hex", "name", "namespace")
+
+    def __init__(self, hex: str, namespace: str, name: str | None = None) -> None:
+        self.hex, self.namespace, self.name = hex, namespace, name
+
+    def __str__(self) -> str:
+        return self.hex
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorId) and (self.hex, self.namespace) == (other.hex, other.namespace)
+
+    def __hash__(self) -> int:
+        return hash((self.hex, self.namespace))
+
+    def equals(self, other: ActorId) -> bool:
+        return self == other
+
+    def __repr__(self) -> str:
+        label = f"name={self.name!r}" if self.name is not None else self.hex[:12] + "…"
+        return f"ActorId({self.namespace}, {label})"
+
+
+class persist:
+    """A field kept in the object's storage, so it survives eviction (``@Persist``).
+
+    Reads load it from storage once per instance; assignments write through, and at the
+    end of every request the current value is written back (so in-place mutation of a
+    dict or list is kept too).
+
+    >>> class Counter(Actor):
+    ...     runs = persist(0)
+    """
+
+    def __init__(self, default: Any = None) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        owner._persisted = (*getattr(owner, "_persisted", ()), name)
+
+    @property
+    def key(self) -> str:
+        return f"__persist__:{self.name}"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        cache = obj.__dict__
+        if self.name not in cache:
+            cache[self.name] = obj.ctx.storage.read(self.key, copy.deepcopy(self.default))
+        return cache[self.name]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+        obj.ctx.storage.write(self.key, value)
+
+
+class Actor:
+    """Base class for Durable Object classes: ``self.ctx`` (state) and ``self.env``.
+
+    Public methods (not starting with ``_``) are RPC methods; ``async def fetch(request)``
+    answers ``stub.fetch``; ``async def alarm(info)`` runs when an alarm fires.
+    """
+
+    _persisted: tuple[str, ...] = ()
+
+    def __init__(self, ctx: ActorContext, env: Env) -> None:
+        self.ctx = ctx
+        self.env = env
+
+    @property
+    def id(self) -> ActorId:
+        return self.ctx.id
+
+    @property
+    def name(self) -> str | None:
+        return self.ctx.id.name
+
+
+class ActorContext:
+    """``this.ctx`` of a Durable Object: id, storage, CPU work, sleep, wait_until, abort."""
+
+    def __init__(self, obj: ActorObject) -> None:
+        self._obj = obj
+        self.id = obj.id
+        self.storage = obj.storage
+
+    def work(self, seconds: float):
+        """Spend ``seconds`` of this object's (serial) CPU time."""
+        self._obj.busy_seconds += seconds
+        return work(seconds)
+
+    def sleep(self, seconds: float):
+        """Wait ``seconds`` (a timer: other requests may run meanwhile)."""
+        return sleep(seconds)
+
+    def wait_until(self, awaitable) -> None:
+        if inspect.iscoroutine(awaitable):
+            self._obj.namespace.runtime.clock.spawn(awaitable, gate=self._obj.gate)
+
+    def abort(self, reason: str = "aborted") -> None:
+        """Reset the object (like ``ctx.abort()``): memory is lost, storage is kept."""
+        self._obj.instance = None
+        raise ActorAborted(reason)
+
+
+class ActorObject:
+    """One object (one id): its storage and gate live as long as the namespace."""
+
+    def __init__(self, namespace: ActorNamespace, actor_id: ActorId) -> None:
+        self.namespace = namespace
+        self.id = actor_id
+        self.storage = Storage(namespace.sqlite, on_alarm_change=self._schedule_alarm)
+        self.gate = Gate(namespace.runtime.clock)
+        self.instance: Any = None
+        self.active = 0
+        self.busy_seconds = 0.0
+        self.requests = 0
+        self.evictions = 0
+        self._evict_timer: list | None = None
+        self._alarm_timer: list | None = None
+        self._alarm_retries = 0
+
+    @property
+    def label(self) -> str:
+        return self.id.name if self.id.name is not None else self.id.hex
+
+    def ensure_instance(self) -> Any:
+        if self.instance is None:
+            ns = self.namespace
+            self.instance = ns.cls(ActorContext(self), ns.runtime.env)
+        return self.instance
+
+    def flush_persisted(self) -> None:
+        instance = self.instance
+        if instance is not None:
+            for name in getattr(type(instance), "_persisted", ()):
+                if name in instance.__dict__:
+                    self.storage.write(f"__persist__:{name}", instance.__dict__[name])
+
+    def call(self, method: str, args: tuple, kwargs: dict, kind: str = "rpc") -> Future:
+        """Queue a request at this object; the returned future completes with the result."""
+        rt = self.namespace.runtime
+        record = rt.recorder.actor_call(self.namespace.binding, self.label, method, rt.clock.now)
+        self.active += 1
+        self.requests += 1
+        if self._evict_timer is not None:
+            rt.clock.cancel(self._evict_timer)
+            self._evict_timer = None
+        args, kwargs = _clone(args), _clone(kwargs)
+
+        async def serve():
+            record[4] = rt.clock.now  # started: the gate is ours
+            try:
+                instance = self.ensure_instance()
+                value = getattr(instance, method)(*args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+                self.flush_persisted()
+                record[6] = "ok"
+                return _clone(value)
+            except BaseException:
+                record[6] = "error"
+                raise
+            finally:
+                record[5] = rt.clock.now
+                self.active -= 1
+                if self.active == 0:
+                    self._idle()
+
+        return rt.clock.spawn(serve(), name=f"{self.namespace.binding}:{self.label}.{method}",
+                              gate=self.gate)
+
+    def _idle(self) -> None:
+        after = self.namespace.evict_after
+        if after is not None:
+            self._evict_timer = self.namespace.runtime.clock.call_later(after, self.evict)
+
+    def evict(self) -> None:
+        """Drop the instance (memory); storage and the alarm stay."""
+        self._evict_timer = None
+        if self.instance is not None and self.active == 0:
+            self.flush_persisted()
+            self.instance = None
+            self.evictions += 1
+
+    # -- alarms ----------------------------------------------------------------------------
+    def _schedule_alarm(self) -> None:
+        clock = self.namespace.runtime.clock
+        if self._alarm_timer is not None:
+            clock.cancel(self._alarm_timer)
+            self._alarm_timer = None
+        when = self.storage.alarm
+        if when is not None:
+            self._alarm_retries = 0
+            self._alarm_timer = clock.call_at(max(when, clock.now), self._fire_alarm)
+
+    def _fire_alarm(self) -> None:
+        self._alarm_timer = None
+        self.storage.alarm = None  # cleared before the handler runs; it may set a new one
+        retries = self._alarm_retries
+        info = {"retry_count": retries, "is_retry": retries > 0}
+        if not hasattr(self.namespace.cls, "alarm"):
+            raise HandlerError(f"{self.namespace.class_name} set an alarm but has no alarm() method")
+        done = self.call("alarm", (info,), {}, kind="alarm")
+        done.add_done_callback(self._alarm_done)
+
+    def _alarm_done(self, future: Future) -> None:
+        if future.error is None or self._alarm_retries >= ALARM_MAX_RETRIES:
+            self._alarm_retries = 0
+            return
+        clock = self.namespace.runtime.clock
+        delay = ALARM_FIRST_BACKOFF * 2 ** self._alarm_retries
+        self._alarm_retries += 1
+        if self.storage.alarm is None:  # the failed handler did not set a new alarm
+            self._alarm_timer = clock.call_later(delay, self._fire_alarm)
+
+
+class ActorStub:
+    """``env.NS.get(id)``: call RPC methods with ``await stub.method(...)``, or ``fetch``."""
+
+    __slots__ = ("_object",)
+
+    def __init__(self, obj: ActorObject) -> None:
+        object.__setattr__(self, "_object", obj)
+
+    @property
+    def id(self) -> ActorId:
+        return self._object.id
+
+    def __getattr__(self, method: str):
+        obj = self._object
+        ns = obj.namespace
+        if method.startswith("_") or not callable(getattr(ns.cls, method, None)) or method in RESERVED:
+            raise HandlerError(f"{ns.binding} ({ns.class_name}) has no RPC method {method!r}; "
+                               f"methods: {', '.join(ns.methods) or '(none)'}")
+
+        def rpc(*args: Any, **kwargs: Any) -> Future:
+            return obj.call(method, args, kwargs)
+
+        rpc.__name__ = method
+        return rpc
+
+    def fetch(self, request: Any) -> Future:
+        ns = self._object.namespace
+        if not callable(getattr(ns.cls, "fetch", None)):
+            raise HandlerError(f"{ns.binding} ({ns.class_name}) has no fetch() handler")
+        return self._object.call("fetch", (request,), {}, kind="fetch")
+
+    def __repr__(self) -> str:
+        return f"<ActorStub {self._object.namespace.binding} {self._object.label}>"
+
+
+RESERVED = {"fetch", "alarm", "id", "name", "ctx", "env"}
+
+
+class ActorNamespace:
+    """A Durable Object namespace binding (``env.WORKFLOW_ORCHESTRATOR_ACTOR``)."""
+
+    def __init__(self, runtime: Runtime, binding: str, cls: type, sqlite: bool,
+                 evict_after: float | None, script_name: str | None = None) -> None:
+        self.runtime = runtime
+        self.binding = binding
+        self.cls = cls
+        self.class_name = cls.__name__
+        self.sqlite = sqlite
+        self.declared_sqlite: bool | None = None   # as given to rt.actor (None = from migrations)
+        self.evict_after = evict_after
+        self.script_name = script_name
+        self.objects: dict[ActorId, ActorObject] = {}
+        self.methods = sorted(
+            name for name, member in inspect.getmembers(cls, callable)
+            if not name.startswith("_") and name not in RESERVED)
+        self._key = hashlib.sha256(f"{binding}:{cls.__qualname__}".encode()).hexdigest()[:16]
+
+    def id_from_name(self, name: str) -> ActorId:
+        """The same name always gives the same id (in this namespace)."""
+        if not isinstance(name, str):
+            raise HandlerError(f"{self.binding}.id_from_name: name={name!r} is not allowed; allowed: a str")
+        digest = hashlib.sha256(f"{self._key}:{name}".encode()).hexdigest()
+        return ActorId(digest, self.binding, name)
+
+    def new_unique_id(self) -> ActorId:
+        return ActorId(f"{self.runtime.random_bits(256):064x}", self.binding)
+
+    def id_from_string(self, hex_id: str) -> ActorId:
+        """Parse an id made by ``str(id)``; it must be 64 lowercase hex characters."""
+        if not isinstance(hex_id, str) or not HEX_ID.fullmatch(hex_id):
+            raise HandlerError(f"{self.binding}.id_from_string: {hex_id!r:.80} is not a Durable Object "
+                               "id; allowed: 64 lowercase hex characters, as made by str(id)")
+        for existing in self.objects:
+            if existing.hex == hex_id:
+                return existing
+        return ActorId(hex_id, self.binding)
+
+    def get(self, actor_id: ActorId) -> ActorStub:
+        if not isinstance(actor_id, ActorId):
+            raise HandlerError(f"{self.binding}.get: {actor_id!r:.60} is not an id; make one with "
+                               f"id_from_name(), new_unique_id() or id_from_string()")
+        if actor_id.namespace != self.binding:
+            raise HandlerError(f"{self.binding}.get: id belongs to namespace {actor_id.namespace!r}")
+        obj = self.objects.get(actor_id)
+        if obj is None:
+            obj = self.objects[actor_id] = ActorObject(self, actor_id)
+        return ActorStub(obj)
+
+    def get_by_name(self, name: str) -> ActorStub:
+        """Shorthand for ``get(id_from_name(name))``."""
+        return self.get(self.id_from_name(name))
+
+    def __repr__(self) -> str:
+        kind = "sqlite" if self.sqlite else "kv"
+        return f"<ActorNamespace {self.binding} class={self.class_name} {kind} objects={len(self.objects)}>"
