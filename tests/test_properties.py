@@ -107,3 +107,62 @@ def test_virtual_time_is_monotonic(sc):
     assert (trace["finished_at"] >= trace["delivered_at"]).all()
     messages = rt.messages.dropna(subset=["finished_at"])
     assert (messages["finished_at"] >= messages["sent_at"]).all()
+
+
+# ----------------------------------------------------------------------- Durable Objects
+
+
+class Ledger(cdp.Actor):
+    """Counts requests in storage, in a persist field and in memory; logs CPU intervals."""
+
+    count = cdp.persist(0)
+    served: list = []
+    cpu: list = []
+
+    async def handle(self, request_id, cpu, io):
+        start = self.ctx._obj.namespace.runtime.now
+        await self.ctx.work(cpu)
+        Ledger.cpu.append((self.name, start, start + cpu))
+        if io:
+            await self.ctx.sleep(io)   # the gate opens: others may interleave here
+        stored = await self.ctx.storage.get("count") or 0
+        await self.ctx.storage.put("count", stored + 1)
+        self.count += 1
+        Ledger.served.append(request_id)
+        return request_id
+
+
+calls = st.lists(st.tuples(st.floats(0, 10), st.integers(0, 4), st.floats(0, 0.5),
+                           st.sampled_from([0, 0, 0.1, 1.0])), min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(calls, st.lists(st.floats(0, 12), max_size=5), st.sampled_from(["local", "production"]))
+def test_no_request_lost_or_served_twice_and_storage_consistent(requests, evictions, semantics):
+    rt = cdp.Runtime(semantics=semantics)
+    rt.actor("LEDGER", Ledger, evict_after=0.3 if semantics == "production" else None)
+    Ledger.served, Ledger.cpu = [], []
+    results = []
+
+    async def caller(i, obj, cpu, io):
+        results.append(await rt.env.LEDGER.get_by_name(f"o{obj}").handle(i, cpu, io))
+
+    for i, (at, obj, cpu, io) in enumerate(requests):
+        rt.call_at(at, lambda i=i, obj=obj, cpu=cpu, io=io: rt.spawn(caller(i, obj, cpu, io)))
+    for at in evictions:
+        rt.call_at(at, rt.evict, "LEDGER")
+    rt.run()
+    assert sorted(results) == list(range(len(requests)))          # every caller got its answer
+    assert sorted(Ledger.served) == list(range(len(requests)))    # each request served once
+    per_object = {}
+    for _, obj, _, _ in requests:
+        per_object[f"o{obj}"] = per_object.get(f"o{obj}", 0) + 1
+    for obj in rt.namespaces["LEDGER"].objects.values():
+        assert obj.storage.read("count") == per_object[obj.label]
+        assert obj.storage.read("__persist__:count") == per_object[obj.label]
+    by_object = {}
+    for name, start, end in Ledger.cpu:
+        by_object.setdefault(name, []).append((start, end))
+    for intervals in by_object.values():                          # CPU of one object is serial
+        intervals.sort()
+        assert all(a[1] <= b[0] + 1e-9 for a, b in zip(intervals, intervals[1:]))
