@@ -1,9 +1,9 @@
 """The set-up contract: environment.yml mirrors pyproject.toml; CI runs the README's command."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

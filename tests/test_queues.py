@@ -97,15 +97,18 @@ def test_production_partial_batch_waits_for_a_free_slot_after_timeout():
 def test_conflicting_calls_first_wins(semantics):
     async def conflicted(batch, env, ctx):
         a, b, c = batch.messages
-        a.ack(); a.retry()          # acked
-        b.retry(); b.ack()          # retried
-        c.retry(); batch.ack_all()  # per-message retry beats a later ack_all
+        a.ack()
+        a.retry()                   # ignored: a stays acked
+        b.retry()
+        b.ack()                     # ignored: b is retried
+        c.retry()
+        batch.ack_all()             # a per-message retry beats a later ack_all
 
     rt, log = make(semantics, handler=conflicted, max_batch_size=3, max_retries=0)
     for x in "abc":
         rt.env.JOBS.send(x)
     rt.run()
-    outcomes = rt.messages.set_index(rt.messages.index)["outcome"].tolist()
+    outcomes = rt.messages["outcome"].tolist()
     assert outcomes == ["acked", "dropped", "dropped"]
     assert len(rt.recorder.warnings) == 2  # the two ignored calls are reported
 
@@ -150,7 +153,8 @@ def test_retry_all_after_ack(semantics, expected):
         batch.retry_all()
 
     rt, _ = make(semantics, handler=handler, max_batch_size=2, max_retries=0)
-    rt.env.JOBS.send("a"); rt.env.JOBS.send("b")
+    rt.env.JOBS.send("a")
+    rt.env.JOBS.send("b")
     rt.run()
     assert rt.messages["outcome"].tolist() == expected
 
@@ -245,7 +249,8 @@ def test_production_retention_drops_expired_messages():
         log.append(batch.messages[0].body)
         await ctx.sleep(100)
 
-    rt.env.SLOW.send("a"); rt.env.SLOW.send("b")
+    rt.env.SLOW.send("a")
+    rt.env.SLOW.send("b")
     rt.run()
     assert log == ["a"]
     row = rt.messages.iloc[1]

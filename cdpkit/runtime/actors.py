@@ -24,7 +24,7 @@ import pickle
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, HandlerError
+from ..errors import HandlerError
 from .clock import Future, Gate, sleep, work
 from .storage import Storage
 
@@ -43,8 +43,15 @@ class ActorAborted(Exception):
     """Raised by ``ctx.abort()``: the object is reset; storage stays, memory is lost."""
 
 
+_IMMUTABLE = (int, float, str, bool, bytes, type(None))
+
+
 def _clone(value: Any) -> Any:
-    """Structured-clone stand-in for RPC arguments and results."""
+    """Structured-clone stand-in for RPC arguments and results (immutables pass as they are)."""
+    if type(value) in _IMMUTABLE:
+        return value
+    if type(value) is tuple and all(type(v) in _IMMUTABLE for v in value):
+        return value
     try:
         return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:
@@ -204,7 +211,8 @@ class ActorObject:
         if self._evict_timer is not None:
             rt.clock.cancel(self._evict_timer)
             self._evict_timer = None
-        args, kwargs = _clone(args), _clone(kwargs)
+        args = _clone(args)
+        kwargs = _clone(kwargs) if kwargs else kwargs
 
         async def serve():
             record[4] = rt.clock.now  # started: the gate is ours

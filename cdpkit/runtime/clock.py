@@ -96,9 +96,15 @@ class Future:
 
 def completed(value: Any = None) -> Future:
     """A future that is already done (what a producer ``send`` returns)."""
+    if value is None:
+        return _DONE  # shared: a done future never changes
     future = Future()
     future.done, future.value = True, value
     return future
+
+
+_DONE = Future()
+_DONE.done = True
 
 
 def resolve_later(clock: Clock, delay: float, value: Any = None,

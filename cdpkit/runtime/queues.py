@@ -30,7 +30,6 @@ from .limits import (
     MAX_BATCH_TIMEOUT,
     MAX_CONCURRENCY,
     MAX_RETRIES,
-    RETENTION_RANGE,
     check_int,
     check_number,
     check_queue_name,

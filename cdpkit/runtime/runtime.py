@@ -44,7 +44,15 @@ from .limits import (
     check_number,
     check_queue_name,
 )
-from .queues import BatchResult, ConsumerSettings, Message, MessageBatch, Producer, Queue, QueuedMessage
+from .queues import (
+    BatchResult,
+    ConsumerSettings,
+    Message,
+    MessageBatch,
+    Producer,
+    Queue,
+    QueuedMessage,
+)
 from .semantics import Semantics, resolve
 from .trace import Trace
 
