@@ -24,9 +24,10 @@ from wrangler_runner import run_scenarios  # noqa: E402
 pytestmark = pytest.mark.conformance
 
 # Real deliveries lag virtual ones by request round trips and timer granularity (ms), and
-# wrangler dev's broker awaits log writes between steps; 0.3 s is far below every batch
+# wrangler dev's broker awaits log writes between steps; 0.35 s is below every batch
 # timeout used in the scenarios (>= 1 s), so a wrong flush decision cannot hide in it.
-TOLERANCE = 0.3
+# Measured lag of the real runtime: 0.00-0.20 s.
+TOLERANCE = 0.35
 
 
 @pytest.fixture(scope="session")
