@@ -1,5 +1,7 @@
 """Durable Objects: ids, RPC, single-threaded execution, storage, eviction, persist, alarms."""
 
+import dataclasses
+
 import pytest
 
 import cdpkit as cdp
@@ -235,7 +237,7 @@ class Alarmed(cdp.Actor):
 
 
 def test_alarm_fires_and_retries_with_exponential_backoff():
-    rt = cdp.Runtime()
+    rt = cdp.Runtime(semantics=dataclasses.replace(cdp.LOCAL, alarm_retry_jitter=0))
     RT[:] = [rt]
     Alarmed.fired = []
     rt.actor("ALARMED", Alarmed)
@@ -244,8 +246,22 @@ def test_alarm_fires_and_retries_with_exponential_backoff():
     assert Alarmed.fired == [(10.0, 0), (12.0, 1), (16.0, 2), (24.0, 3)]
 
 
+def test_alarm_retries_are_jittered_up_to_25_percent():
+    rt = cdp.Runtime(seed=3)
+    RT[:] = [rt]
+    Alarmed.fired = []
+    rt.actor("ALARMED", Alarmed)
+    rt.spawn(_arm(rt.env.ALARMED.get_by_name("a"), 10.0, 3))
+    rt.run()
+    times = [t for t, _ in Alarmed.fired]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    for gap, base in zip(gaps, [2, 4, 8]):
+        assert base <= gap < base * 1.25
+    assert len(set(g / b for g, b in zip(gaps, [2, 4, 8]))) == 3  # really random
+
+
 def test_alarm_gives_up_after_six_retries():
-    rt = cdp.Runtime()
+    rt = cdp.Runtime(semantics=dataclasses.replace(cdp.LOCAL, alarm_retry_jitter=0))
     RT[:] = [rt]
     Alarmed.fired = []
     rt.actor("ALARMED", Alarmed)
@@ -382,3 +398,40 @@ def test_oversized_storage_values():
         Storage(sqlite=True).put("k", b"x" * 3_000_000)
     with pytest.raises(LimitError, match="storage key of 3000 bytes is not allowed; allowed: at most 2048"):
         Storage(sqlite=False).put("k" * 3000, 1)
+
+
+def test_stub_fetch_and_classes_without_fetch():
+    class Web(cdp.Actor):
+        async def fetch(self, request):
+            return {"status": 200, "body": f"hello {request['path']}"}
+
+    rt = cdp.Runtime()
+    rt.actor("WEB", Web)
+    rt.actor("REC", Recorder)
+    got = []
+
+    async def script():
+        got.append(await rt.env.WEB.get_by_name("w").fetch({"path": "/x"}))
+
+    rt.spawn(script())
+    rt.run()
+    assert got == [{"status": 200, "body": "hello /x"}]
+    with pytest.raises(HandlerError, match=r"REC \(Recorder\) has no fetch\(\) handler"):
+        rt.env.REC.get_by_name("x").fetch({})
+
+
+def test_gather_is_promise_all():
+    rt = cdp.Runtime()
+    out = []
+
+    async def value(v, delay):
+        await rt.sleep(delay)
+        return v
+
+    async def script():
+        out.append(await rt.gather(value("a", 2), value("b", 1)))
+        out.append(rt.now)
+
+    rt.spawn(script())
+    rt.run()
+    assert out == [["a", "b"], 2.0]

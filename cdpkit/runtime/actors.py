@@ -274,8 +274,12 @@ class ActorObject:
         if future.error is None or self._alarm_retries >= ALARM_MAX_RETRIES:
             self._alarm_retries = 0
             return
-        clock = self.namespace.runtime.clock
+        rt = self.namespace.runtime
+        clock = rt.clock
+        jitter = rt.semantics.alarm_retry_jitter
         delay = ALARM_FIRST_BACKOFF * 2 ** self._alarm_retries
+        if jitter:
+            delay *= 1 + jitter * rt.random_bits(32) / 2**32
         self._alarm_retries += 1
         if self.storage.alarm is None:  # the failed handler did not set a new alarm
             self._alarm_timer = clock.call_later(delay, self._fire_alarm)

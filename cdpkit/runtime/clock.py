@@ -26,11 +26,12 @@ asyncio loop is already running. A coroutine may await:
 from __future__ import annotations
 
 import heapq
+import inspect
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["Clock", "Future", "Gate", "Task", "sleep", "work", "TimeError"]
+__all__ = ["Clock", "Future", "Gate", "Task", "gather", "sleep", "work", "TimeError"]
 
 
 class TimeError(ValueError):
@@ -118,6 +119,29 @@ def resolve_later(clock: Clock, delay: float, value: Any = None,
     else:
         clock.call_later(delay, future.set_exception, error)
     return future
+
+
+def gather(clock: Clock, *awaitables: Any) -> Future:
+    """Like ``Promise.all``: a future of the list of results (the first error wins)."""
+    tasks = [clock.spawn(a) if inspect.iscoroutine(a) else a for a in awaitables]
+    result = Future()
+    remaining = [len(tasks)]
+    if not tasks:
+        result.set_result([])
+
+    def one_done(future: Future) -> None:
+        if result.done:
+            return
+        if future.error is not None:
+            result.set_exception(future.error)
+            return
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            result.set_result([t.value for t in tasks])
+
+    for task in tasks:
+        task.add_done_callback(one_done)
+    return result
 
 
 class _Sleep:

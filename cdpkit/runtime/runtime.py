@@ -32,7 +32,7 @@ import pandas as pd
 from ..errors import ConfigError
 from .actors import ActorId, ActorNamespace
 from .analytics import AnalyticsDataset
-from .clock import Clock, Task, completed, sleep
+from .clock import Clock, Future, Task, completed, gather, sleep
 from .d1 import D1Database
 from .env import Env, ExecutionContext
 from .kv import KVNamespace
@@ -302,6 +302,10 @@ class Runtime:
     def sleep(seconds: float):
         """Awaitable pause of ``seconds`` of virtual time, for producer scripts."""
         return sleep(seconds)
+
+    def gather(self, *awaitables: Any) -> Future:
+        """Await several things at once, like ``Promise.all`` (coroutines are started)."""
+        return gather(self.clock, *awaitables)
 
     def spawn(self, coro: Coroutine, name: str = "") -> Task:
         """Run a coroutine (a producer script, say) in virtual time."""

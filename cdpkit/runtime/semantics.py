@@ -50,6 +50,9 @@ class Semantics:
     # Durable Objects: idle seconds before an object's instance is evicted (None = never;
     # wrangler dev keeps objects; use rt.evict() or ctx.abort() to drop memory on purpose)
     actor_idle_eviction: float | None
+    # Failed alarms are retried after 2, 4, 8 ... s, each stretched by a random 0..jitter
+    # fraction (workerd's RETRY_JITTER_FACTOR = 0.25; seeded here). 0 = exact backoff.
+    alarm_retry_jitter: float
 
 
 LOCAL = Semantics(
@@ -67,6 +70,7 @@ LOCAL = Semantics(
     default_max_concurrency=1,
     default_retention_seconds=None,
     actor_idle_eviction=None,
+    alarm_retry_jitter=0.25,
 )
 
 PRODUCTION = Semantics(
@@ -84,6 +88,7 @@ PRODUCTION = Semantics(
     default_max_concurrency=250,
     default_retention_seconds=4 * 86_400.0,
     actor_idle_eviction=70.0,
+    alarm_retry_jitter=0.25,
 )
 
 PROFILES = {"local": LOCAL, "production": PRODUCTION}
