@@ -15,7 +15,7 @@ def normalise(requirement: str) -> tuple[str, str]:
 
 
 def test_environment_yml_mirrors_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomlkit.parse((ROOT / "pyproject.toml").read_text()).unwrap()["project"]
     wanted = {normalise(r) for r in project["dependencies"]}
     for extra in project["optional-dependencies"].values():
         wanted |= {normalise(r) for r in extra}
