@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-import tomllib
+import tomlkit
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
