@@ -7,9 +7,12 @@
 """
 
 from .errors import CdpkitError, ConfigError, HandlerError, LimitError
+from .model import Constant, Diurnal, Dist, Piecewise, Pipeline, Poisson, Replay, Workload
 from .runtime import LOCAL, PRODUCTION, Actor, ActorAborted, Runtime, Semantics, persist
+from .sim import Results, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
+__all__ = ["Pipeline", "Dist", "Workload", "Poisson", "Constant", "Piecewise", "Diurnal", "Replay",
+           "simulate", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
            "LimitError", "HandlerError", "__version__"]

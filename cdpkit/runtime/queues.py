@@ -116,7 +116,8 @@ class QueuedMessage:
     """
 
     __slots__ = ("id", "queue", "content_type", "payload", "bytes", "timestamp", "sent_at",
-                 "failed_attempts", "deliveries", "outcome", "finished_at", "drop_reason")
+                 "first_delivered_at", "failed_attempts", "deliveries", "outcome", "finished_at",
+                 "drop_reason")
 
     def __init__(self, id: str, queue: str, content_type: str, payload: Any, size: int,
                  timestamp: float, sent_at: float) -> None:
@@ -127,6 +128,7 @@ class QueuedMessage:
         self.bytes = size
         self.timestamp = timestamp      # original send time; kept when dead-lettered
         self.sent_at = sent_at          # when it was sent to *this* queue
+        self.first_delivered_at: float | None = None
         self.failed_attempts = 0
         self.deliveries = 0
         self.outcome: str | None = None
@@ -140,7 +142,7 @@ class QueuedMessage:
             return _json_decode(payload)
         if ct == "v8":
             return pickle.loads(payload)
-        return payload  # text (str) and bytes are immutable
+        return payload  # text (str), bytes and "raw" (spec-driven tuples) are immutable
 
     def __repr__(self) -> str:
         return f"<QueuedMessage {self.id[:8]} on {self.queue} {self.outcome or 'in flight'}>"
@@ -369,6 +371,7 @@ class Queue:
         self.buffer: deque[QueuedMessage] = deque()
         self.backlog_bytes = 0
         self.landing = 0                          # messages on their way in (delay/retry timers)
+        self.running = 0                          # batches whose handler has not returned
         self.batches = 0
         self.flusher = ConcurrentFlush() if runtime.semantics.concurrent_consumers else SingleFlush()
 
@@ -401,12 +404,15 @@ class Queue:
             if self.retention is not None and now - record.timestamp > self.retention:
                 self.runtime.finish(record, "dropped", "retention period expired")
                 continue
+            if not record.deliveries:
+                record.first_delivered_at = now
             record.deliveries += 1
             batch.append(record)
         if not batch:
             self.flusher.finished(self)
             return
         self.batches += 1
+        self.running += 1
         batch_id = self.runtime.next_batch_id()
         metadata = {"metrics": {"backlog_count": len(buffer), "backlog_bytes": self.backlog_bytes,
                                 "oldest_message_timestamp": buffer[0].timestamp if buffer else None}}
@@ -422,6 +428,7 @@ class Queue:
         """Apply the handler's decisions: ack, retry after a delay, dead-letter or drop."""
         rt, settings = self.runtime, self.settings
         now = rt.clock.now
+        self.running -= 1
         retry_all = result.retry_all or not ok
         acks_survive = rt.semantics.acks_survive_batch_retry
         global_delay = _default(result.retry_all_delay, settings.retry_delay)

@@ -1,0 +1,110 @@
+"""Results of a simulation: pandas DataFrames and a summary.
+
+``messages``: one row per message per queue (id, queue, type, bytes, sent, deliveries,
+attempts, outcome, finished, latency, origin). ``batches``: every batch. ``timeline``:
+backlog, messages on their way in and batches running per queue, and busy / queued actor
+instances per class, sampled over time. ``summary()``: throughput, latency percentiles
+(wait before first delivery and end to end), retries, DLQ and dropped counts, max
+backlog and time to drain.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from ..model.pipeline import Pipeline
+    from ..model.workload import Arrivals
+    from ..runtime.runtime import Runtime
+
+TIMELINE_COLUMNS = ["time", "node", "backlog", "landing", "running"]
+
+
+class Results:
+    """What a :func:`~cdpkit.sim.simulate.simulate` run produced."""
+
+    def __init__(self, pipeline: Pipeline, runtime: Runtime, arrivals: Arrivals, duration: float,
+                 timeline: list[tuple]) -> None:
+        self.pipeline = pipeline
+        self.runtime = runtime
+        self.arrivals = arrivals
+        self.duration = duration
+        self._timeline = timeline
+        self.entry_queues = sorted({pipeline.spec(s)["queue"] for s in pipeline.nodes("source")})
+
+    @cached_property
+    def messages(self) -> pd.DataFrame:
+        names = self.arrivals.type_names
+        rows = []
+        for r in self.runtime.ledger:
+            body = r.payload if r.content_type == "raw" else None
+            rows.append((r.id, r.queue, names[body[0]] if body else None, r.bytes, r.sent_at,
+                         r.first_delivered_at, r.deliveries, r.failed_attempts + (r.outcome == "acked"),
+                         r.outcome or "in_flight", r.finished_at, r.drop_reason,
+                         body[3] if body else -1, body[2] if body else np.nan))
+        frame = pd.DataFrame(rows, columns=["message_id", "queue", "type", "bytes", "sent",
+                                            "first_delivered", "deliveries", "attempts", "outcome",
+                                            "finished", "drop_reason", "origin", "origin_time"])
+        frame["wait"] = frame["first_delivered"] - frame["sent"]
+        frame["latency"] = frame["finished"] - frame["sent"]
+        return frame
+
+    @property
+    def batches(self) -> pd.DataFrame:
+        return self.runtime.batches
+
+    @property
+    def timeline(self) -> pd.DataFrame:
+        return pd.DataFrame(self._timeline, columns=TIMELINE_COLUMNS)
+
+    @property
+    def actor_calls(self) -> pd.DataFrame:
+        return self.runtime.actor_calls
+
+    @cached_property
+    def end_to_end(self) -> pd.DataFrame:
+        """Per arrival: from its first send to the last step of everything it caused."""
+        m = self.messages[self.messages["origin"] >= 0]
+        m = m.assign(unfinished=m["finished"].isna())
+        grouped = m.groupby("origin").agg(origin_time=("origin_time", "first"),
+                                          last=("finished", "max"),
+                                          unfinished=("unfinished", "sum"))
+        grouped["latency"] = np.where(grouped["unfinished"] == 0, grouped["last"] - grouped["origin_time"], np.nan)
+        return grouped
+
+    def summary(self) -> pd.Series:
+        """Headline numbers for the entry queue(s) and the whole pipeline."""
+        m = self.messages
+        entry = m[m["queue"].isin(self.entry_queues)]
+        e2e = self.end_to_end["latency"].dropna()
+        timeline = self.timeline
+        queues = timeline[timeline["node"].isin(self.runtime.queues)]
+        arrivals_end = float(self.arrivals.times[-1]) if len(self.arrivals) else 0.0
+        finished = m["finished"].max() if len(m) else np.nan
+        b = self.batches
+        out = {
+            "messages": len(entry),
+            "acked": int((entry["outcome"] == "acked").sum()),
+            "dead_lettered": int((entry["outcome"] == "dead_lettered").sum()),
+            "dropped": int((entry["outcome"] == "dropped").sum()),
+            "in_flight": int((entry["outcome"] == "in_flight").sum()),
+            "retries": int((entry["deliveries"] - 1).clip(lower=0).sum()),
+            "throughput": (entry["outcome"] == "acked").sum() / self.duration,
+            "wait_mean": entry["wait"].mean(),
+            "p50_latency": e2e.quantile(0.50) if len(e2e) else np.nan,
+            "p95_latency": e2e.quantile(0.95) if len(e2e) else np.nan,
+            "p99_latency": e2e.quantile(0.99) if len(e2e) else np.nan,
+            "mean_batch": b[b["queue"].isin(self.entry_queues)]["size"].mean() if len(b) else np.nan,
+            "max_backlog": int(queues["backlog"].max()) if len(queues) else 0,
+            "time_to_drain": max(0.0, finished - arrivals_end) if len(m) else 0.0,
+        }
+        return pd.Series(out, name=self.pipeline.name)
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"<Results {self.pipeline.name!r}: {s['messages']} messages, {s['acked']} acked, "
+                f"{s['dead_lettered']} dead-lettered, p99 {s['p99_latency']:.3g}s>")
