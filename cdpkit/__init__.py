@@ -7,7 +7,7 @@
 """
 
 from .errors import CdpkitError, ConfigError, HandlerError, LimitError
-from .model import Constant, Diurnal, Dist, Piecewise, Pipeline, Poisson, Replay, Workload
+from .model import Constant, Dist, Diurnal, Piecewise, Pipeline, Poisson, Replay, Workload
 from .runtime import LOCAL, PRODUCTION, Actor, ActorAborted, Runtime, Semantics, persist
 from .sim import Results, simulate
 

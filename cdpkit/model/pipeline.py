@@ -76,8 +76,10 @@ class RetryPolicy:
 
 @dataclass
 class ConsumerSpec:
-    """Behaviour of a queue consumer: batch service time, failures, retries, where acked
-    messages go (``publish`` to queues, ``routes`` by message type, ``calls`` an actor)."""
+    """Behaviour of a queue consumer: batch service time, failures, retries, and where acked
+    messages go: a message whose type is in ``routes`` goes to that queue or actor (the seed's
+    Pattern 2); any other is published to ``publish`` and/or sent to the ``calls`` actor
+    (Pattern 1), one message after another."""
 
     base: Dist = field(default_factory=lambda: Dist("const", 0.0))
     per_message: Dist = field(default_factory=lambda: Dist("const", 0.0))

@@ -103,14 +103,15 @@ class SpecConsumer:
         calls: list[tuple[Callable, tuple]] = []
         for record in acked:
             body = record.payload
-            for target in spec.publish:
-                send_spec_message(rt, rt.queues[target], body)
-            if spec.routes:
-                target = spec.routes.get(self.type_names[body[TYPE]])
+            target = spec.routes.get(self.type_names[body[TYPE]]) if spec.routes else None
+            if target is not None:            # Pattern 2: this type goes to its own target
                 if target in rt.queues:
                     send_spec_message(rt, rt.queues[target], body)
-                elif target is not None:
+                else:
                     calls.append((self.callers[target], body))
+                continue
+            for queue in spec.publish:        # otherwise: publish and/or call the default actor
+                send_spec_message(rt, rt.queues[queue], body)
             if spec.calls:
                 calls.append((self.callers[spec.calls], body))
         if not calls:
