@@ -1,7 +1,8 @@
 """A pipeline as a networkx DiGraph: sources, queues, consumers, actors, and their wiring.
 
-Nodes carry ``kind`` and ``spec`` attributes; edges carry ``kind`` (``sends``,
-``consumes``, ``publishes``, ``routes``, ``calls``, ``dead_letters``). The graph is
+Nodes carry ``kind`` (source, queue, consumer, actor, store) and ``spec``; edges carry
+``kind`` (``sends``, ``consumes``, ``publishes``, ``routes``, ``calls``, ``writes``,
+``dead_letters``). The graph is
 plain networkx: inspect it with any networkx function.
 
 >>> p = Pipeline("demo")
@@ -89,6 +90,7 @@ class ConsumerSpec:
     publish: list[str] = field(default_factory=list)
     routes: dict[str, str] = field(default_factory=dict)
     calls: str | None = None
+    writes: list[str] = field(default_factory=list)   # stores written once per acked message
     handler: Any = None             # user code instead of a spec: async def (batch, env, ctx)
 
 
@@ -103,6 +105,19 @@ class ActorSpec:
     skew: float = 0.0
     calls: list[str] = field(default_factory=list)
     publish: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    binding: str = ""
+
+
+STORE_KINDS = ("kv", "d1")
+
+
+@dataclass
+class StoreSpec:
+    """A KV namespace or D1 database; each write takes ``latency`` seconds (I/O)."""
+
+    kind: str = "d1"
+    latency: Dist = field(default_factory=lambda: Dist("const", 0.0))
     binding: str = ""
 
 
@@ -128,18 +143,22 @@ class Pipeline:
         self.graph.add_node(name, kind="queue", spec=dict(settings))
         self.wire(strict=False)
 
-    def add_source(self, name: str, *, queue: str, share: float = 1.0) -> None:
-        """Where messages enter (HTTP ingress, cron, a producer); ``share`` of the workload."""
+    def add_source(self, name: str, *, queue: str, share: float = 1.0,
+                   types: list[str] | None = None) -> None:
+        """Where messages enter (HTTP ingress, cron, a producer): the workload's messages of
+        ``types`` (default: all), a random ``share`` of them."""
         self._new_node(name)
-        if not 0 < share <= 1:
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
             raise ConfigError(f"source {name!r}: share={share!r} is not allowed; allowed: 0 < share <= 1")
-        self.graph.add_node(name, kind="source", spec={"queue": queue, "share": share})
+        if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
+            raise ConfigError(f"source {name!r}: types={types!r} is not allowed; allowed: a list of message types")
+        self.graph.add_node(name, kind="source", spec={"queue": queue, "share": share, "types": types})
         self.wire(strict=False)
 
     def add_consumer(self, queue: str, *, service: Any = None, failure: float = 0.0,
                      permanent: float = 0.0, retry: Any = None, publish: list[str] | None = None,
                      routes: dict[str, str] | None = None, calls: str | None = None,
-                     handler: Any = None) -> None:
+                     writes: list[str] | None = None, handler: Any = None) -> None:
         """The consumer of ``queue``: a behaviour spec, or user ``handler`` code."""
         where = f"consumer of {queue!r}"
         service = service or {}
@@ -154,7 +173,7 @@ class Pipeline:
             per_message=Dist.parse(service.get("per_message", 0.0), f"{where}: service per_message"),
             failure=float(failure), permanent=float(permanent),
             retry=RetryPolicy.parse(retry, where), publish=list(publish or []),
-            routes=dict(routes or {}), calls=calls, handler=handler)
+            routes=dict(routes or {}), calls=calls, writes=list(writes or []), handler=handler)
         node = f"{queue}.consumer"
         self._new_node(node)
         self.graph.add_node(node, kind="consumer", spec=spec, queue=queue)
@@ -162,7 +181,7 @@ class Pipeline:
 
     def add_actor(self, name: str, *, service: Any = 0.0, instances: int = 1, skew: float = 0.0,
                   calls: list[str] | None = None, publish: list[str] | None = None,
-                  binding: str | None = None) -> None:
+                  writes: list[str] | None = None, binding: str | None = None) -> None:
         """A Durable Object class (``name`` is its class name)."""
         if not BINDING_NAME.fullmatch(name):
             raise ConfigError(f"actor {name!r}: the class name must be a JavaScript identifier")
@@ -173,9 +192,21 @@ class Pipeline:
             raise ConfigError(f"actor {name!r}: skew={skew!r} is not allowed; allowed: a number >= 0 "
                               "(Zipf exponent; 0 = uniform)")
         spec = ActorSpec(Dist.parse(service, f"actor {name!r}: service"), instances, float(skew),
-                         list(calls or []), list(publish or []),
+                         list(calls or []), list(publish or []), list(writes or []),
                          binding or _snake(name).upper())
         self.graph.add_node(name, kind="actor", spec=spec)
+        self.wire(strict=False)
+
+    def add_store(self, name: str, *, kind: str = "d1", latency: Any = 0.0) -> None:
+        """A KV namespace (``kind="kv"``) or D1 database that consumers and actors write to;
+        ``name`` is its binding (e.g. ``"DB"``)."""
+        if not BINDING_NAME.fullmatch(name):
+            raise ConfigError(f"store {name!r}: the name is its binding and must be a JavaScript identifier")
+        if kind not in STORE_KINDS:
+            raise ConfigError(f"store {name!r}: kind={kind!r} is not allowed; allowed: 'kv', 'd1'")
+        self._new_node(name)
+        self.graph.add_node(name, kind="store",
+                            spec=StoreSpec(kind, Dist.parse(latency, f"store {name!r}: latency"), name))
         self.wire(strict=False)
 
     def _new_node(self, name: str) -> None:
@@ -202,11 +233,15 @@ class Pipeline:
                     self._edge(node, target, "routes", message_type=message_type)
                 if spec.calls:
                     self._edge(node, spec.calls, "calls")
+                for target in spec.writes:
+                    self._edge(node, target, "writes")
             elif kind == "actor":
                 for target in spec.calls:
                     self._edge(node, target, "calls")
                 for target in spec.publish:
                     self._edge(node, target, "publishes")
+                for target in spec.writes:
+                    self._edge(node, target, "writes")
 
     def _edge(self, a: str, b: str, kind: str, **attrs: Any) -> None:
         for end in (a, b):
@@ -232,7 +267,8 @@ class Pipeline:
                 if dlq and g.nodes[dlq]["kind"] != "queue":
                     raise ConfigError(f"queue {node!r}: dead_letter_queue {dlq!r} is not a queue")
             for _, target, edge in g.out_edges(node, data=True):
-                want = {"publishes": "queue", "routes": ("queue", "actor"), "calls": "actor"}.get(edge["kind"])
+                want = {"publishes": "queue", "routes": ("queue", "actor"), "calls": "actor",
+                        "writes": "store"}.get(edge["kind"])
                 if want and g.nodes[target]["kind"] not in (want if isinstance(want, tuple) else (want,)):
                     raise ConfigError(f"{node!r} {edge['kind']} {target!r}, which is a "
                                       f"{g.nodes[target]['kind']}, not a {want}")
@@ -282,6 +318,25 @@ class Pipeline:
             current = getattr(spec, attr)
             setattr(spec, attr, Dist.parse(value, key) if isinstance(current, Dist) else value)
         return copy_
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | Any) -> Pipeline:
+        """Read a model file (YAML or JSON), e.g. ``Pipeline.from_yaml("examples/cdp-gateway.yaml")``."""
+        from .io import from_yaml
+        return from_yaml(path_or_text)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Pipeline:
+        from .io import from_dict
+        return from_dict(data)
+
+    def to_dict(self) -> dict:
+        from .io import to_dict
+        return to_dict(self)
+
+    def to_yaml(self) -> str:
+        from .io import to_yaml
+        return to_yaml(self)
 
     def copy(self) -> Pipeline:
         other = Pipeline(self.name)

@@ -112,6 +112,8 @@ class SpecConsumer:
                 continue
             for queue in spec.publish:        # otherwise: publish and/or call the default actor
                 send_spec_message(rt, rt.queues[queue], body)
+            for store in spec.writes:
+                calls.append((self.callers[store], body))
             if spec.calls:
                 calls.append((self.callers[spec.calls], body))
         if not calls:
@@ -136,12 +138,33 @@ def actor_class(name: str, spec: ActorSpec, runtime: Runtime, rng: np.random.Gen
 
     async def handle(self, body: tuple) -> None:
         await self.ctx.work(service.sample(rng))
+        for store in spec.writes:
+            await callers[store](body)
         for child in spec.calls:
             await callers[child](body)
         for queue in spec.publish:
             send_spec_message(runtime, runtime.queues[queue], body)
 
     return type(name, (Actor,), {"handle": handle, "__doc__": f"Generated from the spec of {name}."})
+
+
+def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator) -> Callable[[tuple], Any]:
+    """One write per message to a KV namespace or D1 database, taking the store's latency."""
+    if spec.kind == "kv":
+        kv = runtime.kv(name)
+
+        def write(body: tuple):
+            kv.latency = spec.latency.sample(rng)
+            return kv.put(f"message:{body[ORIGIN_ID]}", "1")
+    else:
+        db = runtime.d1(name)
+        db.exec("CREATE TABLE writes (origin INTEGER, type INTEGER)")
+        insert = db.prepare("INSERT INTO writes VALUES (?, ?)")
+
+        def write(body: tuple):
+            db.latency = spec.latency.sample(rng)
+            return insert.bind(body[ORIGIN_ID], body[TYPE]).run()
+    return write
 
 
 def caller_for(namespace: ActorNamespace, picker: KeyPicker) -> Callable[[tuple], Any]:

@@ -15,11 +15,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+
 from ..model.pipeline import Pipeline
 from ..model.workload import Workload
 from ..runtime.runtime import Runtime
 from ..runtime.semantics import Semantics
-from .behaviour import KeyPicker, SpecConsumer, actor_class, caller_for, send_spec_message
+from .behaviour import (
+    KeyPicker,
+    SpecConsumer,
+    actor_class,
+    caller_for,
+    send_spec_message,
+    store_writer,
+)
 from .results import Results
 
 TIMELINE_POINTS = 400
@@ -42,6 +51,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     for queue in pipeline.nodes("queue"):
         rt.queue(queue, **pipeline.spec(queue))
     callers: dict = {}
+    for store in pipeline.nodes("store"):
+        callers[store] = store_writer(rt, store, pipeline.spec(store), streams[store])
     for actor in pipeline.nodes("actor"):
         spec = pipeline.spec(actor)
         cls = actor_class(actor, spec, rt, streams[actor], callers)
@@ -60,6 +71,13 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     for source in pipeline.nodes("source"):
         spec = pipeline.spec(source)
         keep = np.ones(len(arrivals), dtype=bool)
+        if spec.get("types"):
+            unknown = set(spec["types"]) - set(arrivals.type_names)
+            if unknown:
+                raise ConfigError(f"source {source!r}: types {sorted(unknown)} are not in the workload's "
+                                  f"types {arrivals.type_names}")
+            codes = [arrivals.type_names.index(t) for t in spec["types"]]
+            keep &= np.isin(arrivals.types, codes)
         if spec["share"] < 1:
             keep = streams[source].random(len(arrivals)) < spec["share"]
         _feed(rt, rt.queues[spec["queue"]], arrivals, np.flatnonzero(keep))
