@@ -64,10 +64,11 @@ OUTCOMES = ("acked", "dead_lettered", "dropped")
 class HandlerConsumer:
     """Runs a user ``async def handler(batch, env, ctx)`` for each batch."""
 
-    __slots__ = ("handler", "runtime")
+    __slots__ = ("handler", "runtime", "cpu_seconds")
 
     def __init__(self, handler: Callable, runtime: Runtime) -> None:
         self.handler, self.runtime = handler, runtime
+        self.cpu_seconds = 0.0      # ctx.work of every batch, for cost
 
     def start(self, queue: Queue, batch_id: int, records: list[QueuedMessage], metadata: dict,
               done: Callable[[bool, BatchResult], None]) -> None:
@@ -78,6 +79,7 @@ class HandlerConsumer:
         ctx = ExecutionContext(rt)
 
         def report(error: BaseException | None) -> None:
+            self.cpu_seconds += ctx.cpu_seconds
             if error is not None:
                 rt.recorder.error(rt.clock.now, queue.name, batch_id, error)
             done(error is None, result)

@@ -66,6 +66,7 @@ class SpecConsumer:
         self.rng = rng
         self.callers = callers          # actor class -> function(body) -> Future
         self.type_names = type_names
+        self.cpu_seconds = 0.0
 
     def _poison(self, record: QueuedMessage) -> bool:
         # a stable per-message draw from its (seeded, random) id
@@ -77,6 +78,7 @@ class SpecConsumer:
         n = len(records)
         per = spec.per_message
         cpu = spec.base.sample(rng) + (per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
+        self.cpu_seconds += cpu
         result = BatchResult()
         acked = []
         for record in records:

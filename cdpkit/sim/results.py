@@ -104,6 +104,16 @@ class Results:
         }
         return pd.Series(out, name=self.pipeline.name)
 
+    @property
+    def consumer_cpu_seconds(self) -> float:
+        """CPU the consumers used (spec service time, or ``ctx.work`` in handler code)."""
+        return sum(getattr(q.consumer, "cpu_seconds", 0.0) for q in self.runtime.queues.values())
+
+    def cost(self) -> pd.DataFrame:
+        """Cost by item for this run and per month at this rate (see cdpkit/data/pricing.yaml)."""
+        from .cost import cost_table
+        return cost_table(self)
+
     def __repr__(self) -> str:
         s = self.summary()
         return (f"<Results {self.pipeline.name!r}: {s['messages']} messages, {s['acked']} acked, "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-
 from ..model.pipeline import Pipeline
 from ..model.workload import Workload
 from ..runtime.runtime import Runtime
