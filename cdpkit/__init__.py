@@ -9,10 +9,10 @@
 from .errors import CdpkitError, ConfigError, HandlerError, LimitError
 from .model import Constant, Dist, Diurnal, Piecewise, Pipeline, Poisson, Replay, Workload
 from .runtime import LOCAL, PRODUCTION, Actor, ActorAborted, Runtime, Semantics, persist
-from .sim import Results, simulate
+from .sim import Results, simulate, sweep
 
 __version__ = "0.1.0"
 
 __all__ = ["Pipeline", "Dist", "Workload", "Poisson", "Constant", "Piecewise", "Diurnal", "Replay",
-           "simulate", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
+           "simulate", "sweep", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
            "LimitError", "HandlerError", "__version__"]

@@ -2,5 +2,6 @@
 
 from .results import Results
 from .simulate import simulate
+from .sweep import sweep
 
-__all__ = ["simulate", "Results"]
+__all__ = ["simulate", "sweep", "Results"]
