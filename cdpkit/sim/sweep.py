@@ -8,7 +8,7 @@
 >>> table = cdp.sweep(p, {"jobs.max_batch_size": [1, 10]}, cdp.Poisson(rate=50), duration=20,
 ...                   progress=False)
 >>> table[["jobs.max_batch_size", "mean_batch"]].round(1).values.tolist()
-[[1.0, 1.0], [10.0, 9.3]]
+[[1.0, 1.0], [10.0, 10.0]]
 """
 
 from __future__ import annotations
