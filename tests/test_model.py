@@ -242,3 +242,30 @@ def test_set_returns_a_changed_copy():
         p.set("cdp-command-queue.max_batch_size", 500)
     with pytest.raises(ConfigError, match="setting 'nope.max_batch_size': no node 'nope'"):
         p.set("nope.max_batch_size", 5)
+
+
+def test_retry_all_mode_retries_the_whole_batch():
+    p = cdp.Pipeline("all")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1, max_retries=5)
+    p.add_consumer("jobs", failure=0.05, retry={"policy": "fixed", "base": 2, "mode": "retry_all"})
+    res = cdp.simulate(p, cdp.Constant(rate=100), duration=10, seed=1)
+    b = res.batches
+    failed = b[b["retry_all"]]
+    assert len(failed) > 0 and (failed["acked"] == 0).all() and (failed["retried"] == failed["size"]).all()
+    per = cdp.simulate(p.set("jobs.consumer.retry", cdp.model.RetryPolicy("fixed", 2, 60, "per_message")),
+                       cdp.Constant(rate=100), duration=10, seed=1)
+    assert per.summary()["retries"] < res.summary()["retries"]
+
+
+def test_sinks_and_cron_sources():
+    p = cdp.Pipeline("sink")
+    p.add_source("nightly", queue="jobs", via="cron")
+    p.add_queue("jobs")
+    p.add_store("WEBHOOK", kind="sink", latency=0.2)
+    p.add_consumer("jobs", writes=["WEBHOOK"])
+    res = cdp.simulate(p, cdp.Constant(rate=1), duration=10, seed=1)
+    assert res.runtime.sinks["WEBHOOK"].calls == 10
+    assert res.batches["finished_at"].sub(res.batches["delivered_at"]).min() >= 0.2
+    with pytest.raises(ConfigError, match="source 'x': via='email' is not allowed"):
+        p.add_source("x", queue="jobs", via="email")

@@ -27,7 +27,7 @@ from .pipeline import QUEUE_KEYS, Pipeline
 SECTIONS = ("name", "sources", "queues", "actors", "stores")
 CONSUMER_KEYS = ("service", "failure", "permanent", "retry", "publish", "routes", "calls", "writes")
 ACTOR_KEYS = ("service", "instances", "skew", "calls", "publish", "writes", "binding")
-SOURCE_KEYS = ("queue", "share", "types")
+SOURCE_KEYS = ("queue", "share", "types", "via")
 STORE_KEYS = ("kind", "latency")
 
 
@@ -90,7 +90,8 @@ def to_dict(p: Pipeline) -> dict:
     for node in p.nodes("source"):
         spec = p.spec(node)
         out["sources"][node] = {"queue": spec["queue"], **({"share": spec["share"]} if spec["share"] != 1 else {}),
-                                **({"types": spec["types"]} if spec.get("types") else {})}
+                                **({"types": spec["types"]} if spec.get("types") else {}),
+                                **({"via": spec["via"]} if spec.get("via", "http") != "http" else {})}
     for node in p.nodes("queue"):
         out["queues"][node] = dict(p.spec(node))
     for node in p.nodes("consumer"):

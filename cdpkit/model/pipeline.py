@@ -33,6 +33,7 @@ from .dists import Dist
 QUEUE_KEYS = ("max_batch_size", "max_batch_timeout", "max_retries", "dead_letter_queue",
               "retry_delay", "max_concurrency", "delivery_delay", "retention")
 RETRY_POLICIES = ("fixed", "exponential")
+SOURCE_KINDS = ("http", "cron", "producer")
 RETRY_MODES = ("per_message", "retry_all")
 
 
@@ -109,12 +110,13 @@ class ActorSpec:
     binding: str = ""
 
 
-STORE_KINDS = ("kv", "d1")
+STORE_KINDS = ("kv", "d1", "sink")
 
 
 @dataclass
 class StoreSpec:
-    """A KV namespace or D1 database; each write takes ``latency`` seconds (I/O)."""
+    """A KV namespace, a D1 database, or a sink (an outside endpoint: webhook, analytics,
+    e-mail); each write or call takes ``latency`` seconds of I/O."""
 
     kind: str = "d1"
     latency: Dist = field(default_factory=lambda: Dist("const", 0.0))
@@ -144,15 +146,19 @@ class Pipeline:
         self.wire(strict=False)
 
     def add_source(self, name: str, *, queue: str, share: float = 1.0,
-                   types: list[str] | None = None) -> None:
-        """Where messages enter (HTTP ingress, cron, a producer): the workload's messages of
-        ``types`` (default: all), a random ``share`` of them."""
+                   types: list[str] | None = None, via: str = "http") -> None:
+        """Where messages enter: ``via`` an HTTP ingress Worker, a ``cron`` trigger or another
+        ``producer``; the workload's messages of ``types`` (default: all), a ``share`` of them."""
         self._new_node(name)
+        if via not in SOURCE_KINDS:
+            raise ConfigError(f"source {name!r}: via={via!r} is not allowed; allowed: "
+                              + ", ".join(repr(k) for k in SOURCE_KINDS))
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
             raise ConfigError(f"source {name!r}: share={share!r} is not allowed; allowed: 0 < share <= 1")
         if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
             raise ConfigError(f"source {name!r}: types={types!r} is not allowed; allowed: a list of message types")
-        self.graph.add_node(name, kind="source", spec={"queue": queue, "share": share, "types": types})
+        self.graph.add_node(name, kind="source", spec={"queue": queue, "share": share, "types": types,
+                                                       "via": via})
         self.wire(strict=False)
 
     def add_consumer(self, queue: str, *, service: Any = None, failure: float = 0.0,
@@ -198,12 +204,12 @@ class Pipeline:
         self.wire(strict=False)
 
     def add_store(self, name: str, *, kind: str = "d1", latency: Any = 0.0) -> None:
-        """A KV namespace (``kind="kv"``) or D1 database that consumers and actors write to;
-        ``name`` is its binding (e.g. ``"DB"``)."""
+        """A KV namespace (``kind="kv"``), D1 database (``"d1"``) or sink (``"sink"``: an
+        outside HTTP endpoint) that consumers and actors write to; ``name`` is its binding."""
         if not BINDING_NAME.fullmatch(name):
             raise ConfigError(f"store {name!r}: the name is its binding and must be a JavaScript identifier")
         if kind not in STORE_KINDS:
-            raise ConfigError(f"store {name!r}: kind={kind!r} is not allowed; allowed: 'kv', 'd1'")
+            raise ConfigError(f"store {name!r}: kind={kind!r} is not allowed; allowed: 'kv', 'd1', 'sink'")
         self._new_node(name)
         self.graph.add_node(name, kind="store",
                             spec=StoreSpec(kind, Dist.parse(latency, f"store {name!r}: latency"), name))

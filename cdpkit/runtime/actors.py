@@ -46,11 +46,14 @@ class ActorAborted(Exception):
 _IMMUTABLE = (int, float, str, bool, bytes, type(None))
 
 
+def _immutable(value: Any) -> bool:
+    kind = type(value)
+    return kind in _IMMUTABLE or (kind is tuple and all(_immutable(v) for v in value))
+
+
 def _clone(value: Any) -> Any:
     """Structured-clone stand-in for RPC arguments and results (immutables pass as they are)."""
-    if type(value) in _IMMUTABLE:
-        return value
-    if type(value) is tuple and all(type(v) in _IMMUTABLE for v in value):
+    if _immutable(value):
         return value
     try:
         return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
@@ -341,13 +344,18 @@ class ActorNamespace:
             name for name, member in inspect.getmembers(cls, callable)
             if not name.startswith("_") and name not in RESERVED)
         self._key = hashlib.sha256(f"{binding}:{cls.__qualname__}".encode()).hexdigest()[:16]
+        self._named: dict[str, ActorId] = {}
 
     def id_from_name(self, name: str) -> ActorId:
         """The same name always gives the same id (in this namespace)."""
+        known = self._named.get(name) if isinstance(name, str) else None
+        if known is not None:
+            return known
         if not isinstance(name, str):
             raise HandlerError(f"{self.binding}.id_from_name: name={name!r} is not allowed; allowed: a str")
         digest = hashlib.sha256(f"{self._key}:{name}".encode()).hexdigest()
-        return ActorId(digest, self.binding, name)
+        actor_id = self._named[name] = ActorId(digest, self.binding, name)
+        return actor_id
 
     def new_unique_id(self) -> ActorId:
         return ActorId(f"{self.runtime.random_bits(256):064x}", self.binding)

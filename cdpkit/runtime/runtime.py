@@ -122,6 +122,7 @@ class Runtime:
         self.kv_namespaces: dict[str, KVNamespace] = {}
         self.databases: dict[str, D1Database] = {}
         self.datasets: dict[str, AnalyticsDataset] = {}
+        self.sinks: dict[str, Any] = {}          # outside endpoints of spec pipelines
         self.migrations: list[dict[str, Any]] = []
         self._rng = random.Random(seed)
         self._batch_seq = 0

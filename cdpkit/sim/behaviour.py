@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..runtime.actors import Actor, ActorNamespace
+from ..runtime.clock import resolve_later
 from ..runtime.queues import BatchResult, Queue, QueuedMessage
 
 if TYPE_CHECKING:
@@ -150,9 +151,25 @@ def actor_class(name: str, spec: ActorSpec, runtime: Runtime, rng: np.random.Gen
     return type(name, (Actor,), {"handle": handle, "__doc__": f"Generated from the spec of {name}."})
 
 
+class Sink:
+    """An outside endpoint (webhook, analytics, e-mail): counts calls; each takes its latency."""
+
+    def __init__(self, runtime: Runtime, name: str) -> None:
+        self.runtime, self.name, self.calls = runtime, name, 0
+
+    def call(self, latency: float):
+        self.calls += 1
+        return resolve_later(self.runtime.clock, latency)
+
+
 def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator) -> Callable[[tuple], Any]:
-    """One write per message to a KV namespace or D1 database, taking the store's latency."""
-    if spec.kind == "kv":
+    """One write per message to a KV namespace, D1 database or sink, taking its latency."""
+    if spec.kind == "sink":
+        sink = runtime.sinks[name] = Sink(runtime, name)
+
+        def write(body: tuple):
+            return sink.call(spec.latency.sample(rng))
+    elif spec.kind == "kv":
         kv = runtime.kv(name)
 
         def write(body: tuple):
