@@ -117,7 +117,7 @@ def run_simpy(messages: int, seed: int = 1) -> dict:
                 events.put(msg)
 
     def events_handler(batch):
-        for msg in batch:
+        for _ in batch:
             with actors[rng.randrange(100)].request() as req:
                 yield req
                 yield env.timeout(0.002)
