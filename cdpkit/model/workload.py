@@ -70,14 +70,19 @@ def _check_rate(rate: object, field: str = "rate") -> float:
 
 
 @dataclass
-class Poisson(Workload):
-    """Poisson arrivals at ``rate`` messages per second."""
+class _Rated(Workload):
+    """A workload with one constant ``rate`` (messages per second)."""
 
     rate: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.rate = _check_rate(self.rate)
+
+
+@dataclass
+class Poisson(_Rated):
+    """Poisson arrivals at ``rate`` messages per second."""
 
     def times(self, duration: float, rng: np.random.Generator) -> np.ndarray:
         if self.rate == 0:
@@ -87,14 +92,8 @@ class Poisson(Workload):
 
 
 @dataclass
-class Constant(Workload):
+class Constant(_Rated):
     """Evenly spaced arrivals at ``rate`` per second (deterministic)."""
-
-    rate: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.rate = _check_rate(self.rate)
 
     def times(self, duration: float, rng: np.random.Generator) -> np.ndarray:
         if self.rate == 0:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import HandlerError
 from .clock import Future, resolve_later
+from .storage import execute_sql
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -41,17 +42,11 @@ class D1Database:
         return D1PreparedStatement(self, query, ())
 
     def _execute(self, query: str, params: tuple) -> tuple[list[str], list[tuple], dict]:
-        try:
-            cursor = self.connection.execute(query, params)
-        except sqlite3.Error as exc:
-            raise HandlerError(f"D1_ERROR: {exc}: SQLITE_ERROR (query: {query[:80]!r})") from None
-        rows = cursor.fetchall()
-        columns = [d[0] for d in cursor.description or ()]
-        written = max(cursor.rowcount, 0) if cursor.description is None else 0
+        columns, rows, written, last_row_id = execute_sql(self.connection, query, params, "D1_ERROR")
         self.queries += 1
         self.rows_read += len(rows)
         self.rows_written += written
-        meta = {"changes": written, "last_row_id": cursor.lastrowid, "rows_read": len(rows),
+        meta = {"changes": written, "last_row_id": last_row_id, "rows_read": len(rows),
                 "rows_written": written, "duration": self.latency}
         return columns, rows, meta
 

@@ -206,6 +206,20 @@ class SqlCursor:
         return iter(self.to_array())
 
 
+def execute_sql(connection: sqlite3.Connection, query: str, params: tuple,
+                error: str) -> tuple[list[str], list[tuple], int, int | None]:
+    """Run one statement: (column names, rows, rows written, last row id). Shared by
+    Durable Object SQL storage and D1; sqlite errors become HandlerErrors."""
+    try:
+        cursor = connection.execute(query, params)
+    except sqlite3.Error as exc:
+        raise HandlerError(f"{error}: {exc} (query: {query[:80]!r})") from None
+    rows = cursor.fetchall()
+    columns = [d[0] for d in cursor.description or ()]
+    written = max(cursor.rowcount, 0) if cursor.description is None else 0
+    return columns, rows, written, cursor.lastrowid
+
+
 class SqlStorage:
     """SQLite in memory, one database per object (``ctx.storage.sql``)."""
 
@@ -213,13 +227,7 @@ class SqlStorage:
         self.connection = sqlite3.connect(":memory:", isolation_level=None)
 
     def exec(self, query: str, *bindings: Any) -> SqlCursor:
-        try:
-            cursor = self.connection.execute(query, bindings)
-        except sqlite3.Error as exc:
-            raise HandlerError(f"sql exec failed: {exc} (query: {query[:80]!r})") from None
-        rows = cursor.fetchall()
-        columns = [d[0] for d in cursor.description or ()]
-        written = max(cursor.rowcount, 0) if cursor.description is None else 0
+        columns, rows, written, _ = execute_sql(self.connection, query, bindings, "sql exec failed")
         return SqlCursor(columns, rows, len(rows), written)
 
     @property
