@@ -4,8 +4,8 @@
   exactly as for a handler): it spends the batch's service time, decides per message
   whether the attempt fails (retry with the spec's policy) and, for the rest, publishes,
   routes or calls an actor. One scheduled event per batch, no coroutine per message.
-* :func:`actor_class` makes a Durable Object class from an :class:`ActorSpec`; it runs
-  through the runtime's per-object gate like any hand-written actor.
+* :class:`SpecActors` runs the instances of a spec actor class with the runtime's
+  object-gate rule (one call computes at a time, in arrival order) as arithmetic.
 
 Spec messages carry a small tuple body ``(type, size, origin_time, origin_id)`` so that
 results can report end-to-end latency from the first send to the last step.
@@ -13,13 +13,14 @@ results can report end-to-end latency from the first send to the last step.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..runtime.actors import Actor, ActorNamespace
-from ..runtime.clock import resolve_later
+from ..errors import ConfigError
+from ..runtime.clock import Future, resolve_later
 from ..runtime.queues import BatchResult, Queue, QueuedMessage
 
 if TYPE_CHECKING:
@@ -52,9 +53,20 @@ class KeyPicker:
         self.rng = rng
         self.names = [f"{prefix}-{k}" for k in range(instances)]
 
-    def pick(self) -> str:
-        index = int(np.searchsorted(self.cumulative, self.rng.random(), side="right"))
-        return self.names[min(index, len(self.names) - 1)]
+        self._picks: list[int] = []
+
+    def pick_index(self) -> int:
+        """The next key's instance index (drawn in chunks: one numpy call per 4096 picks)."""
+        if not self._picks:
+            drawn = np.searchsorted(self.cumulative, self.rng.random(4096), side="right")
+            self._picks.extend(np.minimum(drawn, len(self.names) - 1)[::-1].tolist())
+        return self._picks.pop()
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise ConfigError(f"no instance {name!r}; instances: {self.names[0]} .. {self.names[-1]}") from None
 
 
 class SpecConsumer:
@@ -134,21 +146,85 @@ class SpecConsumer:
         next_call()
 
 
-def actor_class(name: str, spec: ActorSpec, runtime: Runtime, rng: np.random.Generator,
-                callers: dict[str, Callable[[tuple], Any]]) -> type:
-    """A Durable Object class that does what ``spec`` says, one call at a time per object."""
-    service = spec.service
+class SpecActors:
+    """The instances of a spec actor class, each a single-threaded object.
 
-    async def handle(self, body: tuple) -> None:
-        await self.ctx.work(service.sample(rng))
-        for store in spec.writes:
-            await callers[store](body)
-        for child in spec.calls:
-            await callers[child](body)
-        for queue in spec.publish:
-            send_spec_message(runtime, runtime.queues[queue], body)
+    The rule is the runtime's object gate, written as arithmetic: a call computes for its
+    service time once every call that arrived earlier at the same instance has finished
+    computing (FIFO); while it waits for a store or a child actor the instance serves other
+    calls, and it continues in turn once the gate is free again. One scheduled event per
+    step, no coroutine per call (``tests/test_model.py`` checks it against a hand-written
+    :class:`~cdpkit.runtime.actors.Actor` through the real gate).
+    """
 
-    return type(name, (Actor,), {"handle": handle, "__doc__": f"Generated from the spec of {name}."})
+    def __init__(self, runtime: Runtime, name: str, spec: ActorSpec, rng: np.random.Generator,
+                 callers: dict[str, Callable[[tuple], Any]]) -> None:
+        self.runtime, self.name, self.spec = runtime, name, spec
+        self.binding = spec.binding
+        self.picker = KeyPicker(name.lower(), spec.instances, spec.skew, rng)
+        self.service = spec.service.sampler(rng)
+        self.free_at = [0.0] * spec.instances
+        self.starts: list[float] = []       # heap of start times not yet reached (queued calls)
+        self.busy_seconds = 0.0
+        self.callers = callers
+        self.steps = [*spec.writes, *spec.calls]
+
+    def call(self, body: tuple) -> Future:
+        """A request from ``body``'s key to its instance; the future completes when done."""
+        clock = self.runtime.clock
+        now = clock.now
+        k = self.picker.pick_index()
+        free = self.free_at[k]
+        start = free if free > now else now
+        service = self.service()
+        finish = start + service
+        self.free_at[k] = finish
+        self.busy_seconds += service
+        if start > now:
+            heapq.heappush(self.starts, start)
+        record = [self.binding, self.picker.names[k], "handle", now, start, finish, "ok"]
+        self.runtime.recorder._calls.append(record)
+        future = Future()
+        clock.call_at(finish, self._step, k, body, record, future, 0)
+        return future
+
+    def _step(self, k: int, body: tuple, record: list, future: Future, i: int,
+              entered: bool = False) -> None:
+        """Continue call ``record`` at its ``i``-th store write / child call, or finish it."""
+        clock = self.runtime.clock
+        if i and not entered and self.free_at[k] > clock.now:   # re-enter behind earlier calls
+            clock.call_at(self.free_at[k], self._step, k, body, record, future, i, True)
+            return
+        if i < len(self.steps):
+            self.callers[self.steps[i]](body).add_done_callback(
+                lambda _f: self._step(k, body, record, future, i + 1))
+            return
+        rt = self.runtime
+        for queue in self.spec.publish:
+            send_spec_message(rt, rt.queues[queue], body)
+        record[5] = clock.now
+        future.set_result(None)
+
+    def load(self, now: float) -> tuple[int, int]:
+        """(calls queued, instances computing) at ``now``."""
+        starts = self.starts
+        while starts and starts[0] <= now:
+            heapq.heappop(starts)
+        return len(starts), sum(1 for f in self.free_at if f > now)
+
+    def get_by_name(self, name: str) -> _SpecStub:
+        """A stub for handler code: ``env.BINDING.get_by_name(key).handle(body)``."""
+        return _SpecStub(self, self.picker.index(name))
+
+
+class _SpecStub:
+    __slots__ = ("pool", "key")
+
+    def __init__(self, pool: SpecActors, key: int) -> None:
+        self.pool, self.key = pool, key
+
+    def handle(self, body: tuple) -> Future:
+        return self.pool.call(body, self.key)
 
 
 class Sink:
@@ -184,11 +260,3 @@ def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator) ->
             db.latency = spec.latency.sample(rng)
             return insert.bind(body[ORIGIN_ID], body[TYPE]).run()
     return write
-
-
-def caller_for(namespace: ActorNamespace, picker: KeyPicker) -> Callable[[tuple], Any]:
-    """A function that sends one body to the instance its key maps to."""
-    def call(body: tuple):
-        return namespace.get_by_name(picker.pick()).handle(body)
-    return call
-

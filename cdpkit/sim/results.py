@@ -28,12 +28,13 @@ class Results:
     """What a :func:`~cdpkit.sim.simulate.simulate` run produced."""
 
     def __init__(self, pipeline: Pipeline, runtime: Runtime, arrivals: Arrivals, duration: float,
-                 timeline: list[tuple]) -> None:
+                 timeline: list[tuple], actor_pools: dict | None = None) -> None:
         self.pipeline = pipeline
         self.runtime = runtime
         self.arrivals = arrivals
         self.duration = duration
         self._timeline = timeline
+        self.actor_pools = actor_pools or {}     # spec actor class -> SpecActors
         self.entry_queues = sorted({pipeline.spec(s)["queue"] for s in pipeline.nodes("source")})
 
     @cached_property

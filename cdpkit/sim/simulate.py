@@ -21,10 +21,8 @@ from ..model.workload import Workload
 from ..runtime.runtime import Runtime
 from ..runtime.semantics import Semantics
 from .behaviour import (
-    KeyPicker,
+    SpecActors,
     SpecConsumer,
-    actor_class,
-    caller_for,
     send_spec_message,
     store_writer,
 )
@@ -50,13 +48,14 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     for queue in pipeline.nodes("queue"):
         rt.queue(queue, **pipeline.spec(queue))
     callers: dict = {}
+    pools: dict[str, SpecActors] = {}
     for store in pipeline.nodes("store"):
         callers[store] = store_writer(rt, store, pipeline.spec(store), streams[store])
     for actor in pipeline.nodes("actor"):
         spec = pipeline.spec(actor)
-        cls = actor_class(actor, spec, rt, streams[actor], callers)
-        namespace = rt.actor(spec.binding, cls)
-        callers[actor] = caller_for(namespace, KeyPicker(actor.lower(), spec.instances, spec.skew, streams[actor]))
+        pool = pools[actor] = SpecActors(rt, actor, spec, streams[actor], callers)
+        rt.env.bind(spec.binding, pool)
+        callers[actor] = pool.call
     for node in pipeline.nodes("consumer"):
         data = pipeline.graph.nodes[node]
         spec = data["spec"]
@@ -83,12 +82,12 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
 
     timeline: list[tuple] = []
     step = duration / TIMELINE_POINTS
-    _sample(rt, timeline, step, duration)
+    _sample(rt, pools, timeline, step, duration)
     rt.clock.run(until=duration)
     if drain:
         rt.clock.run()
     rt.check_conservation()
-    return Results(pipeline, rt, arrivals, duration, timeline)
+    return Results(pipeline, rt, arrivals, duration, timeline, pools)
 
 
 def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
@@ -107,7 +106,8 @@ def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
         clock.call_at(float(times[indices[0]]), feed, 0)
 
 
-def _sample(rt: Runtime, timeline: list, step: float, duration: float) -> None:
+def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: float,
+            duration: float) -> None:
     """Record backlog, in-flight batches and actor activity every ``step`` seconds."""
     def sample() -> None:
         now = rt.clock.now
@@ -117,6 +117,9 @@ def _sample(rt: Runtime, timeline: list, step: float, duration: float) -> None:
             busy = sum(1 for obj in namespace.objects.values() if obj.gate.holder is not None)
             queued = sum(len(obj.gate.waiting) for obj in namespace.objects.values())
             timeline.append((now, namespace.class_name, queued, 0, busy))
+        for name, pool in pools.items():
+            queued, busy = pool.load(now)
+            timeline.append((now, name, queued, 0, busy))
         if now + step <= duration or rt.clock.peek() is not None:
             rt.clock.call_later(step, sample)
 
