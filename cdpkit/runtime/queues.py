@@ -376,20 +376,27 @@ class Queue:
         self.flusher = ConcurrentFlush() if runtime.semantics.concurrent_consumers else SingleFlush()
 
     # -- arriving ----------------------------------------------------------------------
-    def enqueue(self, record: QueuedMessage, delay: float) -> None:
-        """Land ``record`` in the buffer after ``delay`` (always through the timer queue)."""
-        self.runtime.ledger.append(record)
-        self.landing += 1
-        self.runtime.clock.call_later(delay, self._land, record)
+    def enqueue(self, records: list[QueuedMessage], delay: float) -> None:
+        """Land ``records`` in the buffer after ``delay`` (always through the timer queue;
+        records sent together land together, in order)."""
+        self.runtime.ledger.extend(records)
+        self.landing += len(records)
+        self.runtime.clock.call_later(delay, self._land, records)
 
-    def _land(self, record: QueuedMessage) -> None:
-        self.landing -= 1
+    def _land(self, records: list[QueuedMessage]) -> None:
+        self.landing -= len(records)
+        self.land(records)
+
+    def land(self, records: list[QueuedMessage]) -> None:
+        """Put ledger ``records`` in the buffer now, and let the flusher decide."""
         if self.consumer is None and self.runtime.semantics.discard_without_consumer:
             # miniflare's broker answers sends to a queue without a consumer and forgets them
-            self.runtime.finish(record, "dropped", "no consumer (wrangler dev discards)")
+            for record in records:
+                self.runtime.finish(record, "dropped", "no consumer (wrangler dev discards)")
             return
-        self.buffer.append(record)
-        self.backlog_bytes += record.bytes
+        self.buffer.extend(records)
+        for record in records:
+            self.backlog_bytes += record.bytes
         if self.consumer is not None:
             self.flusher.landed(self)
 
@@ -435,6 +442,7 @@ class Queue:
         max_attempts = settings.max_retries + 1
         retries, explicit_acks = result.retries, result.explicit_acks
         dead: list[QueuedMessage] = []
+        retried: dict[int, list[QueuedMessage]] = {}    # delay -> records landing together
         dispositions = []
         for record in batch:
             if record.id in retries:
@@ -447,8 +455,7 @@ class Queue:
                 continue
             record.failed_attempts += 1
             if record.failed_attempts < max_attempts:
-                self.landing += 1
-                rt.clock.call_later(delay, self._land, record)
+                retried.setdefault(delay, []).append(record)
                 dispositions.append("retried")
             elif settings.dead_letter_queue is not None:
                 rt.finish(record, "dead_lettered")
@@ -457,6 +464,9 @@ class Queue:
             else:
                 rt.finish(record, "dropped", f"failed {max_attempts} attempts, no dead letter queue")
                 dispositions.append("dropped")
+        for delay, records in retried.items():
+            self.landing += len(records)
+            rt.clock.call_later(delay, self._land, records)
         rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result)
         self.flusher.finished(self)
         if dead:
@@ -465,10 +475,9 @@ class Queue:
     def receive_dead_letters(self, records: Iterable[QueuedMessage]) -> None:
         """Dead letters arrive with their id, body and timestamp; attempts start again."""
         now = self.runtime.clock.now
-        for old in records:
-            record = QueuedMessage(old.id, self.name, old.content_type, old.payload, old.bytes,
-                                   old.timestamp, now)
-            self.enqueue(record, _default(self.delivery_delay, 0))
+        self.enqueue([QueuedMessage(old.id, self.name, old.content_type, old.payload, old.bytes,
+                                    old.timestamp, now) for old in records],
+                     _default(self.delivery_delay, 0))
 
     # -- inspecting --------------------------------------------------------------------
     @property
@@ -508,7 +517,7 @@ class Producer:
         """Send one message. Example: ``await env.JOBS.send({"id": 1}, delay_seconds=30)``."""
         queue = self.queue
         record, delay = self._prepare(queue, body, delay_seconds, content_type, "send")
-        queue.enqueue(record, delay)
+        queue.enqueue([record], delay)
         return completed()
 
     def send_batch(self, messages: Iterable[dict], *, delay_seconds: int | None = None) -> Future:
@@ -536,7 +545,7 @@ class Producer:
             raise LimitError(f"send_batch: {total} bytes in total; allowed: at most "
                              f"{sem.max_batch_bytes} bytes per batch")
         for record, delay in prepared:
-            queue.enqueue(record, delay)
+            queue.enqueue([record], delay)
         return completed()
 
     def _prepare(self, queue: Queue, body: Any, delay_seconds: int | None,

@@ -28,19 +28,34 @@ if TYPE_CHECKING:
     from ..runtime.runtime import Runtime
 
 # body = (type, size, origin_time, origin_id)
+MAX_SEND_BATCH = 100   # messages per sendBatch
 TYPE, SIZE, ORIGIN_TIME, ORIGIN_ID = range(4)
 
 
-def send_spec_message(runtime: Runtime, queue: Queue, body: tuple, delay: float = 0.0) -> None:
-    """Enqueue a spec message (no serialisation: the body is an immutable tuple)."""
-    now = runtime.clock.now
-    record = QueuedMessage(runtime.new_message_id(), queue.name, "raw", body, body[SIZE], now, now)
-    if body[SIZE] > runtime.semantics.max_message_bytes:
-        runtime.ledger.append(record)  # the producer's send() throws: counted, never enqueued
-        runtime.finish(record, "dropped", f"rejected: {body[SIZE]} bytes is over the "
-                                          f"{runtime.semantics.max_message_bytes}-byte message limit")
-        return
-    queue.enqueue(record, delay)
+def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple]) -> list[QueuedMessage]:
+    """Ledger records for spec messages (no serialisation: bodies are immutable tuples).
+
+    A body over the message size limit is what the producer's ``send()`` throws on: it is
+    counted as sent and dropped, and never reaches the queue.
+    """
+    now, name, limit = runtime.clock.now, queue.name, runtime.semantics.max_message_bytes
+    new_id = runtime.new_message_id
+    records = [QueuedMessage(new_id(), name, "raw", body, body[SIZE], now, now) for body in bodies]
+    if any(body[SIZE] > limit for body in bodies):
+        for record in records:
+            if record.bytes > limit:
+                runtime.ledger.append(record)
+                runtime.finish(record, "dropped", f"rejected: {record.bytes} bytes is over the "
+                                                  f"{limit}-byte message limit")
+        records = [r for r in records if r.bytes <= limit]
+    return records
+
+
+def send_spec_messages(runtime: Runtime, queue: Queue, bodies: list[tuple]) -> None:
+    """Send spec messages together (as one ``sendBatch``: they land together)."""
+    records = spec_records(runtime, queue, bodies)
+    if records:
+        queue.enqueue(records, queue.delivery_delay or 0)
 
 
 class KeyPicker:
@@ -77,7 +92,7 @@ class SpecConsumer:
         self.runtime = runtime
         self.spec = spec
         self.rng = rng
-        self.callers = callers          # actor class -> function(body) -> Future
+        self.callers = callers          # actor/store -> function(body, then): calls then() when done
         self.type_names = type_names
         self.cpu_seconds = 0.0
 
@@ -94,8 +109,9 @@ class SpecConsumer:
         self.cpu_seconds += cpu
         result = BatchResult()
         acked = []
-        for record in records:
-            if self._poison(record) or (spec.failure and rng.random() < spec.failure):
+        fails = (rng.random(n) < spec.failure).tolist() if spec.failure else [False] * n
+        for record, fail in zip(records, fails):
+            if fail or self._poison(record):
                 delay = spec.retry.delay(record.failed_attempts + 1)
                 if spec.retry.mode == "retry_all":
                     result.retry_all = True
@@ -116,32 +132,36 @@ class SpecConsumer:
         """Publish and route now; call the actor for each message in turn, then finish."""
         spec, rt = self.spec, self.runtime
         calls: list[tuple[Callable, tuple]] = []
+        sends: dict[str, list[tuple]] = {}
         for record in acked:
             body = record.payload
             target = spec.routes.get(self.type_names[body[TYPE]]) if spec.routes else None
             if target is not None:            # Pattern 2: this type goes to its own target
                 if target in rt.queues:
-                    send_spec_message(rt, rt.queues[target], body)
+                    sends.setdefault(target, []).append(body)
                 else:
                     calls.append((self.callers[target], body))
                 continue
             for queue in spec.publish:        # otherwise: publish and/or call the default actor
-                send_spec_message(rt, rt.queues[queue], body)
+                sends.setdefault(queue, []).append(body)
             for store in spec.writes:
                 calls.append((self.callers[store], body))
             if spec.calls:
                 calls.append((self.callers[spec.calls], body))
+        for queue, bodies in sends.items():
+            for start in range(0, len(bodies), MAX_SEND_BATCH):
+                send_spec_messages(rt, rt.queues[queue], bodies[start:start + MAX_SEND_BATCH])
         if not calls:
             finish()
             return
-        sequence = iter(calls)
+        remaining = iter(calls)
 
-        def next_call(_future: Any = None) -> None:
-            step = next(sequence, None)
+        def next_call() -> None:
+            step = next(remaining, None)
             if step is None:
                 finish()
             else:
-                step[0](step[1]).add_done_callback(next_call)
+                step[0](step[1], next_call)
 
         next_call()
 
@@ -169,11 +189,11 @@ class SpecActors:
         self.callers = callers
         self.steps = [*spec.writes, *spec.calls]
 
-    def call(self, body: tuple) -> Future:
-        """A request from ``body``'s key to its instance; the future completes when done."""
+    def call(self, body: tuple, then: Callable[[], Any], key: int | None = None) -> None:
+        """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
         clock = self.runtime.clock
         now = clock.now
-        k = self.picker.pick_index()
+        k = self.picker.pick_index() if key is None else key
         free = self.free_at[k]
         start = free if free > now else now
         service = self.service()
@@ -184,26 +204,26 @@ class SpecActors:
             heapq.heappush(self.starts, start)
         record = [self.binding, self.picker.names[k], "handle", now, start, finish, "ok"]
         self.runtime.recorder._calls.append(record)
-        future = Future()
-        clock.call_at(finish, self._step, k, body, record, future, 0)
-        return future
+        if self.steps or self.spec.publish:
+            clock.call_at(finish, self._step, k, body, record, then, 0)
+        else:
+            clock.call_at(finish, then)
 
-    def _step(self, k: int, body: tuple, record: list, future: Future, i: int,
+    def _step(self, k: int, body: tuple, record: list, then: Callable[[], Any], i: int,
               entered: bool = False) -> None:
         """Continue call ``record`` at its ``i``-th store write / child call, or finish it."""
         clock = self.runtime.clock
         if i and not entered and self.free_at[k] > clock.now:   # re-enter behind earlier calls
-            clock.call_at(self.free_at[k], self._step, k, body, record, future, i, True)
+            clock.call_at(self.free_at[k], self._step, k, body, record, then, i, True)
             return
         if i < len(self.steps):
-            self.callers[self.steps[i]](body).add_done_callback(
-                lambda _f: self._step(k, body, record, future, i + 1))
+            self.callers[self.steps[i]](body, lambda: self._step(k, body, record, then, i + 1))
             return
         rt = self.runtime
         for queue in self.spec.publish:
-            send_spec_message(rt, rt.queues[queue], body)
+            send_spec_messages(rt, rt.queues[queue], [body])
         record[5] = clock.now
-        future.set_result(None)
+        then()
 
     def load(self, now: float) -> tuple[int, int]:
         """(calls queued, instances computing) at ``now``."""
@@ -224,7 +244,9 @@ class _SpecStub:
         self.pool, self.key = pool, key
 
     def handle(self, body: tuple) -> Future:
-        return self.pool.call(body, self.key)
+        future = Future()
+        self.pool.call(body, lambda: future.set_result(None), self.key)
+        return future
 
 
 class Sink:
@@ -238,8 +260,10 @@ class Sink:
         return resolve_later(self.runtime.clock, latency)
 
 
-def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator) -> Callable[[tuple], Any]:
-    """One write per message to a KV namespace, D1 database or sink, taking its latency."""
+def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator
+                 ) -> Callable[[tuple, Callable[[], Any]], None]:
+    """One write per message to a KV namespace, D1 database or sink, taking its latency;
+    the returned ``write(body, then)`` runs ``then()`` when the write is done."""
     if spec.kind == "sink":
         sink = runtime.sinks[name] = Sink(runtime, name)
 
@@ -259,4 +283,8 @@ def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator) ->
         def write(body: tuple):
             db.latency = spec.latency.sample(rng)
             return insert.bind(body[ORIGIN_ID], body[TYPE]).run()
-    return write
+
+    def write_then(body: tuple, then: Callable[[], Any]) -> None:
+        write(body).add_done_callback(lambda _future: then())
+
+    return write_then

@@ -23,7 +23,7 @@ from ..runtime.semantics import Semantics
 from .behaviour import (
     SpecActors,
     SpecConsumer,
-    send_spec_message,
+    spec_records,
     store_writer,
 )
 from .results import Results
@@ -92,18 +92,26 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
 
 def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
     """Send arrival i at its time; only the next arrival is ever on the event heap."""
-    times, types, sizes = arrivals.times, arrivals.types, arrivals.sizes
-    clock = rt.clock
-    count = len(indices)
+    times, types, sizes = arrivals.times.tolist(), arrivals.types.tolist(), arrivals.sizes.tolist()
+    order = indices.tolist()
+    clock, ledger = rt.clock, rt.ledger
+    count = len(order)
+    delay = queue.delivery_delay or 0
 
     def feed(k: int) -> None:
-        i = int(indices[k])
-        send_spec_message(rt, queue, (int(types[i]), int(sizes[i]), float(times[i]), i))
+        i = order[k]
+        records = spec_records(rt, queue, [(types[i], sizes[i], times[i], i)])
+        if records:
+            if delay:
+                queue.enqueue(records, delay)
+            else:   # the Worker's send() lands now: no extra hop through the timer queue
+                ledger.extend(records)
+                queue.land(records)
         if k + 1 < count:
-            clock.call_at(float(times[indices[k + 1]]), feed, k + 1)
+            clock.call_at(times[order[k + 1]], feed, k + 1)
 
     if count:
-        clock.call_at(float(times[indices[0]]), feed, 0)
+        clock.call_at(times[order[0]], feed, 0)
 
 
 def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: float,
