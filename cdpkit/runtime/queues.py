@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
@@ -346,7 +347,9 @@ class ConcurrentFlush:
 
     def _expire(self, queue: Queue) -> None:
         self.timer, self.due = None, True
+        queue.absorb()
         self.landed(queue)
+        queue.rewake()
 
     def finished(self, queue: Queue) -> None:
         self.running -= 1
@@ -354,6 +357,26 @@ class ConcurrentFlush:
 
 
 # ---------------------------------------------------------------------------- the broker
+
+
+class Inflow:
+    """Arrivals known in advance (a workload's send times, sorted), absorbed into the
+    buffer by index whenever the queue looks at it, instead of one event per message.
+
+    ``make(lo, hi)`` turns arrivals ``lo..hi-1`` into ledger records. The queue only wakes
+    up for an arrival that changes what the flusher would decide: the first one into an
+    empty buffer (starts the batch timeout) and the one that fills a batch.
+    """
+
+    __slots__ = ("times", "make", "next", "wake", "wake_time")
+
+    def __init__(self, times: list[float], make: Callable[[int, int], list[QueuedMessage]]) -> None:
+        self.times = times
+        self.make = make
+        self.next = 0
+        self.wake: list | None = None
+        self.wake_time: float | None = None
+
 
 
 class Queue:
@@ -374,6 +397,40 @@ class Queue:
         self.running = 0                          # batches whose handler has not returned
         self.batches = 0
         self.flusher = ConcurrentFlush() if runtime.semantics.concurrent_consumers else SingleFlush()
+        self.inflow: Inflow | None = None
+
+    # -- arrivals known in advance -------------------------------------------------------
+    def attach_inflow(self, times: list[float], make: Callable[[int, int], list[QueuedMessage]]) -> None:
+        """Feed this queue from sorted arrival ``times`` (see :class:`Inflow`)."""
+        self.inflow = Inflow(times, make)
+        self.rewake()
+
+    def absorb(self) -> None:
+        """Take in every known arrival up to now (they precede anything landing now)."""
+        inflow = self.inflow
+        if inflow is None:
+            return
+        hi = bisect_right(inflow.times, self.runtime.clock.now, inflow.next)
+        if hi > inflow.next:
+            records = inflow.make(inflow.next, hi)
+            inflow.next = hi
+            self.runtime.ledger.extend(records)
+            self._put(records)
+
+    def rewake(self) -> None:
+        """Schedule the next wake-up: the arrival that starts or fills a batch."""
+        inflow = self.inflow
+        if inflow is None:
+            return
+        times, i, n = inflow.times, inflow.next, len(self.buffer)
+        size = self.settings.max_batch_size
+        j = i if n == 0 else i + size - n - 1
+        target = times[j] if n < size and j < len(times) else None
+        if target != inflow.wake_time:
+            if inflow.wake is not None:
+                self.runtime.clock.cancel(inflow.wake)
+            inflow.wake = None if target is None else self.runtime.clock.call_at(target, self.land, ())
+            inflow.wake_time = target
 
     # -- arriving ----------------------------------------------------------------------
     def enqueue(self, records: list[QueuedMessage], delay: float) -> None:
@@ -389,6 +446,15 @@ class Queue:
 
     def land(self, records: list[QueuedMessage]) -> None:
         """Put ledger ``records`` in the buffer now, and let the flusher decide."""
+        if self.inflow is not None:
+            self.absorb()
+        self._put(records)
+        if self.consumer is not None:
+            self.flusher.landed(self)
+        if self.inflow is not None:
+            self.rewake()
+
+    def _put(self, records: list[QueuedMessage]) -> None:
         if self.consumer is None and self.runtime.semantics.discard_without_consumer:
             # miniflare's broker answers sends to a queue without a consumer and forgets them
             for record in records:
@@ -397,12 +463,12 @@ class Queue:
         self.buffer.extend(records)
         for record in records:
             self.backlog_bytes += record.bytes
-        if self.consumer is not None:
-            self.flusher.landed(self)
 
     # -- delivering --------------------------------------------------------------------
     def flush(self) -> None:
         """Cut the next batch from the buffer and hand it to the consumer."""
+        if self.inflow is not None:
+            self.absorb()
         buffer, size, now = self.buffer, self.settings.max_batch_size, self.runtime.clock.now
         batch: list[QueuedMessage] = []
         while buffer and len(batch) < size:
@@ -417,6 +483,7 @@ class Queue:
             batch.append(record)
         if not batch:
             self.flusher.finished(self)
+            self.rewake()
             return
         self.batches += 1
         self.running += 1
@@ -426,6 +493,8 @@ class Queue:
         self.runtime.recorder.batch_started(batch_id, self.name, now, batch)
         self.consumer.start(self, batch_id, batch, metadata,
                             lambda ok, result: self._batch_done(batch_id, batch, ok, result))
+        if self.inflow is not None:
+            self.rewake()
 
     def check_delay(self, value: object, field: str) -> int:
         return check_int(value, field, 0, self.runtime.semantics.max_delay_seconds, LimitError)
@@ -468,7 +537,11 @@ class Queue:
             self.landing += len(records)
             rt.clock.call_later(delay, self._land, records)
         rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result)
+        if self.inflow is not None:
+            self.absorb()
         self.flusher.finished(self)
+        if self.inflow is not None:
+            self.rewake()
         if dead:
             rt.queue_named(settings.dead_letter_queue).receive_dead_letters(dead)
 

@@ -452,6 +452,8 @@ class Runtime:
         on a delay/retry timer, or inside a running batch); :meth:`check_conservation`
         raises if any row disagrees.
         """
+        for queue in self.queues.values():
+            queue.absorb()   # known arrivals up to now have been sent
         counts: dict[str, dict[str, int]] = {
             name: dict.fromkeys(("sent", *OUTCOMES, "in_flight"), 0) for name in self.queues}
         for record in self.ledger:

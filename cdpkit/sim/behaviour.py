@@ -32,21 +32,29 @@ MAX_SEND_BATCH = 100   # messages per sendBatch
 TYPE, SIZE, ORIGIN_TIME, ORIGIN_ID = range(4)
 
 
-def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple]) -> list[QueuedMessage]:
+def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple],
+                 sent_at: str | None = None) -> list[QueuedMessage]:
     """Ledger records for spec messages (no serialisation: bodies are immutable tuples).
 
     A body over the message size limit is what the producer's ``send()`` throws on: it is
-    counted as sent and dropped, and never reaches the queue.
+    counted as sent and dropped, and never reaches the queue. ``sent_at="origin"``: the
+    bodies were sent at their origin time (workload arrivals), not now.
     """
-    now, name, limit = runtime.clock.now, queue.name, runtime.semantics.max_message_bytes
+    name, limit = queue.name, runtime.semantics.max_message_bytes
     new_id = runtime.new_message_id
-    records = [QueuedMessage(new_id(), name, "raw", body, body[SIZE], now, now) for body in bodies]
-    if any(body[SIZE] > limit for body in bodies):
+    if sent_at is None:
+        now = runtime.clock.now
+        records = [QueuedMessage(new_id(), name, "raw", body, body[SIZE], now, now) for body in bodies]
+    else:   # arrivals taken in later than they were sent (see Queue.absorb)
+        records = [QueuedMessage(new_id(), name, "raw", body, body[SIZE], body[ORIGIN_TIME],
+                                 body[ORIGIN_TIME]) for body in bodies]
+    if bodies and max(body[SIZE] for body in bodies) > limit:
         for record in records:
             if record.bytes > limit:
                 runtime.ledger.append(record)
                 runtime.finish(record, "dropped", f"rejected: {record.bytes} bytes is over the "
                                                   f"{limit}-byte message limit")
+                record.finished_at = record.sent_at
         records = [r for r in records if r.bytes <= limit]
     return records
 

@@ -91,27 +91,16 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
 
 
 def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
-    """Send arrival i at its time; only the next arrival is ever on the event heap."""
+    """Arrivals ``indices`` are sent to ``queue`` at their times; the queue takes them in by
+    index (:class:`~cdpkit.runtime.queues.Inflow`), not one event per message."""
     times, types, sizes = arrivals.times.tolist(), arrivals.types.tolist(), arrivals.sizes.tolist()
     order = indices.tolist()
-    clock, ledger = rt.clock, rt.ledger
-    count = len(order)
     delay = queue.delivery_delay or 0
 
-    def feed(k: int) -> None:
-        i = order[k]
-        records = spec_records(rt, queue, [(types[i], sizes[i], times[i], i)])
-        if records:
-            if delay:
-                queue.enqueue(records, delay)
-            else:   # the Worker's send() lands now: no extra hop through the timer queue
-                ledger.extend(records)
-                queue.land(records)
-        if k + 1 < count:
-            clock.call_at(times[order[k + 1]], feed, k + 1)
+    def make(lo: int, hi: int) -> list:
+        return spec_records(rt, queue, [(types[i], sizes[i], times[i], i) for i in order[lo:hi]], "origin")
 
-    if count:
-        clock.call_at(times[order[0]], feed, 0)
+    queue.attach_inflow([times[i] + delay for i in order], make)
 
 
 def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: float,
@@ -120,6 +109,7 @@ def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: flo
     def sample() -> None:
         now = rt.clock.now
         for name, queue in rt.queues.items():
+            queue.absorb()
             timeline.append((now, name, len(queue.buffer), queue.landing, queue.running))
         for namespace in rt.namespaces.values():
             busy = sum(1 for obj in namespace.objects.values() if obj.gate.holder is not None)
