@@ -269,3 +269,17 @@ def test_sinks_and_cron_sources():
     assert res.batches["finished_at"].sub(res.batches["delivered_at"]).min() >= 0.2
     with pytest.raises(ConfigError, match="source 'x': via='email' is not allowed"):
         p.add_source("x", queue="jobs", via="email")
+
+
+def test_delivery_trace_is_optional():
+    p = cdp.Pipeline("traced")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=5, max_batch_timeout=1)
+    p.add_consumer("jobs", failure=0.2, retry={"policy": "fixed", "base": 1})
+    quiet = cdp.simulate(p, cdp.Constant(rate=10), duration=10, seed=1)
+    with pytest.raises(ValueError, match="trace=True"):
+        quiet.runtime.trace
+    traced = cdp.simulate(p, cdp.Constant(rate=10), duration=10, seed=1, trace=True)
+    deliveries = traced.runtime.trace
+    assert len(deliveries) == traced.messages["deliveries"].sum() > 100
+    assert deliveries.groupby("batch").size().tolist() == traced.batches["size"].tolist()

@@ -23,9 +23,10 @@ BATCH_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "size", "outco
 class Trace:
     """Collects batches and deliveries while a runtime runs."""
 
-    __slots__ = ("_open", "_deliveries", "_batches", "_calls", "warnings", "errors")
+    __slots__ = ("_open", "_deliveries", "_batches", "_calls", "warnings", "errors", "keep_deliveries")
 
-    def __init__(self) -> None:
+    def __init__(self, keep_deliveries: bool = True) -> None:
+        self.keep_deliveries = keep_deliveries   # a row per delivery (batches are always kept)
         self._open: dict[int, tuple] = {}
         self._calls: list[list] = []
         self._deliveries: list[tuple] = []
@@ -39,9 +40,10 @@ class Trace:
     def batch_finished(self, batch_id: int, t: float, batch: list[QueuedMessage],
                        dispositions: list[str], ok: bool, result: BatchResult) -> None:
         queue, started, attempts = self._open.pop(batch_id)
-        append = self._deliveries.append
-        for record, tries, disposition in zip(batch, attempts, dispositions):
-            append((queue, batch_id, started, t, record.id, tries, disposition))
+        if self.keep_deliveries:
+            append = self._deliveries.append
+            for record, tries, disposition in zip(batch, attempts, dispositions):
+                append((queue, batch_id, started, t, record.id, tries, disposition))
         self._batches.append((
             queue, batch_id, started, t, len(batch), "ok" if ok else "exception",
             result.retry_all, result.ack_all, dispositions.count("acked"),
@@ -72,6 +74,9 @@ class Trace:
         return sum(len(attempts) for _, _, attempts in self._open.values())
 
     def deliveries(self) -> pd.DataFrame:
+        if not self.keep_deliveries:
+            raise ValueError("this run did not keep a row per delivery; run it with "
+                             "simulate(..., trace=True) (Results.messages and .batches are always kept)")
         return pd.DataFrame(self._deliveries, columns=DELIVERY_COLUMNS)
 
     def batches(self) -> pd.DataFrame:

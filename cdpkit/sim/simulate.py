@@ -32,14 +32,18 @@ TIMELINE_POINTS = 400
 
 
 def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int = 0,
-             semantics: str | Semantics = "production", drain: bool = True) -> Results:
+             semantics: str | Semantics = "production", drain: bool = True,
+             trace: bool = False) -> Results:
     """Simulate ``duration`` seconds of ``workload`` through ``pipeline``.
 
     Arrivals stop at ``duration``; with ``drain=True`` the run continues until every
     message has finished (acked, dead-lettered or dropped), which gives time-to-drain.
+    ``trace=True`` also keeps a row per delivery (``res.runtime.trace``); per-message and
+    per-batch results are always kept.
     """
     pipeline.validate()
     rt = Runtime(semantics=semantics, seed=seed)
+    rt.recorder.keep_deliveries = trace
     names = sorted(pipeline.graph)
     streams = dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1))))
     workload_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(len(names) + 1)[-1])
