@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 TIMELINE_COLUMNS = ["time", "node", "backlog", "landing", "running"]
 
 
+def _floats(values) -> np.ndarray:
+    """Floats with None as NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 class Results:
     """What a :func:`~cdpkit.sim.simulate.simulate` run produced."""
 
@@ -39,17 +44,27 @@ class Results:
 
     @cached_property
     def messages(self) -> pd.DataFrame:
+        ledger = self.runtime.ledger
         names = self.arrivals.type_names
-        rows = []
-        for r in self.runtime.ledger:
-            body = r.payload if r.content_type == "raw" else None
-            rows.append((r.id, r.queue, names[body[0]] if body else None, r.bytes, r.sent_at,
-                         r.first_delivered_at, r.deliveries, r.failed_attempts + (r.outcome == "acked"),
-                         r.outcome or "in_flight", r.finished_at, r.drop_reason,
-                         body[3] if body else -1, body[2] if body else np.nan))
-        frame = pd.DataFrame(rows, columns=["message_id", "queue", "type", "bytes", "sent",
-                                            "first_delivered", "deliveries", "attempts", "outcome",
-                                            "finished", "drop_reason", "origin", "origin_time"])
+        bodies = [r.payload if r.content_type == "raw" else None for r in ledger]
+        outcome = [r.outcome or "in_flight" for r in ledger]
+        deliveries = np.fromiter((r.deliveries for r in ledger), np.int64, len(ledger))
+        failed = np.fromiter((r.failed_attempts for r in ledger), np.int64, len(ledger))
+        frame = pd.DataFrame({
+            "message_id": [r.id for r in ledger],
+            "queue": pd.Categorical([r.queue for r in ledger]),
+            "type": pd.Categorical([names[b[0]] if b else None for b in bodies]),
+            "bytes": np.fromiter((r.bytes for r in ledger), np.int64, len(ledger)),
+            "sent": np.fromiter((r.sent_at for r in ledger), float, len(ledger)),
+            "first_delivered": _floats(r.first_delivered_at for r in ledger),
+            "deliveries": deliveries,
+            "attempts": failed + (np.array(outcome, dtype=object) == "acked"),
+            "outcome": pd.Categorical(outcome),
+            "finished": _floats(r.finished_at for r in ledger),
+            "drop_reason": [r.drop_reason for r in ledger],
+            "origin": np.fromiter((b[3] if b else -1 for b in bodies), np.int64, len(ledger)),
+            "origin_time": _floats(b[2] if b else None for b in bodies),
+        })
         frame["wait"] = frame["first_delivered"] - frame["sent"]
         frame["latency"] = frame["finished"] - frame["sent"]
         return frame
