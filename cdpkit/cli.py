@@ -1,8 +1,16 @@
-"""Command line: ``cdpkit demo`` (more subcommands arrive with the model and export issues)."""
+"""Command line.
+
+    cdpkit demo                    simulate the built-in CDP gateway, write a report folder
+    cdpkit simulate MODEL.yaml     simulate a model file and print its summary
+    cdpkit export MODEL.yaml       write wrangler.toml (or .jsonc), provisioning script, Worker skeleton
+    cdpkit lab                     open JupyterLab on the tutorial notebooks
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -10,45 +18,173 @@ from pathlib import Path
 import pandas as pd
 
 
+def _show(title: str, table: pd.Series | pd.DataFrame) -> None:
+    print(f"\n== {title} ==")
+    print(table.to_string())
+
+
+def _report(res, out: Path) -> list[Path]:
+    """Summary, tables and plots of one simulation into ``out``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import viz
+
+    written = []
+    for name, frame in (("summary.csv", res.summary()), ("cost.csv", res.cost()),
+                        ("messages.csv", res.messages), ("batches.csv", res.batches),
+                        ("timeline.csv", res.timeline)):
+        frame.to_csv(out / name)
+        written.append(out / name)
+    for name, draw in (("pipeline.png", lambda: viz.draw_pipeline(res.pipeline, res)),
+                       ("dashboard.png", lambda: viz.dashboard(res))):
+        made = draw()
+        figure = made if hasattr(made, "savefig") else made.figure
+        figure.savefig(out / name, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        written.append(out / name)
+    return written
+
+
 def demo(args: argparse.Namespace) -> int:
-    from .demo import build_gateway
+    """The main job: the seed's CDP gateway, simulated, reported and exported."""
+    from . import deploy
+    from .demo import build_gateway, gateway, gateway_workload
+    from .sim import simulate
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pd.set_option("display.width", 140)
     pd.set_option("display.max_columns", 20)
-    for semantics in args.semantics:
+
+    pipeline = gateway()
+    print(f"CDP gateway model: {pipeline!r}")
+    started = time.perf_counter()
+    res = simulate(pipeline, gateway_workload(args.rate), duration=args.duration, seed=args.seed,
+                   progress=True)
+    elapsed = time.perf_counter() - started
+    _show(f"capacity simulation: {args.rate:g} requests/s for {args.duration:g} virtual s "
+          f"({elapsed:.1f} s wall)", res.summary().round(4))
+    cost = res.cost()
+    _show(f"cost (Cloudflare list prices as of {cost.attrs['pricing_as_of']})",
+          cost[["service", "item", "quantity", "run_cost", "monthly_cost"]].round(4))
+    print("\nconservation per queue (sent = acked + dead_lettered + dropped + in_flight):")
+    print(res.runtime.conservation().to_string())
+
+    # the same shape written as handler code, in both semantics profiles
+    for semantics in ("local", "production"):
         rt = build_gateway(semantics=semantics, seed=args.seed, requests=args.requests)
-        started = time.perf_counter()
         rt.run()
-        elapsed = time.perf_counter() - started
         rt.check_conservation()
-        print(f"\n== CDP gateway demo, semantics={semantics!r}: {args.requests} requests, "
-              f"{len(rt.recorder)} deliveries in {rt.now:.1f} virtual s "
-              f"({elapsed:.2f} s wall) ==")
         summary = rt.summary()
-        print(summary.round(3).to_string())
-        print("\nconservation (sent = acked + dead_lettered + dropped + in_flight):")
-        print(rt.conservation().to_string())
-        summary.to_csv(out / f"summary-{semantics}.csv")
-        rt.trace.to_csv(out / f"trace-{semantics}.csv", index=False)
-        rt.messages.to_csv(out / f"messages-{semantics}.csv", index=False)
-    print(f"\nwrote {out}/summary-*.csv, trace-*.csv, messages-*.csv")
+        summary.to_csv(out / f"handlers-{semantics}.csv")
+        _show(f"handler-code gateway, semantics={semantics!r}: {args.requests} requests",
+              summary.round(3))
+
+    written = _report(res, out)
+    written += deploy.write_all(pipeline, out / "deploy", overwrite=True)
+    print(f"\nwrote {len(written)} files to {out}/:")
+    for path in written:
+        print(f"  {path}")
     return 0
 
 
+def _workload(args: argparse.Namespace, pipeline):
+    from .model import Poisson
+
+    types = sorted({t for s in pipeline.nodes("source") for t in (pipeline.spec(s)["types"] or [])})
+    return Poisson(rate=args.rate, types=dict.fromkeys(types, 1.0) if types else {"message": 1.0})
+
+
+def simulate_cmd(args: argparse.Namespace) -> int:
+    """Simulate a model file under Poisson traffic (types shared equally between sources' types)."""
+    from .model import Pipeline
+    from .sim import simulate
+
+    pipeline = Pipeline.from_yaml(args.model)
+    res = simulate(pipeline, _workload(args, pipeline), duration=args.duration, seed=args.seed,
+                   semantics=args.semantics, progress=True)
+    pd.set_option("display.width", 140)
+    _show(f"{pipeline.name}: {args.rate:g} messages/s for {args.duration:g} virtual s", res.summary().round(4))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for path in _report(res, out):
+            print(f"wrote {path}")
+    return 0
+
+
+def export_cmd(args: argparse.Namespace) -> int:
+    """Write the deployable config, provisioning script and Worker skeleton of a model file."""
+    from . import deploy
+    from .model import Pipeline
+
+    pipeline = Pipeline.from_yaml(args.model)
+    for path in deploy.write_all(pipeline, Path(args.out), overwrite=args.overwrite, format=args.format):
+        print(f"wrote {path}")
+    return 0
+
+
+def lab(args: argparse.Namespace) -> int:
+    """Open JupyterLab on the notebooks (needs the ``lab`` extra: ``pip install cdpkit[lab]``)."""
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
+    if jupyter is None:
+        print("jupyter is not installed; run `bash scripts/bootstrap.sh lab` or "
+              "`pip install 'cdpkit[lab]'`", file=sys.stderr)
+        return 2
+    command = [jupyter, "lab", str(args.notebooks), *args.extra]
+    print("running:", " ".join(command))
+    if args.dry_run:
+        return 0
+    os.execv(jupyter, command)
+    return 0  # not reached
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cdpkit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="cdpkit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run the built-in CDP gateway scenario and print its summary")
-    p.add_argument("--semantics", nargs="+", default=["local", "production"],
-                   choices=["local", "production"])
-    p.add_argument("--requests", type=int, default=5_000)
+
+    p = sub.add_parser("demo", help="simulate the built-in CDP gateway and write a report folder")
+    p.add_argument("--rate", type=float, default=200.0, help="requests per second (default 200)")
+    p.add_argument("--duration", type=float, default=120.0, help="virtual seconds of traffic (default 120)")
+    p.add_argument("--requests", type=int, default=5_000, help="requests in the handler-code run")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="cdpkit-report")
     p.set_defaults(func=demo)
+
+    p = sub.add_parser("simulate", help="simulate a YAML/JSON model file")
+    p.add_argument("model")
+    p.add_argument("--rate", type=float, default=100.0, help="messages per second (default 100)")
+    p.add_argument("--duration", type=float, default=60.0, help="virtual seconds (default 60)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--semantics", choices=["production", "local"], default="production")
+    p.add_argument("--out", help="also write tables and plots to this folder")
+    p.set_defaults(func=simulate_cmd)
+
+    p = sub.add_parser("export", help="write wrangler config, provisioning script and Worker skeleton")
+    p.add_argument("model")
+    p.add_argument("--out", default="deploy")
+    p.add_argument("--format", choices=["toml", "jsonc"], default="toml")
+    p.add_argument("--overwrite", action="store_true", help="replace files that already exist")
+    p.set_defaults(func=export_cmd)
+
+    p = sub.add_parser("lab", help="open JupyterLab on the tutorial notebooks")
+    p.add_argument("--notebooks", default=str(Path(__file__).resolve().parent.parent / "notebooks"))
+    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.add_argument("extra", nargs="*", help="arguments passed on to jupyter lab")
+    p.set_defaults(func=lab)
+
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as exc:  # a clear message on the command line, not a traceback
+        from .errors import CdpkitError
+        if isinstance(exc, (CdpkitError, FileExistsError, FileNotFoundError)):
+            print(f"cdpkit {args.command}: {exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -1,5 +1,12 @@
-"""A small built-in scenario in the shape of the seed's CDP gateway (Queues only, for now).
+"""The built-in CDP gateway: the seed's model (all three patterns) and a handler-code runtime.
 
+:func:`gateway` is the capacity model (``cdpkit/data/cdp-gateway.yaml``, also at
+``examples/cdp-gateway.yaml``) and :data:`GATEWAY_MIX` its traffic mix.
+
+>>> gateway()
+<Pipeline 'cdp-gateway': 8 actors, 5 consumers, 5 queues, 2 sources, 3 stores>
+
+:func:`build_gateway` is the same shape written as handler code against the emulator API:
 HTTP requests enqueue workflow commands on ``cdp-command-queue``; its consumer processes
 each command (2 ms of CPU, a transient failure now and then, retried with the seed's
 backoff ``min(60, 2**attempts * 5)``), publishes a ``workflow.completed`` event to
@@ -9,8 +16,23 @@ backoff ``min(60, 2**attempts * 5)``), publishes a ``workflow.completed`` event 
 from __future__ import annotations
 
 import random
+from importlib import resources
 
+from .model import Pipeline, Poisson
 from .runtime import Runtime
+
+#: Message types arriving at the gateway's HTTP endpoints, with their shares of traffic.
+GATEWAY_MIX = {"execute_workflow": 0.5, "web_scraping": 0.2, "email_validation": 0.2, "crm_sync": 0.1}
+
+
+def gateway() -> Pipeline:
+    """The seed's CDP gateway as a Pipeline (the embedded ``cdp-gateway.yaml``)."""
+    return Pipeline.from_yaml(resources.files("cdpkit.data").joinpath("cdp-gateway.yaml").read_text())
+
+
+def gateway_workload(rate: float = 200.0) -> Poisson:
+    """Poisson traffic at ``rate`` requests/s with the gateway's type mix."""
+    return Poisson(rate=rate, types=dict(GATEWAY_MIX))
 
 
 def build_gateway(semantics: str = "local", seed: int = 1, requests: int = 5_000,
