@@ -283,3 +283,25 @@ def test_delivery_trace_is_optional():
     deliveries = traced.runtime.trace
     assert len(deliveries) == traced.messages["deliveries"].sum() > 100
     assert deliveries.groupby("batch").size().tolist() == traced.batches["size"].tolist()
+
+
+def test_permanent_failures_are_a_share_of_failures():
+    """failure = P(an attempt fails); permanent = the share of those that are poison and
+    fail every attempt, so P(dead-lettered) = f*s + (1 - f*s) * q**(R+1)."""
+    f, share, retries = 0.1, 0.3, 2
+    p = cdp.Pipeline("poison")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1, max_retries=retries,
+                dead_letter_queue="jobs-dlq")
+    p.add_queue("jobs-dlq")
+    p.add_consumer("jobs", failure=f, permanent=share, retry={"policy": "fixed", "base": 1})
+    p.add_consumer("jobs-dlq")
+    res = cdp.simulate(p, cdp.Poisson(rate=200), duration=200, seed=2)
+    jobs = res.messages[res.messages["queue"] == "jobs"]
+    n = len(jobs)
+    first_failed = (jobs["deliveries"] > 1).mean()
+    q = f * (1 - share) / (1 - f * share)
+    expected_dead = f * share + (1 - f * share) * q ** (retries + 1)
+    dead = (jobs["outcome"] == "dead_lettered").mean()
+    assert abs(first_failed - f) < 4 * np.sqrt(f * (1 - f) / n)
+    assert abs(dead - expected_dead) < 4 * np.sqrt(expected_dead * (1 - expected_dead) / n)

@@ -86,7 +86,7 @@ class ConsumerSpec:
     base: Dist = field(default_factory=lambda: Dist("const", 0.0))
     per_message: Dist = field(default_factory=lambda: Dist("const", 0.0))
     failure: float = 0.0
-    permanent: float = 0.0          # share of failures that fail on every attempt
+    permanent: float = 0.0          # share of failing messages that fail every attempt (poison)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     publish: list[str] = field(default_factory=list)
     routes: dict[str, str] = field(default_factory=dict)

@@ -103,10 +103,15 @@ class SpecConsumer:
         self.callers = callers          # actor/store -> function(body, then): calls then() when done
         self.type_names = type_names
         self.cpu_seconds = 0.0
+        # An attempt fails with probability `failure`; a `permanent` share of those failures
+        # are poison messages that fail every attempt, the rest fail independently with q.
+        f, share = spec.failure, spec.permanent
+        self.poison_share = f * share
+        self.transient = 0.0 if f * share >= 1 else f * (1 - share) / (1 - f * share)
 
     def _poison(self, record: QueuedMessage) -> bool:
         # a stable per-message draw from its (seeded, random) id
-        return self.spec.permanent > 0 and int(record.id[:8], 16) / 16**8 < self.spec.permanent
+        return self.poison_share > 0 and int(record.id[:8], 16) / 16**8 < self.poison_share
 
     def start(self, queue: Queue, batch_id: int, records: list[QueuedMessage], metadata: dict,
               done: Callable[[bool, BatchResult], None]) -> None:
@@ -117,7 +122,7 @@ class SpecConsumer:
         self.cpu_seconds += cpu
         result = BatchResult()
         acked = []
-        fails = (rng.random(n) < spec.failure).tolist() if spec.failure else [False] * n
+        fails = (rng.random(n) < self.transient).tolist() if self.transient else [False] * n
         for record, fail in zip(records, fails):
             if fail or self._poison(record):
                 delay = spec.retry.delay(record.failed_attempts + 1)
