@@ -470,17 +470,20 @@ class Queue:
         if self.inflow is not None:
             self.absorb()
         buffer, size, now = self.buffer, self.settings.max_batch_size, self.runtime.clock.now
+        expired_before = -float("inf") if self.retention is None else now - self.retention
         batch: list[QueuedMessage] = []
+        popleft, append, taken_bytes = buffer.popleft, batch.append, 0
         while buffer and len(batch) < size:
-            record = buffer.popleft()
-            self.backlog_bytes -= record.bytes
-            if self.retention is not None and now - record.timestamp > self.retention:
+            record = popleft()
+            taken_bytes += record.bytes
+            if record.timestamp < expired_before:
                 self.runtime.finish(record, "dropped", "retention period expired")
                 continue
             if not record.deliveries:
                 record.first_delivered_at = now
             record.deliveries += 1
-            batch.append(record)
+            append(record)
+        self.backlog_bytes -= taken_bytes
         if not batch:
             self.flusher.finished(self)
             self.rewake()
