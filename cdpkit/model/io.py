@@ -111,6 +111,8 @@ def to_dict(p: Pipeline) -> dict:
         out["queues"][g.nodes[node]["queue"]]["consumer"] = c
     for node in p.nodes("actor"):
         spec = p.spec(node)
+        if spec.cls is not None:
+            raise ConfigError(f"actor {node!r} runs Python code ({spec.cls.__name__}), which a model file cannot hold")
         a: dict[str, Any] = {"service": spec.service.to_data(), "instances": spec.instances,
                              "binding": spec.binding}
         if spec.skew:

@@ -108,6 +108,8 @@ class ActorSpec:
     publish: list[str] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
     binding: str = ""
+    cls: Any = None                 # user code instead of a spec: a cdpkit.Actor subclass whose
+                                    # handle(self, body) method receives each call
 
 
 STORE_KINDS = ("kv", "d1", "sink")
@@ -187,8 +189,11 @@ class Pipeline:
 
     def add_actor(self, name: str, *, service: Any = 0.0, instances: int = 1, skew: float = 0.0,
                   calls: list[str] | None = None, publish: list[str] | None = None,
-                  writes: list[str] | None = None, binding: str | None = None) -> None:
-        """A Durable Object class (``name`` is its class name)."""
+                  writes: list[str] | None = None, binding: str | None = None,
+                  cls: type | None = None) -> None:
+        """A Durable Object class (``name`` is its class name): a behaviour spec, or user
+        code ``cls`` (a :class:`cdpkit.Actor` subclass with ``async def handle(self, body)``),
+        called with the same key mapping (``instances``, ``skew``)."""
         if not BINDING_NAME.fullmatch(name):
             raise ConfigError(f"actor {name!r}: the class name must be a JavaScript identifier")
         self._new_node(name)
@@ -197,9 +202,12 @@ class Pipeline:
         if isinstance(skew, bool) or not isinstance(skew, (int, float)) or skew < 0:
             raise ConfigError(f"actor {name!r}: skew={skew!r} is not allowed; allowed: a number >= 0 "
                               "(Zipf exponent; 0 = uniform)")
+        if cls is not None and not callable(getattr(cls, "handle", None)):
+            raise ConfigError(f"actor {name!r}: cls={cls!r} is not allowed; allowed: a cdpkit.Actor "
+                              "subclass with an async handle(self, body) method")
         spec = ActorSpec(Dist.parse(service, f"actor {name!r}: service"), instances, float(skew),
                          list(calls or []), list(publish or []), list(writes or []),
-                         binding or _snake(name).upper())
+                         binding or _snake(name).upper(), cls)
         self.graph.add_node(name, kind="actor", spec=spec)
         self.wire(strict=False)
 

@@ -250,6 +250,17 @@ class SpecActors:
         return _SpecStub(self, self.picker.index(name))
 
 
+def code_actor_caller(namespace: Any, picker: KeyPicker) -> Callable[[tuple, Callable[[], Any]], None]:
+    """Calls into a user-code actor class (``add_actor(..., cls=...)``) through the runtime's
+    namespace: ``handle(body)`` on the instance the body's key maps to, then ``then()``."""
+    names = picker.names
+
+    def call(body: tuple, then: Callable[[], Any]) -> None:
+        namespace.get_by_name(names[picker.pick_index()]).handle(body).add_done_callback(lambda _f: then())
+
+    return call
+
+
 class _SpecStub:
     __slots__ = ("pool", "key")
 

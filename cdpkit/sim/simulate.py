@@ -24,8 +24,10 @@ from ..model.workload import Workload
 from ..runtime.runtime import Runtime
 from ..runtime.semantics import Semantics
 from .behaviour import (
+    KeyPicker,
     SpecActors,
     SpecConsumer,
+    code_actor_caller,
     spec_records,
     store_writer,
 )
@@ -60,6 +62,11 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         callers[store] = store_writer(rt, store, pipeline.spec(store), streams[store])
     for actor in pipeline.nodes("actor"):
         spec = pipeline.spec(actor)
+        if spec.cls is not None:      # user code: the runtime's own Durable Object machinery
+            namespace = rt.actor(spec.binding, spec.cls)
+            picker = KeyPicker(actor.lower(), spec.instances, spec.skew, streams[actor])
+            callers[actor] = code_actor_caller(namespace, picker)
+            continue
         pool = pools[actor] = SpecActors(rt, actor, spec, streams[actor], callers)
         rt.env.bind(spec.binding, pool)
         callers[actor] = pool.call
