@@ -6,6 +6,7 @@
 10
 """
 
+from . import viz as viz
 from .errors import CdpkitError, ConfigError, HandlerError, LimitError
 from .model import Constant, Dist, Diurnal, Piecewise, Pipeline, Poisson, Replay, Workload
 from .runtime import LOCAL, PRODUCTION, Actor, ActorAborted, Runtime, Semantics, persist
