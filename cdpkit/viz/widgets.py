@@ -1,0 +1,315 @@
+"""A live explorer: sliders for one queue's settings and for the traffic that re-simulate
+the pipeline and redraw the :func:`~cdpkit.viz.plots.dashboard` and summary table.
+
+Moving a control re-runs :func:`cdpkit.simulate` on a copy of the pipeline with the
+changed settings (``pipeline.set(...)``; the model itself is never modified) and the
+workload rebuilt at the chosen rate, with an optional burst. Everything a slider does can
+be done from code: ``explorer.set(batch_size=50)`` moves sliders and re-simulates once,
+``explorer.result`` is the latest :class:`~cdpkit.sim.results.Results`, and
+``explorer.pipeline`` / ``explorer.workload`` are what it ran.
+
+>>> import cdpkit as cdp
+>>> p = cdp.Pipeline("doc")
+>>> p.add_source("http", queue="jobs")
+>>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+>>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001})
+>>> explorer = explore(p, cdp.Poisson(rate=50), duration=10, draw=False)
+>>> round(float(explorer.result.summary()["mean_batch"]), 1)
+9.8
+>>> explorer.controls["batch_size"].value = 2        # as if the slider moved
+>>> round(float(explorer.result.summary()["mean_batch"]), 1)
+2.0
+>>> explorer.overrides
+{'jobs.max_batch_size': 2}
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from contextlib import contextmanager
+from dataclasses import replace
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..errors import CdpkitError, ConfigError
+from ..model.workload import Constant, Diurnal, Piecewise, Poisson, Workload
+from ..runtime.limits import MAX_BATCH_SIZE, MAX_BATCH_TIMEOUT, MAX_CONCURRENCY, MAX_RETRIES
+from ..runtime.queues import ConsumerSettings
+from ..runtime.semantics import resolve
+from ..sim.simulate import simulate
+from .plots import dashboard, headline
+
+if TYPE_CHECKING:
+    from ..model.pipeline import Pipeline
+    from ..sim.results import Results
+
+#: Controls that change the selected queue's settings, and the pipeline setting each one sets.
+QUEUE_KNOBS = {"batch_size": "max_batch_size", "timeout": "max_batch_timeout",
+               "retries": "max_retries", "retry_delay": "retry_delay",
+               "concurrency": "max_concurrency", "failure": "consumer.failure"}
+
+
+# ------------------------------------------------------------------------------ workload
+
+def base_rate(workload: Workload) -> float | None:
+    """The rate a workload's rate slider starts at: ``rate`` of Poisson / Constant, the first
+    step of a Piecewise schedule, the mean of a Diurnal; None for a replayed trace."""
+    if isinstance(workload, (Poisson, Constant)):
+        return workload.rate
+    if isinstance(workload, Piecewise):
+        return workload.schedule[0][1]
+    if isinstance(workload, Diurnal):
+        return workload.mean
+    return None
+
+
+def with_rate(workload: Workload, rate: float, burst: float = 1.0,
+              window: tuple[float, float] = (0.0, 0.0)) -> Workload:
+    """``workload`` scaled to start at ``rate`` messages/s (:func:`base_rate`), and
+    multiplied by ``burst`` from ``window[0]`` to ``window[1]`` seconds (a Piecewise
+    schedule). The same workload object when nothing changes; same types and sizes.
+
+    >>> w = with_rate(Poisson(rate=10), 20, burst=5, window=(3, 4))
+    >>> type(w).__name__, w.schedule
+    ('Piecewise', [(0.0, 20.0), (3.0, 100.0), (4.0, 20.0)])
+    >>> with_rate(Piecewise(schedule=[(0, 10), (5, 30)]), 20).schedule
+    [(0.0, 20.0), (5.0, 60.0)]
+    """
+    base = base_rate(workload)
+    if rate == base and burst == 1:
+        return workload
+    if base is None:
+        raise ConfigError(f"{type(workload).__name__} workload: the rate and burst cannot be "
+                          "changed; allowed: Poisson, Constant, Piecewise or Diurnal workloads")
+    if isinstance(workload, Diurnal):
+        if burst != 1:
+            raise ConfigError("Diurnal workload: burst is not allowed; use a Poisson or Piecewise workload")
+        return replace(workload, mean=rate)
+    if burst == 1 and isinstance(workload, (Poisson, Constant)):
+        return replace(workload, rate=rate)
+    scale = rate / base if base else 0.0
+    shape = workload if isinstance(workload, Piecewise) else Piecewise(schedule=[(0.0, base)])
+    start, end = window
+    times = sorted({t for t, _ in shape.schedule} | ({start, end} if burst != 1 else set()))
+    schedule = [(t, shape.rate_at(t) * scale * (burst if start <= t < end else 1.0)) for t in times]
+    return Piecewise(schedule=schedule, types=dict(workload.types), size=workload.size)
+
+
+# ------------------------------------------------------------------------------ explorer
+
+class Explorer(widgets.VBox):
+    """The widget :func:`explore` returns (an ``ipywidgets.VBox``).
+
+    ``controls``: the widgets by name (``queue``, ``batch_size``, ``timeout``, ``retries``,
+    ``retry_delay``, ``concurrency``, ``failure``, ``rate``, ``burst``, ``semantics``);
+    ``overrides``: the pipeline settings changed from the model; ``result``, ``pipeline``,
+    ``workload``: the latest run and what it ran; ``error``: why the latest run failed
+    (the previous result stays). :meth:`update` re-simulates, :meth:`set` moves controls.
+    """
+
+    def __init__(self, pipeline: Pipeline, workload: Workload, duration: float = 60.0,
+                 queue: str | None = None, seed: int = 0, semantics: str = "production",
+                 draw: bool = True, burst_window: tuple[float, float] = (0.4, 0.5)) -> None:
+        pipeline.validate()
+        self.model = pipeline
+        self.base_workload = workload
+        self.duration = float(duration)
+        self.seed = seed
+        self.draw = draw
+        self.burst_window = (burst_window[0] * self.duration, burst_window[1] * self.duration)
+        self.overrides: dict[str, Any] = {}
+        self.result: Results | None = None
+        self.pipeline: Pipeline = pipeline
+        self.workload: Workload = workload
+        self.error: Exception | None = None
+        self._holding = False
+        queues = [d["queue"] for _, d in pipeline.graph.nodes(data=True) if d["kind"] == "consumer"]
+        if not queues:
+            raise ConfigError(f"pipeline {pipeline.name!r} has no consumer to explore; add one with add_consumer()")
+        entry = [pipeline.spec(s)["queue"] for s in pipeline.nodes("source")]
+        queue = queue if queue is not None else next((q for q in entry if q in queues), queues[0])
+        if queue not in queues:
+            raise ConfigError(f"explore: queue={queue!r} is not allowed; allowed: a queue with a "
+                              f"consumer: {', '.join(queues)}")
+        self.controls = self._make_controls(queues, queue, semantics)
+        self.status = widgets.HTML()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(width="860px"))
+        self.table = widgets.HTML()
+        left = widgets.VBox([self.controls[k] for k in ("queue", *QUEUE_KNOBS)])
+        right = widgets.VBox([self.controls[k] for k in ("rate", "burst", "semantics")])
+        super().__init__([widgets.HBox([left, right]), self.status,
+                          widgets.HBox([self.image, self.table])])
+        self._load_queue()
+        for control in self.controls.values():
+            control.observe(self._changed, names="value")
+        self.update()
+
+    # -- controls ------------------------------------------------------------------------
+    def _make_controls(self, queues: list[str], queue: str, semantics: str) -> dict[str, widgets.Widget]:
+        style = {"description_width": "120px"}
+        slider = {"continuous_update": False, "style": style, "layout": widgets.Layout(width="420px")}
+        rate = base_rate(self.base_workload)
+        return {
+            "queue": widgets.Dropdown(options=queues, value=queue, description="queue", style=style),
+            "batch_size": widgets.IntSlider(min=1, max=MAX_BATCH_SIZE, description="batch size", **slider),
+            "timeout": widgets.FloatSlider(min=0, max=MAX_BATCH_TIMEOUT, step=0.5,
+                                           description="batch timeout (s)", **slider),
+            "retries": widgets.IntSlider(min=0, max=MAX_RETRIES, description="max retries", **slider),
+            "retry_delay": widgets.IntSlider(min=0, max=300, description="retry delay (s)", **slider),
+            "concurrency": widgets.IntSlider(min=1, max=MAX_CONCURRENCY, description="max concurrency",
+                                             **slider),
+            "failure": widgets.FloatSlider(min=0, max=1, step=0.005, readout_format=".3f",
+                                           description="failure rate", **slider),
+            "rate": widgets.FloatSlider(value=rate or 0.0, min=0, max=max(4 * (rate or 0.0), 10.0),
+                                        step=max((rate or 0.0) / 100, 0.01), disabled=rate is None,
+                                        description="arrival rate (/s)", **slider),
+            "burst": widgets.FloatSlider(value=1.0, min=1, max=20, step=0.5, description="burst x",
+                                         disabled=rate is None or isinstance(self.base_workload, Diurnal),
+                                         tooltip="rate multiplier from 40 % to 50 % of the run",
+                                         **slider),
+            "semantics": widgets.Dropdown(options=["production", "local"], value=semantics,
+                                          description="semantics", style=style),
+        }
+
+    def _model_value(self, name: str, queue: str) -> Any:
+        """What the model (not the overrides) says for a queue control."""
+        given = self.model.spec(queue)
+        fields = ConsumerSettings.__dataclass_fields__
+        settings = ConsumerSettings(**{k: v for k, v in given.items() if k in fields}).resolved(
+            resolve(self.controls["semantics"].value))
+        consumer = self.model.spec(f"{queue}.consumer")
+        if name == "failure":
+            return consumer.failure
+        if name == "retry_delay" and consumer.handler is None:
+            return int(consumer.retry.base)
+        return getattr(settings, QUEUE_KNOBS[name])
+
+    def _setting(self, name: str, queue: str, value: Any) -> tuple[str, Any]:
+        """The ``pipeline.set`` key and value for a queue control (a spec consumer's retry
+        delay is the base of its retry policy; a handler's is the queue's ``retry_delay``)."""
+        consumer = self.model.spec(f"{queue}.consumer")
+        if name == "retry_delay" and consumer.handler is None:
+            return f"{queue}.consumer.retry", replace(consumer.retry, base=float(value))
+        return f"{queue}.{QUEUE_KNOBS[name]}", value
+
+    def _load_queue(self) -> None:
+        """Show the selected queue's settings (model values, or overrides made earlier)."""
+        queue = self.controls["queue"].value
+        handler = self.model.spec(f"{queue}.consumer").handler is not None
+        with self.hold():
+            for name in QUEUE_KNOBS:
+                key, _ = self._setting(name, queue, 0)
+                value = self.overrides.get(key, self._model_value(name, queue))
+                if name == "retry_delay" and not isinstance(value, int):   # a RetryPolicy override
+                    value = int(value.base)
+                control = self.controls[name]
+                control.max = max(control.max, value)
+                control.value = value
+            self.controls["failure"].disabled = handler
+
+    @contextmanager
+    def hold(self):
+        """Move several controls without re-simulating after each (``with explorer.hold():``)."""
+        holding, self._holding = self._holding, True
+        try:
+            yield self
+        finally:
+            self._holding = holding
+
+    def _changed(self, change: dict) -> None:
+        if self._holding:
+            return
+        name = next(k for k, c in self.controls.items() if c is change["owner"])
+        if name in ("queue", "semantics"):
+            self._load_queue()
+        elif name in QUEUE_KNOBS:
+            self._record(name)
+        self.update()
+
+    def _record(self, name: str) -> None:
+        queue = self.controls["queue"].value
+        value = self.controls[name].value
+        key, setting = self._setting(name, queue, value)
+        if value == self._model_value(name, queue):
+            self.overrides.pop(key, None)
+        else:
+            self.overrides[key] = setting
+
+    def set(self, **values: Any) -> Results | None:
+        """Move controls by name (``explorer.set(batch_size=50, rate=400)``), then
+        re-simulate once; returns the new result (None if the run failed, see ``error``)."""
+        unknown = set(values) - set(self.controls)
+        if unknown:
+            raise ConfigError(f"explorer controls {sorted(unknown)} do not exist; allowed: "
+                              + ", ".join(self.controls))
+        with self.hold():
+            for name in ("queue", "semantics"):
+                if name in values:
+                    self.controls[name].value = values.pop(name)
+                    self._load_queue()
+            for name, value in values.items():
+                self.controls[name].value = value
+                if name in QUEUE_KNOBS:
+                    self._record(name)
+        return self.update()
+
+    # -- running -------------------------------------------------------------------------
+    def configured(self) -> tuple[Pipeline, Workload]:
+        """The pipeline (model + :attr:`overrides`) and workload the controls describe."""
+        pipeline = self.model
+        for key, value in self.overrides.items():
+            pipeline = pipeline.set(key, value)
+        workload = with_rate(self.base_workload, self.controls["rate"].value,
+                             self.controls["burst"].value, self.burst_window)
+        return pipeline, workload
+
+    def update(self) -> Results | None:
+        """Re-simulate with the current controls and redraw; returns the new result."""
+        started = perf_counter()
+        try:
+            pipeline, workload = self.configured()
+            result = simulate(pipeline, workload, self.duration, seed=self.seed,
+                              semantics=self.controls["semantics"].value)
+        except CdpkitError as error:
+            self.error = error
+            self.status.value = f"<b style='color:#c62828'>{html.escape(str(error))}</b>"
+            return None
+        self.result, self.pipeline, self.workload, self.error = result, pipeline, workload, None
+        took = perf_counter() - started
+        self.status.value = f"<b>{html.escape(headline(result))}</b> (simulated in {took:.2f} s)"
+        self.table.value = result.summary().to_frame().to_html(float_format=lambda v: f"{v:,.4g}")
+        if self.draw:
+            self.image.value = self.png()
+        return result
+
+    def png(self, dpi: int = 72) -> bytes:
+        """The latest result's dashboard as PNG bytes (what the image shows)."""
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(12, 10), layout="constrained")
+        dashboard(self.result, fig=fig)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        return buffer.getvalue()
+
+    def __repr__(self) -> str:
+        c = self.controls
+        knobs = ", ".join(f"{name}={c[name].value!r}" for name in (*QUEUE_KNOBS, "rate", "burst"))
+        tail = f"; error: {self.error}" if self.error else ""
+        last = "" if self.result is None else f" -> {self.result!r}"
+        return f"<Explorer {self.model.name!r} queue {c['queue'].value!r}: {knobs}{last}{tail}>"
+
+
+def explore(pipeline: Pipeline, workload: Workload, duration: float = 60.0,
+            queue: str | None = None, seed: int = 0, semantics: str = "production",
+            draw: bool = True) -> Explorer:
+    """Sliders and dropdowns over one queue's settings (batch size, timeout, retries, retry
+    delay, concurrency, consumer failure rate; ``queue`` picks which, default the first
+    entry queue) and over the traffic (arrival rate, a burst of x times the rate from 40 %
+    to 50 % of the run, semantics profile). Every change re-simulates ``duration`` seconds
+    with ``seed`` and redraws the dashboard (``draw=False``: the summary table only).
+    Returns an :class:`Explorer` widget: display it in a notebook."""
+    return Explorer(pipeline, workload, duration=duration, queue=queue, seed=seed,
+                    semantics=semantics, draw=draw)
