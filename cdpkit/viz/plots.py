@@ -228,7 +228,7 @@ def actor_utilisation(results: Results, bins: int = 100) -> pd.DataFrame:
             rows = calls[calls["binding"] == _binding(results, actor)]
             area = _busy_area(rows["started"].to_numpy(dtype=float),
                               rows["finished"].fillna(edges[-1]).to_numpy(dtype=float), edges)
-            columns[actor] = np.diff(area) / (instances * np.diff(edges))
+            columns[actor] = np.maximum(np.diff(area), 0.0) / (instances * np.diff(edges))
         return pd.DataFrame(columns, index=pd.Index(edges[:-1], name="time"))
     return _memo(results, f"actor_utilisation/{bins}", compute)
 
@@ -331,7 +331,9 @@ def plot_batch_sizes(results: Results, queues: Sequence[str] | None = None,
         return _empty(ax, "batch sizes", "no batches")
     data = [b.loc[b["queue"] == q, "size"].to_numpy() for q in names]
     top = int(max(d.max() for d in data))
-    ax.hist(data, bins=np.arange(0.5, top + 1.5), stacked=True, label=names)
+    containers = ax.hist(data, bins=np.arange(0.5, top + 1.5), stacked=True)[2]
+    for container, name in zip(containers, names):   # one legend entry per queue
+        container.set_label(name)
     ax.set(title="batch sizes", xlabel="messages per batch", ylabel="batches")
     ax.legend(fontsize=8)
     return ax
@@ -344,6 +346,8 @@ def plot_attempts(results: Results, ax: Axes | None = None) -> Axes:
     m = results.messages
     counts = pd.crosstab(m["deliveries"], m["queue"].astype(str))
     names = [q for q in _queues(results) if q in counts.columns]
+    if not names:
+        return _empty(ax, "deliveries per message", "no messages")
     width = 0.8 / max(len(names), 1)
     for i, queue in enumerate(names):
         ax.bar(counts.index + (i - (len(names) - 1) / 2) * width, counts[queue], width, label=queue)
