@@ -332,7 +332,9 @@ def test_cost_latency_front(table):
     points = table[["monthly_cost", "p99_latency"]].to_numpy()
     assert all(not dominated(p, points) for p in got)
     labels = [t.get_text() for t in ax.texts]
-    assert len(labels) == len(expected) and all(t.startswith("batch=") for t in labels)
+    assert len(labels) == len(set(got)) and all(t.startswith("batch=") for t in labels)
+    # timeouts never fire at 100 msg/s: they tie, and share a label
+    assert "batch=5, timeout=1/5" in labels
 
 
 # ------------------------------------------------------------------------ explorer

@@ -515,7 +515,8 @@ def cost_latency_front(table: pd.DataFrame, cost: str = "monthly_cost",
                        params: Sequence[str] | None = None) -> Axes:
     """Every configuration of a sweep by ``cost`` and ``latency``, with the Pareto-optimal
     ones (:func:`pareto_front`) joined, highlighted and labelled with their ``params``
-    (default: the table's ``<node>.<setting>`` columns)."""
+    (default: the table's ``<node>.<setting>`` columns; configurations that tie share one
+    label, e.g. ``batch=100, timeout=1/5/30``)."""
     ax = _axes(ax, (6.0, 4.0))
     on = pareto_front(table, cost, latency)
     ax.scatter(table[cost], table[latency], color="#b0bec5", label="configurations", zorder=2)
@@ -524,10 +525,10 @@ def cost_latency_front(table: pd.DataFrame, cost: str = "monthly_cost",
     ax.scatter(front[cost], front[latency], color="C3", label="Pareto front", zorder=3)
     params = list(params) if params is not None else [c for c in table.columns if "." in str(c)]
     names = _short_names(params)
-    for _, row in front.iterrows():
-        text = ", ".join(f"{names[c]}={fmt_value(row[c])}" for c in params)
-        ax.annotate(text, (row[cost], row[latency]), xytext=(4, 4), textcoords="offset points",
-                    fontsize=7)
+    for (x, y), tied in front.groupby([cost, latency], sort=False):   # one label per point
+        text = ", ".join(f"{names[c]}=" + "/".join(fmt_value(v) for v in pd.unique(tied[c]))
+                         for c in params)
+        ax.annotate(text, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
     ax.set(xlabel=cost, ylabel=latency, title=f"{cost} vs {latency}")
     ax.legend(fontsize=8)
     return ax
