@@ -168,7 +168,7 @@ class Explorer(widgets.VBox):
                                         description="arrival rate (/s)", **slider),
             "burst": widgets.FloatSlider(value=1.0, min=1, max=20, step=0.5, description="burst x",
                                          disabled=rate is None or isinstance(self.base_workload, Diurnal),
-                                         tooltip="rate multiplier from 40 % to 50 % of the run",
+                                         tooltip="rate multiplier during the burst window",
                                          **slider),
             "semantics": widgets.Dropdown(options=["production", "local"], value=semantics,
                                           description="semantics", style=style),
@@ -304,12 +304,12 @@ class Explorer(widgets.VBox):
 
 def explore(pipeline: Pipeline, workload: Workload, duration: float = 60.0,
             queue: str | None = None, seed: int = 0, semantics: str = "production",
-            draw: bool = True) -> Explorer:
+            draw: bool = True, burst_window: tuple[float, float] = (0.4, 0.5)) -> Explorer:
     """Sliders and dropdowns over one queue's settings (batch size, timeout, retries, retry
     delay, concurrency, consumer failure rate; ``queue`` picks which, default the first
-    entry queue) and over the traffic (arrival rate, a burst of x times the rate from 40 %
-    to 50 % of the run, semantics profile). Every change re-simulates ``duration`` seconds
-    with ``seed`` and redraws the dashboard (``draw=False``: the summary table only).
-    Returns an :class:`Explorer` widget: display it in a notebook."""
+    entry queue) and over the traffic (arrival rate, a burst of x times the rate during
+    ``burst_window``, as fractions of the run, semantics profile). Every change re-simulates
+    ``duration`` seconds with ``seed`` and redraws the dashboard (``draw=False``: the
+    summary table only). Returns an :class:`Explorer` widget: display it in a notebook."""
     return Explorer(pipeline, workload, duration=duration, queue=queue, seed=seed,
-                    semantics=semantics, draw=draw)
+                    semantics=semantics, draw=draw, burst_window=burst_window)
