@@ -227,6 +227,18 @@ Capacity is roughly `max_concurrency × 100` messages/s. With 2 consumers the sp
 drains within a minute or two of the spike; at 20 the consumers keep up and it never grows. The timeline also shows how many invocations run at once:"""),
     ("code", "viz.plot_backlog(runs[5]);"),
     ("md", """\
+## Turn the knobs
+
+The explorer re-simulates on every change (a copy of the model with the new settings; the
+model itself is not touched). Move *concurrency* and *burst* and watch the backlog. From
+code, `explorer.set(...)` moves the controls and returns the new result."""),
+    ("code", """\
+explorer = viz.explore(p, spike, duration=120, seed=2)
+explorer"""),
+    ("code", CHECK + """\
+r = explorer.set(concurrency=10)
+{"overrides": explorer.overrides, "max_backlog": int(r.summary()["max_backlog"])}"""),
+    ("md", """\
 ## Utilisation and the M/M/c check
 
 Batch size 1 and exponential service turn a queue into M/M/c. cdpkit's `tests/test_theory.py`
