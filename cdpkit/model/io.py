@@ -24,9 +24,9 @@ import yaml
 from ..errors import ConfigError
 from .pipeline import QUEUE_KEYS, Pipeline
 
-SECTIONS = ("name", "sources", "queues", "actors", "stores")
+SECTIONS = ("name", "sources", "queues", "actors", "stores", "provenance")
 CONSUMER_KEYS = ("service", "failure", "permanent", "retry", "publish", "routes", "calls", "writes")
-ACTOR_KEYS = ("service", "instances", "skew", "calls", "publish", "writes", "binding")
+ACTOR_KEYS = ("service", "instances", "skew", "calls", "publish", "writes", "binding", "method", "worker")
 SOURCE_KEYS = ("queue", "share", "types", "via")
 STORE_KEYS = ("kind", "latency")
 
@@ -79,6 +79,11 @@ def from_dict(data: Any) -> Pipeline:
         if "queue" not in spec:
             raise ConfigError(f"sources.{name}: missing field 'queue' (the queue it sends to)")
         build(f"sources.{name}", p.add_source, name, **spec)
+    provenance = data.get("provenance") or {}
+    if not isinstance(provenance, dict) or not all(isinstance(v, str) for v in provenance.values()):
+        raise ConfigError(f"provenance: {provenance!r:.80} is not allowed; allowed: a mapping of "
+                          "'<node>.<setting>' -> why (text)")
+    p.provenance.update(provenance)
     p.validate()
     return p
 
@@ -117,6 +122,10 @@ def to_dict(p: Pipeline) -> dict:
                              "binding": spec.binding}
         if spec.skew:
             a["skew"] = spec.skew
+        if spec.method != "handle":
+            a["method"] = spec.method
+        if spec.worker is not None:
+            a["worker"] = spec.worker
         for key in ("calls", "publish", "writes"):
             if getattr(spec, key):
                 a[key] = getattr(spec, key)
@@ -124,6 +133,7 @@ def to_dict(p: Pipeline) -> dict:
     for node in p.nodes("store"):
         spec = p.spec(node)
         out["stores"][node] = {"kind": spec.kind, "latency": spec.latency.to_data()}
+    out["provenance"] = dict(p.provenance)
     return {k: v for k, v in out.items() if v or k == "name"}
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import networkx as nx
 
 from ..errors import ConfigError
-from ..runtime.limits import BINDING_NAME, check_queue_name
+from ..runtime.limits import BINDING_NAME, check_queue_name, check_worker_name
 from ..runtime.queues import ConsumerSettings
 from ..runtime.semantics import PRODUCTION
 from .dists import Dist
@@ -110,9 +110,11 @@ class ActorSpec:
     binding: str = ""
     cls: Any = None                 # user code instead of a spec: a cdpkit.Actor subclass whose
                                     # handle(self, body) method receives each call
+    method: str = "handle"          # the RPC method callers use (named in the Worker skeleton)
+    worker: str | None = None       # defined by another Worker (bound with script_name); None = main
 
 
-STORE_KINDS = ("kv", "d1", "sink")
+STORE_KINDS = ("kv", "d1", "sink", "analytics")
 
 
 @dataclass
@@ -190,10 +192,12 @@ class Pipeline:
     def add_actor(self, name: str, *, service: Any = 0.0, instances: int = 1, skew: float = 0.0,
                   calls: list[str] | None = None, publish: list[str] | None = None,
                   writes: list[str] | None = None, binding: str | None = None,
-                  cls: type | None = None) -> None:
+                  cls: type | None = None, method: str = "handle", worker: str | None = None) -> None:
         """A Durable Object class (``name`` is its class name): a behaviour spec, or user
         code ``cls`` (a :class:`cdpkit.Actor` subclass with ``async def handle(self, body)``),
-        called with the same key mapping (``instances``, ``skew``)."""
+        called with the same key mapping (``instances``, ``skew``). ``method``: the RPC method
+        name callers use; ``worker``: the name of another Worker that defines the class (the
+        export binds it with ``script_name``)."""
         if not BINDING_NAME.fullmatch(name):
             raise ConfigError(f"actor {name!r}: the class name must be a JavaScript identifier")
         self._new_node(name)
@@ -205,9 +209,14 @@ class Pipeline:
         if cls is not None and not callable(getattr(cls, "handle", None)):
             raise ConfigError(f"actor {name!r}: cls={cls!r} is not allowed; allowed: a cdpkit.Actor "
                               "subclass with an async handle(self, body) method")
+        if not isinstance(method, str) or not BINDING_NAME.fullmatch(method) or method.startswith("_"):
+            raise ConfigError(f"actor {name!r}: method={method!r} is not allowed; allowed: a JavaScript "
+                              "identifier not starting with '_'")
+        if worker is not None:
+            check_worker_name(worker, f"actor {name!r}: worker")
         spec = ActorSpec(Dist.parse(service, f"actor {name!r}: service"), instances, float(skew),
                          list(calls or []), list(publish or []), list(writes or []),
-                         binding or _snake(name).upper(), cls)
+                         binding or _snake(name).upper(), cls, method, worker)
         self.graph.add_node(name, kind="actor", spec=spec)
         self.wire(strict=False)
 
@@ -307,8 +316,11 @@ class Pipeline:
     def spec(self, node: str) -> Any:
         return self.graph.nodes[node]["spec"]
 
-    def set(self, key: str, value: Any) -> Pipeline:
+    def set(self, key: str, value: Any, why: str | None = None) -> Pipeline:
         """A copy with one setting changed: ``p.set("jobs.max_batch_size", 50)``.
+
+        ``why`` records where the value came from (e.g. ``"sweep row 3: p99 1.2 s, $4.10/month"``);
+        the export writes it as a comment next to the setting (see :attr:`provenance`).
 
         Keys are ``<queue>.<setting>``, ``<queue>.consumer.<field>`` or ``<Actor>.<field>``.
         """
@@ -331,7 +343,14 @@ class Pipeline:
                 raise ConfigError(f"setting {key!r}: {data['kind']} {node!r} has no field {attr!r}")
             current = getattr(spec, attr)
             setattr(spec, attr, Dist.parse(value, key) if isinstance(current, Dist) else value)
+        if why is not None:
+            copy_.graph.graph.setdefault("provenance", {})[key] = str(why)
         return copy_
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """Why settings have their values: ``{"jobs.max_batch_size": "sweep row 3: ..."}``."""
+        return self.graph.graph.setdefault("provenance", {})
 
     @classmethod
     def from_yaml(cls, path_or_text: str | Any) -> Pipeline:

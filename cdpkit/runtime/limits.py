@@ -68,3 +68,23 @@ def check_number(value: object, field: str, low: float, high: float,
     if isinstance(value, bool) or not isinstance(value, Real) or not low <= value <= high:
         raise error(f"{field}={value!r} is not allowed; allowed: a number from {low:g} to {high:g}")
     return float(value)
+
+
+WORKER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_worker_name(name: object, field: str = "worker name") -> str:
+    """A Worker (script) name as Cloudflare accepts it: lowercase letters, digits and dashes,
+    at most 63 characters, not starting or ending with a dash.
+
+    >>> check_worker_name("cdp-gateway")
+    'cdp-gateway'
+    >>> check_worker_name("CDP Gateway")
+    Traceback (most recent call last):
+    ...
+    cdpkit.errors.ConfigError: worker name='CDP Gateway' is not allowed; allowed: lowercase letters, digits and dashes, 1 to 63 characters, not starting or ending with a dash
+    """
+    if not isinstance(name, str) or not WORKER_NAME.fullmatch(name):
+        raise ConfigError(f"{field}={name!r} is not allowed; allowed: lowercase letters, digits and "
+                          "dashes, 1 to 63 characters, not starting or ending with a dash")
+    return name

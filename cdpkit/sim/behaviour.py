@@ -215,7 +215,7 @@ class SpecActors:
         self.busy_seconds += service
         if start > now:
             heapq.heappush(self.starts, start)
-        record = [self.binding, self.picker.names[k], "handle", now, start, finish, "ok"]
+        record = [self.binding, self.picker.names[k], self.spec.method, now, start, finish, "ok"]
         self.runtime.recorder._calls.append(record)
         if self.steps or self.spec.publish:
             clock.call_at(finish, self._step, k, body, record, then, 0)
@@ -293,6 +293,13 @@ def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator
 
         def write(body: tuple):
             return sink.call(spec.latency.sample(rng))
+    elif spec.kind == "analytics":   # writeDataPoint is fire-and-forget: no latency
+        dataset = runtime.analytics(name)
+
+        def write(body: tuple):
+            dataset.write_data_point({"blobs": [str(body[TYPE])], "doubles": [body[ORIGIN_TIME]],
+                                      "indexes": [str(body[ORIGIN_ID])]})
+            return resolve_later(runtime.clock, 0.0)
     elif spec.kind == "kv":
         kv = runtime.kv(name)
 
