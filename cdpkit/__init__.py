@@ -6,6 +6,8 @@
 10
 """
 
+from . import deploy as deploy
+from . import export as export
 from . import viz as viz
 from .errors import CdpkitError, ConfigError, HandlerError, LimitError
 from .model import Constant, Dist, Diurnal, Piecewise, Pipeline, Poisson, Replay, Workload

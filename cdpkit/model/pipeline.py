@@ -275,8 +275,9 @@ class Pipeline:
                                   f"pipeline {self.name!r}; nodes: {', '.join(sorted(self.graph))}")
         self.graph.add_edge(a, b, kind=kind, **attrs)
 
-    def validate(self) -> None:
-        """Check wiring and limits before anything runs; raise ConfigError naming the node."""
+    def validate(self, orphans: bool = False) -> None:
+        """Check wiring and limits before anything runs; raise ConfigError naming the node.
+        ``orphans=True`` allows unconnected nodes (a config may bind what no code calls yet)."""
         self.wire()
         g = self.graph
         for node, data in g.nodes(data=True):
@@ -295,7 +296,7 @@ class Pipeline:
                 if want and g.nodes[target]["kind"] not in (want if isinstance(want, tuple) else (want,)):
                     raise ConfigError(f"{node!r} {edge['kind']} {target!r}, which is a "
                                       f"{g.nodes[target]['kind']}, not a {want}")
-            if g.degree(node) == 0 and len(g) > 1:
+            if g.degree(node) == 0 and len(g) > 1 and not orphans:
                 raise ConfigError(f"node {node!r} is not connected to anything (orphan); wire it or remove it")
         consumers = {d["queue"] for _, d in g.nodes(data=True) if d["kind"] == "consumer"}
         for node, data in g.nodes(data=True):
@@ -348,6 +349,18 @@ class Pipeline:
         return copy_
 
     @property
+    def vars(self) -> dict[str, object]:
+        """Environment variables for the Worker (``[vars]``); ones that look like secrets are
+        not exported but listed for ``wrangler secret put``."""
+        return self.graph.graph.setdefault("vars", {})
+
+    @property
+    def runtime_queues(self) -> list[str]:
+        """Queue name templates created at run time through the REST API (the seed's
+        multi-tenant pattern), e.g. ``["tenant-*-queue"]``; the Worker skeleton gets that path."""
+        return self.graph.graph.setdefault("runtime_queues", [])
+
+    @property
     def provenance(self) -> dict[str, str]:
         """Why settings have their values: ``{"jobs.max_batch_size": "sweep row 3: ..."}``."""
         return self.graph.graph.setdefault("provenance", {})
@@ -357,6 +370,13 @@ class Pipeline:
         """Read a model file (YAML or JSON), e.g. ``Pipeline.from_yaml("examples/cdp-gateway.yaml")``."""
         from .io import from_yaml
         return from_yaml(path_or_text)
+
+    @classmethod
+    def from_wrangler(cls, *paths: str | Any) -> Pipeline:
+        """Read ``wrangler.toml`` / ``wrangler.jsonc`` file(s) (see :func:`cdpkit.deploy.from_wrangler`
+        for the behaviour defaults): ``Pipeline.from_wrangler("wrangler.toml")``."""
+        from ..deploy.wrangler import from_wrangler
+        return from_wrangler(*paths)
 
     @classmethod
     def from_dict(cls, data: dict) -> Pipeline:
