@@ -9,6 +9,6 @@ if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.
     npm ci --no-audit --no-fund --loglevel=error
 fi
 echo "[cdpkit] ruff"
-.venv/bin/ruff check cdpkit tests bench
+.venv/bin/ruff check cdpkit tests bench scripts
 echo "[cdpkit] pytest"
 exec .venv/bin/python -m pytest "$@"
