@@ -83,14 +83,22 @@ class Results:
 
     @cached_property
     def end_to_end(self) -> pd.DataFrame:
-        """Per arrival: from its first send to the last step of everything it caused."""
-        m = self.messages[self.messages["origin"] >= 0]
-        m = m.assign(unfinished=m["finished"].isna())
-        grouped = m.groupby("origin").agg(origin_time=("origin_time", "first"),
-                                          last=("finished", "max"),
-                                          unfinished=("unfinished", "sum"))
-        grouped["latency"] = np.where(grouped["unfinished"] == 0, grouped["last"] - grouped["origin_time"], np.nan)
-        return grouped
+        """Per arrival: from its first send to the last step of everything it caused
+        (NaN latency while any of it is unfinished)."""
+        m = self.messages
+        origin = m["origin"].to_numpy()
+        keep = origin >= 0
+        origin, finished = origin[keep], m["finished"].to_numpy()[keep]
+        ids, index = np.unique(origin, return_inverse=True)
+        last = np.full(len(ids), -np.inf)
+        np.maximum.at(last, index, np.nan_to_num(finished, nan=-np.inf))
+        unfinished = np.bincount(index, weights=np.isnan(finished), minlength=len(ids)).astype(np.int64)
+        first = np.full(len(ids), np.nan)
+        first[index[::-1]] = m["origin_time"].to_numpy()[keep][::-1]    # the first row of each origin
+        frame = pd.DataFrame({"origin_time": first, "last": np.where(np.isfinite(last), last, np.nan),
+                              "unfinished": unfinished}, index=pd.Index(ids, name="origin"))
+        frame["latency"] = np.where(unfinished == 0, frame["last"] - frame["origin_time"], np.nan)
+        return frame
 
     def summary(self) -> pd.Series:
         """Headline numbers for the entry queue(s) and the whole pipeline."""
