@@ -125,6 +125,8 @@ class Runtime:
         self.sinks: dict[str, Any] = {}          # outside endpoints of spec pipelines
         self.migrations: list[dict[str, Any]] = []
         self._rng = random.Random(seed)
+        self._id_rng = random.Random(f"message ids {seed}")
+        self._ids: list[str] = []
         self._batch_seq = 0
         self.env.bind("QUEUES_API", QueuesAPI(self))
 
@@ -374,7 +376,12 @@ class Runtime:
 
     # -- bookkeeping used by the broker ----------------------------------------------
     def new_message_id(self) -> str:
-        return f"{self._rng.getrandbits(128):032x}"
+        """A random 32-hex-digit id, from its own seeded stream, drawn 1024 at a time."""
+        ids = self._ids
+        if not ids:
+            pool = self._id_rng.randbytes(16 * 1024).hex()
+            ids.extend(pool[i:i + 32] for i in range(len(pool) - 32, -1, -32))
+        return ids.pop()
 
     def random_bits(self, bits: int) -> int:
         """Seeded randomness for ids (same seed, same ids)."""
