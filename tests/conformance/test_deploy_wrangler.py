@@ -1,8 +1,9 @@
 """The exported config and skeleton, checked by wrangler itself (offline).
 
 * ``wrangler deploy --dry-run`` for every example pipeline (every Worker of it);
-* ``wrangler dev`` on the exported CDP gateway: messages go HTTP -> queue -> consumer ->
-  Durable Objects -> event queue -> consumer, end to end on 127.0.0.1.
+* ``wrangler dev`` on every exported example: messages go HTTP -> queue -> consumer ->
+  Durable Objects -> event queue -> consumer, end to end on 127.0.0.1 (the multi-Worker one
+  with both Workers in one ``wrangler dev``).
 """
 
 from __future__ import annotations
@@ -75,3 +76,22 @@ def test_exported_gateway_delivers_end_to_end_under_wrangler_dev(tmp_path):
     assert seen.get("acked:cdp-task-queue") == 6              # routed by type
     # 10 workflow.completed events from the orchestrator, 2 from the crm_sync actor
     assert seen.get("acked:cdp-event-queue") == 12, seen
+
+
+def test_exported_multi_worker_pipeline_delivers_across_workers(tmp_path):
+    """Gateway Worker -> Durable Object defined by the actor Worker (script_name) -> events
+    queue published from the actor Worker -> the gateway's consumer."""
+    p = cdp.Pipeline.from_yaml(ROOT / "examples" / "multi-worker.yaml")
+    write_all(p, tmp_path)
+    configs = [f"{w}/wrangler.toml" for w in cdp.deploy.workers(p)]
+    with wrangler_dev(tmp_path, configs=configs) as base:
+        for i in range(25):                       # one full batch of score-requests
+            http("POST", f"{base}/http", {"type": "score", "key": f"customer-{i}"})
+        deadline, seen = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            seen = http("GET", f"{base}/_cdpkit/seen")
+            if seen.get("acked:score-events", 0) >= 25:
+                break
+            time.sleep(0.5)
+    assert seen.get("acked:score-requests") == 25, seen
+    assert seen.get("acked:score-events") == 25, seen

@@ -46,8 +46,9 @@ def http(method: str, url: str, body: object | None = None, timeout: float = 30)
 
 
 @contextlib.contextmanager
-def wrangler_dev(directory: Path, startup_timeout: float = 90) -> Iterator[str]:
-    """Start `wrangler dev` in ``directory`` (holding wrangler.toml); yield its base URL."""
+def wrangler_dev(directory: Path, startup_timeout: float = 90, configs: list[str] = ()) -> Iterator[str]:
+    """Start `wrangler dev` in ``directory`` (holding wrangler.toml, or the ``configs`` given,
+    several for several Workers: the first one serves HTTP); yield its base URL."""
     if not WRANGLER.exists():
         raise RuntimeError(f"{WRANGLER} is missing: run `npm ci` in {ROOT} (scripts/test.sh does)")
     port = free_port()
@@ -57,7 +58,8 @@ def wrangler_dev(directory: Path, startup_timeout: float = 90) -> Iterator[str]:
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [str(WRANGLER), "dev", "--ip", "127.0.0.1", "--port", str(port), "--local",
-             "--persist-to", str(directory / "state"), "--show-interactive-dev-session=false"],
+             "--persist-to", str(directory / "state"), "--show-interactive-dev-session=false",
+             *(arg for config in configs for arg in ("-c", config))],
             cwd=directory, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
