@@ -4,10 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test,lab
-if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    echo "[cdpkit] installing the pinned wrangler (npm ci)"
-    npm ci --no-audit --no-fund --loglevel=error
-fi
+bash scripts/wrangler.sh required
 echo "[cdpkit] ruff"
 .venv/bin/ruff check cdpkit tests bench scripts
 echo "[cdpkit] pytest"

@@ -240,3 +240,17 @@ def test_export_import_export_is_identity(tmp_path_factory, p, fmt):
     assert read_config(first) == configs(again)[p.name]
     second = folder / "again"
     assert write_all(again, second, format=fmt)[0].read_text() == first.read_text()
+
+
+def test_without_wrangler_installed_export_warns_and_still_checks_limits(monkeypatch, tmp_path):
+    import cdpkit.deploy.schema as schema
+
+    def missing() -> None:
+        raise FileNotFoundError("wrangler's config-schema.json was not found")
+
+    monkeypatch.setattr(schema, "schema_path", missing)
+    monkeypatch.delenv("CDPKIT_WRANGLER_SCHEMA", raising=False)
+    with pytest.warns(UserWarning, match="cdpkit's rules only"):
+        write_all(gateway(), tmp_path)
+    with pytest.warns(UserWarning), pytest.raises(cdp.ConfigError, match="max_batch_size=500"):
+        validate_config({"name": "w", "main": "x.ts", "queues": {"consumers": [{"queue": "q", "max_batch_size": 500}]}})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,15 @@ def validate_config(config: dict[str, Any], others: list[dict] = ()) -> None:
     """Raise ConfigError naming the field if ``config`` is not deployable.
 
     ``others``: the configs of other Workers it binds Durable Objects from (``script_name``).
+    Without wrangler installed (no ``config-schema.json``) it warns and applies cdpkit's rules.
     """
-    problems = schema_errors(config)
+    try:
+        problems = schema_errors(config)
+    except FileNotFoundError as missing:
+        if os.environ.get("CDPKIT_WRANGLER_SCHEMA"):
+            raise
+        warnings.warn(f"{missing}; checked with cdpkit's rules only", stacklevel=2)
+        problems = []
     if problems:
         raise ConfigError(f"{config.get('name', '?')}: wrangler's config-schema.json rejects the config: "
                           + "; ".join(problems[:5]))
