@@ -12,10 +12,10 @@ from . import viz as viz
 from .errors import CdpkitError, ConfigError, HandlerError, LimitError
 from .model import Constant, Dist, Diurnal, Piecewise, Pipeline, Poisson, Replay, Workload
 from .runtime import LOCAL, PRODUCTION, Actor, ActorAborted, Runtime, Semantics, persist
-from .sim import Results, simulate, sweep
+from .sim import Results, choose, simulate, sweep
 
 __version__ = "0.1.0"
 
 __all__ = ["Pipeline", "Dist", "Workload", "Poisson", "Constant", "Piecewise", "Diurnal", "Replay",
-           "simulate", "sweep", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
+           "simulate", "sweep", "choose", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
            "LimitError", "HandlerError", "__version__"]

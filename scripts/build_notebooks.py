@@ -489,10 +489,9 @@ from cdpkit.demo import gateway, gateway_workload
 p = gateway()
 table = cdp.sweep(p, {"cdp-command-queue.max_batch_size": [10, 50, 100]}, gateway_workload(200),
                   duration=60, seed=1, progress=False)
-best = table.sort_values(["p99_latency", "monthly_cost"]).iloc[0]
-choice = int(best["cdp-command-queue.max_batch_size"])
-p = p.set("cdp-command-queue.max_batch_size", choice,
-          why=f"sweep: p99 {best['p99_latency']:.2f} s, ${best['monthly_cost']:.2f}/month at 200 req/s")
+best = table.sort_values(["p99_latency", "monthly_cost"]).index[0]
+p = cdp.choose(p, table, best)       # the row's settings, each with where it came from
+print(p.provenance)
 table[["cdp-command-queue.max_batch_size", "p99_latency", "monthly_cost"]].round(3)"""),
     ("code", "print(cdp.export.wrangler_toml(p))"),
     ("code", "print(cdp.export.wrangler_jsonc(p)[:1500])"),

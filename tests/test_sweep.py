@@ -70,3 +70,22 @@ def test_progress_bar(capsys):
 def test_bad_grids_fail_before_running(grid, message):
     with pytest.raises(ConfigError, match=message):
         cdp.sweep(pipeline(), grid, WORKLOAD, duration=1, progress=False)
+
+
+def test_choose_applies_a_sweep_row_and_says_why_in_the_export():
+    p = cdp.Pipeline("pick")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001})
+    table = cdp.sweep(p, {"jobs.max_batch_size": [5, 50], "jobs.max_batch_timeout": [1, 5]},
+                      cdp.Poisson(rate=50), duration=20, progress=False)
+    row = table["monthly_cost"].idxmin()
+    chosen = cdp.choose(p, table, row)
+    assert chosen.spec("jobs")["max_batch_size"] == table.loc[row, "jobs.max_batch_size"]
+    assert isinstance(chosen.spec("jobs")["max_batch_size"], int)
+    assert p.spec("jobs")["max_batch_size"] == 10                     # the model is untouched
+    toml = cdp.export.wrangler_toml(chosen)
+    line = next(x for x in toml.splitlines() if x.startswith("max_batch_size"))
+    assert f"# sweep row {row}: p99 " in line and "/month" in line
+    with pytest.raises(cdp.ConfigError, match="row=99"):
+        cdp.choose(p, table, 99)

@@ -2,6 +2,6 @@
 
 from .results import Results
 from .simulate import simulate
-from .sweep import sweep
+from .sweep import choose, sweep
 
-__all__ = ["simulate", "sweep", "Results"]
+__all__ = ["simulate", "sweep", "choose", "Results"]

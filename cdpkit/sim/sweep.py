@@ -98,3 +98,35 @@ def _bar(total: int, progress: bool):
         return _NoBar()
     from tqdm.auto import tqdm
     return tqdm(total=total, desc="sweep", unit="config")
+
+
+def choose(pipeline: Pipeline, table: pd.DataFrame, row: int) -> Pipeline:
+    """A copy of ``pipeline`` with the settings of sweep ``table``'s row ``row`` (its index
+    label), each recorded with where it came from, which the export writes as a comment.
+
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("s")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001})
+    >>> table = cdp.sweep(p, {"jobs.max_batch_size": [1, 10]}, cdp.Poisson(rate=50), duration=20,
+    ...                   progress=False)
+    >>> best = choose(p, table, table["monthly_cost"].idxmin())
+    >>> best.spec("jobs")["max_batch_size"], best.provenance["jobs.max_batch_size"][:11]
+    (10, 'sweep row 1')
+    """
+    if row not in table.index:
+        raise ConfigError(f"choose: row={row!r} is not allowed; allowed: a row label of the table "
+                          f"({table.index.min()} .. {table.index.max()})")
+    settings = [c for c in table.columns if "." in c]
+    r = table.loc[row]
+    why = (f"sweep row {row}: p99 {r['p99_latency']:.3g} s, mean batch {r['mean_batch']:.3g}, "
+           f"${r['monthly_cost']:,.2f}/month")
+    for key in settings:
+        value = r[key]
+        value = value.item() if hasattr(value, "item") else value
+        if isinstance(value, float) and value.is_integer() and key.rsplit(".", 1)[-1] in (
+                "max_batch_size", "max_retries", "max_concurrency", "retry_delay", "instances"):
+            value = int(value)
+        pipeline = pipeline.set(key, value, why=why)
+    return pipeline
