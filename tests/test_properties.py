@@ -105,8 +105,8 @@ def test_virtual_time_is_monotonic(sc):
     trace = rt.batches.sort_values("batch")
     assert trace["delivered_at"].is_monotonic_increasing  # batch ids are handed out in time order
     assert (trace["finished_at"] >= trace["delivered_at"]).all()
-    messages = rt.messages.dropna(subset=["finished_at"])
-    assert (messages["finished_at"] >= messages["sent_at"]).all()
+    messages = rt.messages.dropna(subset=["finished"])
+    assert (messages["finished"] >= messages["sent"]).all()
 
 
 # ----------------------------------------------------------------------- Durable Objects

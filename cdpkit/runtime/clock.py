@@ -268,13 +268,14 @@ class Clock:
     ``run()`` runs until nothing is left to do.
     """
 
-    __slots__ = ("now", "_heap", "_seq", "events_processed")
+    __slots__ = ("now", "_heap", "_seq", "events_processed", "_limit")
 
     def __init__(self, start: float = 0.0) -> None:
         self.now = float(start)
         self._heap: list[list] = []
         self._seq = 0
         self.events_processed = 0
+        self._limit = float("inf")     # run(until=...) while it runs
 
     def call_at(self, when: float, fn: Callable, *args: Any) -> list:
         """Run ``fn(*args)`` at virtual time ``when``. Returns a handle for :meth:`cancel`."""
@@ -313,6 +314,12 @@ class Clock:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
+    def horizon(self) -> float:
+        """Time of the next live event (or the end of this ``run``): until then nothing else
+        happens, so a callback may work ahead of ``now`` up to it."""
+        next_event = self.peek()
+        return self._limit if next_event is None else min(next_event, self._limit)
+
     def run(self, until: float | None = None, max_events: int | None = None) -> None:
         """Process events in (time, sequence) order up to ``until`` (inclusive)."""
         if until is not None and until < self.now:
@@ -321,18 +328,22 @@ class Clock:
         limit = float("inf") if until is None else until
         budget = -1 if max_events is None else max_events
         processed = 0
-        while heap and budget != processed:
-            entry = heap[0]
-            if entry[0] > limit:
-                break
-            pop(heap)
-            fn = entry[2]
-            if fn is None:
-                continue
-            self.now = entry[0]
-            processed += 1
-            fn(*entry[3])
-        self.events_processed += processed
+        self._limit = limit
+        try:
+            while heap and budget != processed:
+                entry = heap[0]
+                if entry[0] > limit:
+                    break
+                pop(heap)
+                fn = entry[2]
+                if fn is None:
+                    continue
+                self.now = entry[0]
+                processed += 1
+                fn(*entry[3])
+        finally:
+            self._limit = float("inf")
+            self.events_processed += processed
         if until is not None and budget != processed:
             self.now = until
 

@@ -6,7 +6,7 @@ for step under the ``local`` profile; the ``production`` profile changes only wh
 concurrent consumers, retention). Read top to bottom:
 
 1. :class:`ConsumerSettings` — the ``[[queues.consumers]]`` knobs, validated.
-2. :class:`QueuedMessage` — a message inside the broker; also its ledger entry.
+2. A message inside the broker is its row in the :class:`~cdpkit.runtime.ledger.Ledger`.
 3. :class:`Message`, :class:`MessageBatch`, :class:`BatchResult` — what a handler sees,
    with workerd's rules for conflicting ``ack``/``retry`` calls.
 4. :class:`SingleFlush`, :class:`ConcurrentFlush` — when batches are cut.
@@ -20,12 +20,13 @@ import json
 import pickle
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, LimitError
 from .clock import Future, completed
+from .ledger import ACKED, Ledger
 from .limits import (
     MAX_BATCH_SIZE,
     MAX_BATCH_TIMEOUT,
@@ -41,14 +42,13 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 __all__ = [
-    "ConsumerSettings", "QueuedMessage", "Message", "MessageBatch", "BatchResult",
+    "ConsumerSettings", "Message", "MessageBatch", "BatchResult",
     "Queue", "Producer", "CONTENT_TYPES",
 ]
 
 CONTENT_TYPES = ("json", "text", "bytes", "v8")
 # JSON.stringify's compact form; one encoder/decoder for all messages (dumps() builds one per call)
 _json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_json_decode = json.JSONDecoder().decode
 
 # ---------------------------------------------------------------------------- settings
 
@@ -109,46 +109,6 @@ def _default(value, fallback):
 # ---------------------------------------------------------------------------- messages
 
 
-class QueuedMessage:
-    """A message inside one queue's broker, and its ledger entry.
-
-    ``outcome`` is None while in flight, then one of ``acked``, ``dead_lettered``
-    (moved to the DLQ, where a new entry continues) or ``dropped`` (``drop_reason`` says why).
-    """
-
-    __slots__ = ("id", "queue", "content_type", "payload", "bytes", "timestamp", "sent_at",
-                 "first_delivered_at", "failed_attempts", "deliveries", "outcome", "finished_at",
-                 "drop_reason")
-
-    def __init__(self, id: str, queue: str, content_type: str, payload: Any, size: int,
-                 timestamp: float, sent_at: float) -> None:
-        self.id = id
-        self.queue = queue
-        self.content_type = content_type
-        self.payload = payload          # serialised body (str/bytes), decoded at each delivery
-        self.bytes = size
-        self.timestamp = timestamp      # original send time; kept when dead-lettered
-        self.sent_at = sent_at          # when it was sent to *this* queue
-        self.first_delivered_at: float | None = None
-        self.failed_attempts = 0
-        self.deliveries = 0
-        self.outcome: str | None = None
-        self.finished_at: float | None = None
-        self.drop_reason: str | None = None
-
-    def body(self) -> Any:
-        """A fresh copy of the body, as the consumer's isolate would deserialise it."""
-        ct, payload = self.content_type, self.payload
-        if ct == "json":
-            return _json_decode(payload)
-        if ct == "v8":
-            return pickle.loads(payload)
-        return payload  # text (str), bytes and "raw" (spec-driven tuples) are immutable
-
-    def __repr__(self) -> str:
-        return f"<QueuedMessage {self.id[:8]} on {self.queue} {self.outcome or 'in flight'}>"
-
-
 def encode_body(body: Any, content_type: str, max_bytes: int) -> tuple[Any, int]:
     """Serialise a body as the content type says; return (payload, size in bytes)."""
     if content_type == "json":
@@ -190,8 +150,8 @@ class BatchResult:
         self.ack_all = False
         self.retry_all = False
         self.retry_all_delay: int | None = None
-        self.explicit_acks: set[str] = set()
-        self.retries: dict[str, int | None] = {}   # message id -> its own delay (None = unset)
+        self.explicit_acks: set[int] = set()       # ledger rows
+        self.retries: dict[int, int | None] = {}   # ledger row -> its own delay (None = unset)
         self.warnings: list[str] = []
 
 
@@ -203,13 +163,14 @@ class Message:
     ``batch.retry_all()``.
     """
 
-    __slots__ = ("id", "timestamp", "body", "attempts", "_result", "_check_delay")
+    __slots__ = ("id", "timestamp", "body", "attempts", "_row", "_result", "_check_delay")
 
-    def __init__(self, record: QueuedMessage, result: BatchResult, check_delay: Callable) -> None:
-        self.id = record.id
-        self.timestamp = record.timestamp
-        self.body = record.body()
-        self.attempts = record.failed_attempts + 1
+    def __init__(self, ledger: Ledger, row: int, result: BatchResult, check_delay: Callable) -> None:
+        self.id = ledger.id(row)
+        self.timestamp = ledger.timestamp[row]
+        self.body = ledger.body(row)
+        self.attempts = ledger.failed[row] + 1
+        self._row = row
         self._result = result
         self._check_delay = check_delay
 
@@ -220,10 +181,10 @@ class Message:
             return
         if r.retry_all:
             r.warnings.append(f"ack() on message {self.id} after retry_all() has no effect")
-        elif self.id in r.retries:
+        elif self._row in r.retries:
             r.warnings.append(f"ack() on message {self.id} after retry() has no effect")
         else:
-            r.explicit_acks.add(self.id)
+            r.explicit_acks.add(self._row)
 
     def retry(self, delay_seconds: int | None = None) -> None:
         """Ask for this message to be redelivered, after ``delay_seconds`` if given."""
@@ -232,10 +193,10 @@ class Message:
         r = self._result
         if r.ack_all:
             r.warnings.append(f"retry() on message {self.id} after ack_all() has no effect")
-        elif self.id in r.explicit_acks:
+        elif self._row in r.explicit_acks:
             r.warnings.append(f"retry() on message {self.id} after ack() has no effect")
-        elif delay_seconds is not None or self.id not in r.retries:
-            r.retries[self.id] = delay_seconds
+        elif delay_seconds is not None or self._row not in r.retries:
+            r.retries[self._row] = delay_seconds
 
     def __repr__(self) -> str:
         return f"Message(id={self.id[:8]}…, attempts={self.attempts}, body={self.body!r:.60})"
@@ -363,14 +324,14 @@ class Inflow:
     """Arrivals known in advance (a workload's send times, sorted), absorbed into the
     buffer by index whenever the queue looks at it, instead of one event per message.
 
-    ``make(lo, hi)`` turns arrivals ``lo..hi-1`` into ledger records. The queue only wakes
+    ``make(lo, hi)`` returns the ledger rows of arrivals ``lo..hi-1``. The queue only wakes
     up for an arrival that changes what the flusher would decide: the first one into an
     empty buffer (starts the batch timeout) and the one that fills a batch.
     """
 
     __slots__ = ("times", "make", "next", "wake", "wake_time")
 
-    def __init__(self, times: list[float], make: Callable[[int, int], list[QueuedMessage]]) -> None:
+    def __init__(self, times: list[float], make: Callable[[int, int], Sequence[int]]) -> None:
         self.times = times
         self.make = make
         self.next = 0
@@ -390,8 +351,9 @@ class Queue:
         self.settings = settings.resolved(runtime.semantics)
         self.delivery_delay = delivery_delay
         self.retention = retention if retention is not None else runtime.semantics.default_retention_seconds
-        self.consumer: Any = None                 # object with .start(queue, records, done)
-        self.buffer: deque[QueuedMessage] = deque()
+        self.consumer: Any = None                 # object with .start(queue, batch_id, rows, metadata, done)
+        self.ledger = runtime.ledger
+        self.buffer: deque[int] = deque()         # ledger rows, in arrival order
         self.backlog_bytes = 0
         self.landing = 0                          # messages on their way in (delay/retry timers)
         self.running = 0                          # batches whose handler has not returned
@@ -400,7 +362,7 @@ class Queue:
         self.inflow: Inflow | None = None
 
     # -- arrivals known in advance -------------------------------------------------------
-    def attach_inflow(self, times: list[float], make: Callable[[int, int], list[QueuedMessage]]) -> None:
+    def attach_inflow(self, times: list[float], make: Callable[[int, int], Sequence[int]]) -> None:
         """Feed this queue from sorted arrival ``times`` (see :class:`Inflow`)."""
         self.inflow = Inflow(times, make)
         self.rewake()
@@ -412,10 +374,9 @@ class Queue:
             return
         hi = bisect_right(inflow.times, self.runtime.clock.now, inflow.next)
         if hi > inflow.next:
-            records = inflow.make(inflow.next, hi)
+            rows = inflow.make(inflow.next, hi)
             inflow.next = hi
-            self.runtime.ledger.extend(records)
-            self._put(records)
+            self._put(rows)
 
     def rewake(self) -> None:
         """Schedule the next wake-up: the arrival that starts or fills a batch."""
@@ -433,56 +394,57 @@ class Queue:
             inflow.wake_time = target
 
     # -- arriving ----------------------------------------------------------------------
-    def enqueue(self, records: list[QueuedMessage], delay: float) -> None:
-        """Land ``records`` in the buffer after ``delay`` (always through the timer queue;
-        records sent together land together, in order)."""
-        self.runtime.ledger.extend(records)
-        self.landing += len(records)
-        self.runtime.clock.call_later(delay, self._land, records)
+    def enqueue(self, rows: Sequence[int], delay: float) -> None:
+        """Land ledger ``rows`` in the buffer after ``delay`` (always through the timer queue;
+        messages sent together land together, in order)."""
+        self.landing += len(rows)
+        self.runtime.clock.call_later(delay, self._land, rows)
 
-    def _land(self, records: list[QueuedMessage]) -> None:
-        self.landing -= len(records)
-        self.land(records)
+    def _land(self, rows: Sequence[int]) -> None:
+        self.landing -= len(rows)
+        self.land(rows)
 
-    def land(self, records: list[QueuedMessage]) -> None:
-        """Put ledger ``records`` in the buffer now, and let the flusher decide."""
+    def land(self, rows: Sequence[int]) -> None:
+        """Put ledger ``rows`` in the buffer now, and let the flusher decide."""
         if self.inflow is not None:
             self.absorb()
-        self._put(records)
+        self._put(rows)
         if self.consumer is not None:
             self.flusher.landed(self)
         if self.inflow is not None:
             self.rewake()
 
-    def _put(self, records: list[QueuedMessage]) -> None:
+    def _put(self, rows: Sequence[int]) -> None:
+        ledger = self.ledger
         if self.consumer is None and self.runtime.semantics.discard_without_consumer:
             # miniflare's broker answers sends to a queue without a consumer and forgets them
-            for record in records:
-                self.runtime.finish(record, "dropped", "no consumer (wrangler dev discards)")
+            for row in rows:
+                ledger.finish(row, "dropped", self.runtime.clock.now, "no consumer (wrangler dev discards)")
             return
-        self.buffer.extend(records)
-        for record in records:
-            self.backlog_bytes += record.bytes
+        self.buffer.extend(rows)
+        self.backlog_bytes += sum(map(ledger.bytes.__getitem__, rows))
 
     # -- delivering --------------------------------------------------------------------
     def flush(self) -> None:
         """Cut the next batch from the buffer and hand it to the consumer."""
         if self.inflow is not None:
             self.absorb()
-        buffer, size, now = self.buffer, self.settings.max_batch_size, self.runtime.clock.now
+        buffer, size, now, ledger = self.buffer, self.settings.max_batch_size, self.runtime.clock.now, self.ledger
         expired_before = -float("inf") if self.retention is None else now - self.retention
-        batch: list[QueuedMessage] = []
+        timestamp, deliveries, first_delivered, sizes = (ledger.timestamp, ledger.deliveries,
+                                                        ledger.first_delivered, ledger.bytes)
+        batch: list[int] = []
         popleft, append, taken_bytes = buffer.popleft, batch.append, 0
         while buffer and len(batch) < size:
-            record = popleft()
-            taken_bytes += record.bytes
-            if record.timestamp < expired_before:
-                self.runtime.finish(record, "dropped", "retention period expired")
+            row = popleft()
+            taken_bytes += sizes[row]
+            if timestamp[row] < expired_before:
+                ledger.finish(row, "dropped", now, "retention period expired")
                 continue
-            if not record.deliveries:
-                record.first_delivered_at = now
-            record.deliveries += 1
-            append(record)
+            if not deliveries[row]:
+                first_delivered[row] = now
+            deliveries[row] += 1
+            append(row)
         self.backlog_bytes -= taken_bytes
         if not batch:
             self.flusher.finished(self)
@@ -492,8 +454,8 @@ class Queue:
         self.running += 1
         batch_id = self.runtime.next_batch_id()
         metadata = {"metrics": {"backlog_count": len(buffer), "backlog_bytes": self.backlog_bytes,
-                                "oldest_message_timestamp": buffer[0].timestamp if buffer else None}}
-        self.runtime.recorder.batch_started(batch_id, self.name, now, batch)
+                                "oldest_message_timestamp": timestamp[buffer[0]] if buffer else None}}
+        self.runtime.recorder.batch_started(batch_id, self.name, now, batch, ledger)
         self.consumer.start(self, batch_id, batch, metadata,
                             lambda ok, result: self._batch_done(batch_id, batch, ok, result))
         if self.inflow is not None:
@@ -502,44 +464,48 @@ class Queue:
     def check_delay(self, value: object, field: str) -> int:
         return check_int(value, field, 0, self.runtime.semantics.max_delay_seconds, LimitError)
 
-    def _batch_done(self, batch_id: int, batch: list[QueuedMessage], ok: bool,
-                    result: BatchResult) -> None:
+    def _batch_done(self, batch_id: int, batch: list[int], ok: bool, result: BatchResult) -> None:
         """Apply the handler's decisions: ack, retry after a delay, dead-letter or drop."""
-        rt, settings = self.runtime, self.settings
+        rt, settings, ledger = self.runtime, self.settings, self.ledger
         now = rt.clock.now
         self.running -= 1
         retry_all = result.retry_all or not ok
-        acks_survive = rt.semantics.acks_survive_batch_retry
-        global_delay = _default(result.retry_all_delay, settings.retry_delay)
-        max_attempts = settings.max_retries + 1
         retries, explicit_acks = result.retries, result.explicit_acks
-        dead: list[QueuedMessage] = []
-        retried: dict[int, list[QueuedMessage]] = {}    # delay -> records landing together
-        dispositions = []
-        for record in batch:
-            if record.id in retries:
-                delay = _default(retries[record.id], global_delay)
-            elif retry_all and not (acks_survive and record.id in explicit_acks):
-                delay = global_delay
-            else:
-                rt.finish(record, "acked")
-                dispositions.append("acked")
-                continue
-            record.failed_attempts += 1
-            if record.failed_attempts < max_attempts:
-                retried.setdefault(delay, []).append(record)
-                dispositions.append("retried")
-            elif settings.dead_letter_queue is not None:
-                rt.finish(record, "dead_lettered")
-                dead.append(record)
-                dispositions.append("dead_lettered")
-            else:
-                rt.finish(record, "dropped", f"failed {max_attempts} attempts, no dead letter queue")
-                dispositions.append("dropped")
-        for delay, records in retried.items():
-            self.landing += len(records)
-            rt.clock.call_later(delay, self._land, records)
-        rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result)
+        dead: list[int] = []
+        if not retries and not retry_all:          # the common case: every message acked
+            ledger.finish_all(batch, ACKED, now)
+            dispositions = ["acked"] * len(batch)
+        else:
+            acks_survive = rt.semantics.acks_survive_batch_retry
+            global_delay = _default(result.retry_all_delay, settings.retry_delay)
+            max_attempts = settings.max_retries + 1
+            retried: dict[int, list[int]] = {}    # delay -> rows landing together
+            dispositions = []
+            failed = ledger.failed
+            for row in batch:
+                if row in retries:
+                    delay = _default(retries[row], global_delay)
+                elif retry_all and not (acks_survive and row in explicit_acks):
+                    delay = global_delay
+                else:
+                    ledger.finish(row, "acked", now)
+                    dispositions.append("acked")
+                    continue
+                failed[row] += 1
+                if failed[row] < max_attempts:
+                    retried.setdefault(delay, []).append(row)
+                    dispositions.append("retried")
+                elif settings.dead_letter_queue is not None:
+                    ledger.finish(row, "dead_lettered", now)
+                    dead.append(row)
+                    dispositions.append("dead_lettered")
+                else:
+                    ledger.finish(row, "dropped", now, f"failed {max_attempts} attempts, no dead letter queue")
+                    dispositions.append("dropped")
+            for delay, rows in retried.items():
+                self.landing += len(rows)
+                rt.clock.call_later(delay, self._land, rows)
+        rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result, ledger)
         if self.inflow is not None:
             self.absorb()
         self.flusher.finished(self)
@@ -548,14 +514,17 @@ class Queue:
         if dead:
             rt.queue_named(settings.dead_letter_queue).receive_dead_letters(dead)
 
-    def receive_dead_letters(self, records: Iterable[QueuedMessage]) -> None:
+    def receive_dead_letters(self, rows: Sequence[int]) -> None:
         """Dead letters arrive with their id, body and timestamp; attempts start again."""
-        now = self.runtime.clock.now
-        self.enqueue([QueuedMessage(old.id, self.name, old.content_type, old.payload, old.bytes,
-                                    old.timestamp, now) for old in records],
-                     _default(self.delivery_delay, 0))
+        new = self.ledger.copy_to(self.name, rows, self.runtime.clock.now)
+        self.enqueue(new, _default(self.delivery_delay, 0))
 
     # -- inspecting --------------------------------------------------------------------
+    @property
+    def scheduled(self) -> int:
+        """Known arrivals (in the ledger already) whose time has not come yet."""
+        return 0 if self.inflow is None else len(self.inflow.times) - self.inflow.next
+
     @property
     def backlog(self) -> int:
         """Messages waiting in the buffer (landed, not yet delivered)."""
@@ -592,8 +561,7 @@ class Producer:
              content_type: str | None = None) -> Future:
         """Send one message. Example: ``await env.JOBS.send({"id": 1}, delay_seconds=30)``."""
         queue = self.queue
-        record, delay = self._prepare(queue, body, delay_seconds, content_type, "send")
-        queue.enqueue([record], delay)
+        queue.enqueue(*self._prepare(queue, body, delay_seconds, content_type, "send"))
         return completed()
 
     def send_batch(self, messages: Iterable[dict], *, delay_seconds: int | None = None) -> Future:
@@ -613,19 +581,23 @@ class Producer:
                 raise LimitError(f"send_batch: messages[{i}] has unknown keys {sorted(unknown)}; "
                                  "allowed: 'body', 'delay_seconds', 'content_type'")
             own_delay = item.get("delay_seconds", delay_seconds)
-            record, delay = self._prepare(queue, item["body"], own_delay, item.get("content_type"),
-                                          f"send_batch: messages[{i}]")
-            total += record.bytes
-            prepared.append((record, delay))
+            prepared.append(self._encode(queue, item["body"], own_delay, item.get("content_type"),
+                                         f"send_batch: messages[{i}]"))
+            total += prepared[-1][2]
         if total > sem.max_batch_bytes:
             raise LimitError(f"send_batch: {total} bytes in total; allowed: at most "
                              f"{sem.max_batch_bytes} bytes per batch")
-        for record, delay in prepared:
-            queue.enqueue([record], delay)
+        for encoded in prepared:
+            queue.enqueue(*self._add(queue, *encoded))
         return completed()
 
     def _prepare(self, queue: Queue, body: Any, delay_seconds: int | None,
-                 content_type: str | None, where: str) -> tuple[QueuedMessage, int]:
+                 content_type: str | None, where: str) -> tuple[range, int]:
+        """Check and encode one message, add it to the ledger: (its row, its delay)."""
+        return self._add(queue, *self._encode(queue, body, delay_seconds, content_type, where))
+
+    def _encode(self, queue: Queue, body: Any, delay_seconds: int | None,
+                content_type: str | None, where: str) -> tuple[str, Any, int, int]:
         rt = self._runtime
         if delay_seconds is not None:
             queue.check_delay(delay_seconds, f"{where}: delay_seconds")
@@ -634,10 +606,11 @@ class Producer:
             payload, size = encode_body(body, ct, rt.semantics.max_message_bytes)
         except LimitError as exc:
             raise LimitError(f"{where} to queue {queue.name!r}: {exc}") from None
-        now = rt.clock.now
-        record = QueuedMessage(rt.new_message_id(), queue.name, ct, payload, size, now, now)
-        delay = _default(delay_seconds, _default(queue.delivery_delay, 0))
-        return record, delay
+        return ct, payload, size, _default(delay_seconds, _default(queue.delivery_delay, 0))
+
+    def _add(self, queue: Queue, content_type: str, payload: Any, size: int, delay: int) -> tuple[range, int]:
+        now = self._runtime.clock.now
+        return self._runtime.ledger.add(queue.name, content_type, [payload], [size], [now], [now]), delay
 
     def __repr__(self) -> str:
         return f"<Producer {self.binding} -> {self._queue_name}>"

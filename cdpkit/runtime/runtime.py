@@ -36,6 +36,7 @@ from .clock import Clock, Future, Task, completed, gather, sleep
 from .d1 import D1Database
 from .env import Env, ExecutionContext
 from .kv import KVNamespace
+from .ledger import OUTCOMES, Ledger
 from .limits import (
     BINDING_NAME,
     binding_for,
@@ -51,14 +52,11 @@ from .queues import (
     MessageBatch,
     Producer,
     Queue,
-    QueuedMessage,
 )
 from .semantics import Semantics, resolve
 from .trace import Trace
 
 __all__ = ["Runtime", "HandlerConsumer"]
-
-OUTCOMES = ("acked", "dead_lettered", "dropped")
 
 
 class HandlerConsumer:
@@ -70,12 +68,12 @@ class HandlerConsumer:
         self.handler, self.runtime = handler, runtime
         self.cpu_seconds = 0.0      # ctx.work of every batch, for cost
 
-    def start(self, queue: Queue, batch_id: int, records: list[QueuedMessage], metadata: dict,
+    def start(self, queue: Queue, batch_id: int, rows: list[int], metadata: dict,
               done: Callable[[bool, BatchResult], None]) -> None:
         rt, check = self.runtime, queue.check_delay
         result = BatchResult()
-        batch = MessageBatch(queue.name, [Message(r, result, check) for r in records], metadata,
-                             result, check)
+        batch = MessageBatch(queue.name, [Message(rt.ledger, row, result, check) for row in rows],
+                             metadata, result, check)
         ctx = ExecutionContext(rt)
 
         def report(error: BaseException | None) -> None:
@@ -114,7 +112,7 @@ class Runtime:
         self.clock = Clock()
         self.env = Env()
         self.recorder = Trace()
-        self.ledger: list[QueuedMessage] = []
+        self.ledger = Ledger(seed)
         self.queues: dict[str, Queue] = {}
         self._templates: dict[str, dict[str, Any]] = {}
         self._template_handlers: dict[str, Callable] = {}
@@ -125,8 +123,6 @@ class Runtime:
         self.sinks: dict[str, Any] = {}          # outside endpoints of spec pipelines
         self.migrations: list[dict[str, Any]] = []
         self._rng = random.Random(seed)
-        self._id_rng = random.Random(f"message ids {seed}")
-        self._ids: list[str] = []
         self._batch_seq = 0
         self.env.bind("QUEUES_API", QueuesAPI(self))
 
@@ -375,14 +371,6 @@ class Runtime:
                 self.queue(dlq)
 
     # -- bookkeeping used by the broker ----------------------------------------------
-    def new_message_id(self) -> str:
-        """A random 32-hex-digit id, from its own seeded stream, drawn 1024 at a time."""
-        ids = self._ids
-        if not ids:
-            pool = self._id_rng.randbytes(16 * 1024).hex()
-            ids.extend(pool[i:i + 32] for i in range(len(pool) - 32, -1, -32))
-        return ids.pop()
-
     def random_bits(self, bits: int) -> int:
         """Seeded randomness for ids (same seed, same ids)."""
         return self._rng.getrandbits(bits)
@@ -397,13 +385,6 @@ class Runtime:
         except KeyError:
             raise ConfigError(f"no queue named {name!r}; queues: {', '.join(sorted(self.queues))}") from None
 
-    def finish(self, record: QueuedMessage, outcome: str, reason: str | None = None) -> None:
-        """Record a message's final outcome on its queue; each message finishes exactly once."""
-        if record.outcome is not None:
-            raise AssertionError(f"message {record.id} on {record.queue} finished twice "
-                                 f"({record.outcome}, then {outcome})")
-        record.outcome, record.finished_at, record.drop_reason = outcome, self.clock.now, reason
-
     # -- results -----------------------------------------------------------------------
     @property
     def trace(self) -> pd.DataFrame:
@@ -417,15 +398,10 @@ class Runtime:
 
     @property
     def messages(self) -> pd.DataFrame:
-        """Every message sent to every queue (dead letters appear again on their DLQ)."""
-        rows = [(r.queue, r.id, r.content_type, r.bytes, r.sent_at, r.deliveries,
-                 r.failed_attempts + (r.outcome == "acked"), r.outcome or "in_flight",
-                 r.finished_at, r.drop_reason) for r in self.ledger]
-        frame = pd.DataFrame(rows, columns=["queue", "message_id", "content_type", "bytes", "sent_at",
-                                            "deliveries", "attempts", "outcome", "finished_at",
-                                            "drop_reason"])
-        frame["latency"] = frame["finished_at"] - frame["sent_at"]
-        return frame
+        """Every message sent to every queue (dead letters appear again on their DLQ):
+        id, queue, content type, bytes, sent, first delivery, deliveries, attempts,
+        outcome, finished, drop reason, wait and latency (see :class:`Ledger`)."""
+        return self.ledger.frame()
 
     @property
     def actor_calls(self) -> pd.DataFrame:
@@ -456,25 +432,16 @@ class Runtime:
         """Per queue: sent = acked + dead_lettered + dropped + in_flight, cross-checked.
 
         ``in_flight`` counted from the ledger must equal what the brokers hold (buffered,
-        on a delay/retry timer, or inside a running batch); :meth:`check_conservation`
-        raises if any row disagrees.
+        on a delay/retry timer, scheduled to arrive, or inside a running batch);
+        :meth:`check_conservation` raises if any row disagrees.
         """
         for queue in self.queues.values():
             queue.absorb()   # known arrivals up to now have been sent
-        counts: dict[str, dict[str, int]] = {
-            name: dict.fromkeys(("sent", *OUTCOMES, "in_flight"), 0) for name in self.queues}
-        for record in self.ledger:
-            row = counts[record.queue]
-            row["sent"] += 1
-            row[record.outcome or "in_flight"] += 1
-        running: dict[str, int] = {}
-        for queue, _, attempts in self.recorder._open.values():
-            running[queue] = running.get(queue, 0) + len(attempts)
-        for name, queue in self.queues.items():
-            held = len(queue.buffer) + queue.landing + running.get(name, 0)
-            counts[name]["held_by_broker"] = held
-        frame = pd.DataFrame.from_dict(counts, orient="index")
+        frame = self.ledger.counts().reindex(list(self.queues), fill_value=0)
         frame.index.name = "queue"
+        running = self.recorder.in_progress_by_queue()
+        frame["held_by_broker"] = [len(queue.buffer) + queue.landing + queue.scheduled + running.get(name, 0)
+                                   for name, queue in self.queues.items()]
         frame["balanced"] = (frame["sent"] == frame[list(OUTCOMES)].sum(axis=1) + frame["in_flight"]) & (
             frame["in_flight"] == frame["held_by_broker"])
         return frame
@@ -489,7 +456,7 @@ class Runtime:
         """Per queue: messages, outcomes, deliveries, batches, mean batch size, latency."""
         msgs = self.messages
         batches = self.batches
-        out = msgs.groupby("queue").agg(
+        out = msgs.groupby("queue", observed=True).agg(
             sent=("message_id", "size"),
             acked=("outcome", lambda s: int((s == "acked").sum())),
             dead_lettered=("outcome", lambda s: int((s == "dead_lettered").sum())),
@@ -500,7 +467,7 @@ class Runtime:
             p99_latency=("latency", lambda s: s.quantile(0.99)),
         )
         if len(batches):
-            per_queue = batches.groupby("queue")["size"].agg(batches="size", mean_batch="mean")
+            per_queue = batches.groupby("queue", observed=True)["size"].agg(batches="size", mean_batch="mean")
             out = out.join(per_queue, how="left")
         return out
 

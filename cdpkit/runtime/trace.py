@@ -6,12 +6,15 @@ DataFrames only when asked for.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from .queues import BatchResult, QueuedMessage
+    from .ledger import Ledger
+    from .queues import BatchResult
 
 DELIVERY_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "message_id", "attempts",
                     "disposition"]
@@ -23,27 +26,31 @@ BATCH_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "size", "outco
 class Trace:
     """Collects batches and deliveries while a runtime runs."""
 
-    __slots__ = ("_open", "_deliveries", "_batches", "_calls", "warnings", "errors", "keep_deliveries")
+    __slots__ = ("_open", "_deliveries", "_batches", "_calls", "call_logs", "warnings", "errors",
+                 "keep_deliveries")
 
     def __init__(self, keep_deliveries: bool = True) -> None:
         self.keep_deliveries = keep_deliveries   # a row per delivery (batches are always kept)
         self._open: dict[int, tuple] = {}
-        self._calls: list[list] = []
+        self._calls: list[list] = []            # requests to code actors, one row each
+        self.call_logs: list[CallLog] = []       # requests to spec actors, as columns
         self._deliveries: list[tuple] = []
         self._batches: list[tuple] = []
         self.warnings: list[tuple[float, str, int, str]] = []
         self.errors: list[tuple[float, str, int, BaseException]] = []
 
-    def batch_started(self, batch_id: int, queue: str, t: float, batch: list[QueuedMessage]) -> None:
-        self._open[batch_id] = (queue, t, [r.failed_attempts + 1 for r in batch])
+    def batch_started(self, batch_id: int, queue: str, t: float, batch: list[int], ledger: Ledger) -> None:
+        failed = ledger.failed
+        attempts = [failed[row] + 1 for row in batch] if self.keep_deliveries else None
+        self._open[batch_id] = (queue, t, len(batch), attempts)
 
-    def batch_finished(self, batch_id: int, t: float, batch: list[QueuedMessage],
-                       dispositions: list[str], ok: bool, result: BatchResult) -> None:
-        queue, started, attempts = self._open.pop(batch_id)
+    def batch_finished(self, batch_id: int, t: float, batch: list[int], dispositions: list[str],
+                       ok: bool, result: BatchResult, ledger: Ledger) -> None:
+        queue, started, _, attempts = self._open.pop(batch_id)
         if self.keep_deliveries:
             append = self._deliveries.append
-            for record, tries, disposition in zip(batch, attempts, dispositions):
-                append((queue, batch_id, started, t, record.id, tries, disposition))
+            for row, tries, disposition in zip(batch, attempts, dispositions):
+                append((queue, batch_id, started, t, ledger.id(row), tries, disposition))
         self._batches.append((
             queue, batch_id, started, t, len(batch), "ok" if ok else "exception",
             result.retry_all, result.ack_all, dispositions.count("acked"),
@@ -61,6 +68,11 @@ class Trace:
 
     def actor_calls(self) -> pd.DataFrame:
         frame = pd.DataFrame(self._calls, columns=CALL_COLUMNS)
+        logs = [log.frame() for log in self.call_logs if len(log)]
+        if logs:
+            frame = pd.concat([frame, *logs] if len(frame) else logs, ignore_index=True)
+            if len(logs) > 1 or len(self._calls):
+                frame = frame.sort_values("arrived", kind="stable", ignore_index=True)
         frame["wait"] = frame["started"] - frame["arrived"]
         frame["duration"] = frame["finished"] - frame["started"]
         return frame
@@ -71,7 +83,14 @@ class Trace:
     @property
     def in_progress(self) -> int:
         """Messages inside batches whose handler has not returned yet."""
-        return sum(len(attempts) for _, _, attempts in self._open.values())
+        return sum(size for _, _, size, _ in self._open.values())
+
+    def in_progress_by_queue(self) -> dict[str, int]:
+        """:attr:`in_progress`, per queue."""
+        counts: dict[str, int] = {}
+        for queue, _, size, _ in self._open.values():
+            counts[queue] = counts.get(queue, 0) + size
+        return counts
 
     def deliveries(self) -> pd.DataFrame:
         if not self.keep_deliveries:
@@ -84,3 +103,38 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self._deliveries)
+
+
+class CallLog:
+    """Requests to the instances of one spec actor class, as columns (a row is 33 bytes,
+    not a list of objects). ``finished`` may be moved later while a call continues."""
+
+    __slots__ = ("binding", "method", "names", "key", "arrived", "started", "finished")
+
+    def __init__(self, binding: str, method: str, names: list[str]) -> None:
+        self.binding, self.method, self.names = binding, method, names
+        self.key = array("q")
+        self.arrived, self.started, self.finished = array("d"), array("d"), array("d")
+
+    def add(self, key: int, arrived: float, started: float, finished: float) -> int:
+        """Log one request; return its row."""
+        self.key.append(key)
+        self.arrived.append(arrived)
+        self.started.append(started)
+        self.finished.append(finished)
+        return len(self.key) - 1
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def frame(self) -> pd.DataFrame:
+        n = len(self)
+        return pd.DataFrame({
+            "binding": [self.binding] * n,
+            "object": np.asarray(self.names, dtype=object)[np.frombuffer(self.key, dtype=np.int64)],
+            "method": [self.method] * n,
+            "arrived": np.frombuffer(self.arrived).copy(),
+            "started": np.frombuffer(self.started).copy(),
+            "finished": np.frombuffer(self.finished).copy(),
+            "outcome": ["ok"] * n,
+        })

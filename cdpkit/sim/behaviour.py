@@ -14,14 +14,15 @@ results can report end-to-end latency from the first send to the last step.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..runtime.clock import Future, resolve_later
-from ..runtime.queues import BatchResult, Queue, QueuedMessage
+from ..runtime.queues import BatchResult, Queue
+from ..runtime.trace import CallLog
 
 if TYPE_CHECKING:
     from ..model.pipeline import ActorSpec, ConsumerSpec
@@ -33,37 +34,39 @@ TYPE, SIZE, ORIGIN_TIME, ORIGIN_ID = range(4)
 
 
 def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple],
-                 sent_at: str | None = None) -> list[QueuedMessage]:
-    """Ledger records for spec messages (no serialisation: bodies are immutable tuples).
+                 sizes: Sequence[int] | np.ndarray | None = None,
+                 sent: Sequence[float] | np.ndarray | None = None) -> Sequence[int]:
+    """Ledger rows for spec messages (no serialisation: bodies are immutable tuples).
 
     A body over the message size limit is what the producer's ``send()`` throws on: it is
-    counted as sent and dropped, and never reaches the queue. ``sent_at="origin"``: the
-    bodies were sent at their origin time (workload arrivals), not now.
+    counted as sent and dropped, and never reaches the queue. ``sizes`` default to the
+    bodies' sizes; ``sent``, when each was sent, to now (a workload's arrivals are entered
+    ahead, at their own times).
     """
-    name, limit = queue.name, runtime.semantics.max_message_bytes
-    new_id = runtime.new_message_id
-    if sent_at is None:
-        now = runtime.clock.now
-        records = [QueuedMessage(new_id(), name, "raw", body, body[SIZE], now, now) for body in bodies]
-    else:   # arrivals taken in later than they were sent (see Queue.absorb)
-        records = [QueuedMessage(new_id(), name, "raw", body, body[SIZE], body[ORIGIN_TIME],
-                                 body[ORIGIN_TIME]) for body in bodies]
-    if bodies and max(body[SIZE] for body in bodies) > limit:
-        for record in records:
-            if record.bytes > limit:
-                runtime.ledger.append(record)
-                runtime.finish(record, "dropped", f"rejected: {record.bytes} bytes is over the "
-                                                  f"{limit}-byte message limit")
-                record.finished_at = record.sent_at
-        records = [r for r in records if r.bytes <= limit]
-    return records
+    limit, ledger = runtime.semantics.max_message_bytes, runtime.ledger
+    if sizes is None:
+        sizes = [body[SIZE] for body in bodies]
+    if sent is None:
+        sent = [runtime.clock.now] * len(bodies)
+    rows = ledger.add(queue.name, "raw", bodies, sizes, sent, sent)
+    biggest = (sizes.max() if isinstance(sizes, np.ndarray) else max(sizes)) if len(bodies) else 0
+    if biggest <= limit:
+        return rows
+    kept = []
+    for row, size in zip(rows, sizes):
+        if size > limit:
+            ledger.finish(row, "dropped", ledger.sent[row],
+                          f"rejected: {size} bytes is over the {limit}-byte message limit")
+        else:
+            kept.append(row)
+    return kept
 
 
 def send_spec_messages(runtime: Runtime, queue: Queue, bodies: list[tuple]) -> None:
     """Send spec messages together (as one ``sendBatch``: they land together)."""
-    records = spec_records(runtime, queue, bodies)
-    if records:
-        queue.enqueue(records, queue.delivery_delay or 0)
+    rows = spec_records(runtime, queue, bodies)
+    if rows:
+        queue.enqueue(rows, queue.delivery_delay or 0)
 
 
 class KeyPicker:
@@ -109,45 +112,44 @@ class SpecConsumer:
         self.poison_share = f * share
         self.transient = 0.0 if f * share >= 1 else f * (1 - share) / (1 - f * share)
 
-    def _poison(self, record: QueuedMessage) -> bool:
-        # a stable per-message draw from its (seeded, random) id
-        return self.poison_share > 0 and int(record.id[:8], 16) / 16**8 < self.poison_share
-
-    def start(self, queue: Queue, batch_id: int, records: list[QueuedMessage], metadata: dict,
+    def start(self, queue: Queue, batch_id: int, rows: list[int], metadata: dict,
               done: Callable[[bool, BatchResult], None]) -> None:
         spec, rng, rt = self.spec, self.rng, self.runtime
-        n = len(records)
+        ledger = rt.ledger
+        n = len(rows)
         per = spec.per_message
         cpu = spec.base.sample(rng) + (per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
         self.cpu_seconds += cpu
         result = BatchResult()
-        acked = []
-        fails = (rng.random(n) < self.transient).tolist() if self.transient else [False] * n
-        for record, fail in zip(records, fails):
-            if fail or self._poison(record):
-                delay = spec.retry.delay(record.failed_attempts + 1)
+        failing = np.flatnonzero(rng.random(n) < self.transient).tolist() if self.transient else []
+        if self.poison_share:   # a stable per-message draw: poison fails every attempt
+            share, uniform = self.poison_share, ledger.stable_uniform
+            failing = sorted({*failing, *(i for i, row in enumerate(rows) if uniform(row) < share)})
+        acked = rows
+        if failing:
+            for i in failing:
+                delay = spec.retry.delay(ledger.failed[rows[i]] + 1)
                 if spec.retry.mode == "retry_all":
                     result.retry_all = True
                     result.retry_all_delay = delay
                 else:
-                    result.retries[record.id] = delay
-            else:
-                acked.append(record)
-        if result.retry_all:
-            acked = []
+                    result.retries[rows[i]] = delay
+            retried = result.retries
+            acked = [] if result.retry_all else [row for row in rows if row not in retried]
 
         def after_cpu() -> None:
             self._downstream(acked, lambda: done(True, result))
 
         rt.clock.call_later(cpu, after_cpu)
 
-    def _downstream(self, acked: list[QueuedMessage], finish: Callable[[], None]) -> None:
+    def _downstream(self, acked: list[int], finish: Callable[[], None]) -> None:
         """Publish and route now; call the actor for each message in turn, then finish."""
         spec, rt = self.spec, self.runtime
         calls: list[tuple[Callable, tuple]] = []
         sends: dict[str, list[tuple]] = {}
-        for record in acked:
-            body = record.payload
+        payload = rt.ledger.payload
+        for row in acked:
+            body = payload[row]
             target = spec.routes.get(self.type_names[body[TYPE]]) if spec.routes else None
             if target is not None:            # Pattern 2: this type goes to its own target
                 if target in rt.queues:
@@ -166,6 +168,10 @@ class SpecConsumer:
                 send_spec_messages(rt, rt.queues[queue], bodies[start:start + MAX_SEND_BATCH])
         if not calls:
             finish()
+            return
+        pool = getattr(calls[0][0], "__self__", None)
+        if isinstance(pool, SpecActors) and pool.simple and all(call[0] == pool.call for call in calls):
+            pool.call_each(len(calls), finish)
             return
         remaining = iter(calls)
 
@@ -201,12 +207,13 @@ class SpecActors:
         self.busy_seconds = 0.0
         self.callers = callers
         self.steps = [*spec.writes, *spec.calls]
+        self.simple = not self.steps and not spec.publish   # a call is just its service time
+        self.log = CallLog(spec.binding, spec.method, self.picker.names)
+        runtime.recorder.call_logs.append(self.log)
 
-    def call(self, body: tuple, then: Callable[[], Any], key: int | None = None) -> None:
-        """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
-        clock = self.runtime.clock
-        now = clock.now
-        k = self.picker.pick_index() if key is None else key
+    def _reserve(self, k: int, now: float) -> tuple[int, float]:
+        """The gate rule: a request arriving at instance ``k`` at ``now`` computes once the
+        calls before it have; returns (its log row, when it finishes computing)."""
         free = self.free_at[k]
         start = free if free > now else now
         service = self.service()
@@ -215,27 +222,58 @@ class SpecActors:
         self.busy_seconds += service
         if start > now:
             heapq.heappush(self.starts, start)
-        record = [self.binding, self.picker.names[k], self.spec.method, now, start, finish, "ok"]
-        self.runtime.recorder._calls.append(record)
-        if self.steps or self.spec.publish:
-            clock.call_at(finish, self._step, k, body, record, then, 0)
-        else:
-            clock.call_at(finish, then)
+        return self.log.add(k, now, start, finish), finish
 
-    def _step(self, k: int, body: tuple, record: list, then: Callable[[], Any], i: int,
+    def call(self, body: tuple, then: Callable[[], Any], key: int | None = None) -> None:
+        """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
+        clock = self.runtime.clock
+        k = self.picker.pick_index() if key is None else key
+        row, finish = self._reserve(k, clock.now)
+        if self.simple:
+            clock.call_at(finish, then)
+        else:
+            clock.call_at(finish, self._step, k, body, row, then, 0)
+
+    def call_each(self, count: int, then: Callable[[], Any]) -> None:
+        """``count`` simple requests one after another (each when the previous is done),
+        then ``then()``. While nothing else is due before a request would be made, it is
+        made at once, ahead of ``now`` (:meth:`Clock.horizon`): the same calls at the same
+        times as one event per request, without the events."""
+        clock, pick, reserve = self.runtime.clock, self.picker.pick_index, self._reserve
+        left = count
+
+        def advance() -> None:
+            nonlocal left
+            t, horizon = clock.now, clock.horizon()
+            while True:
+                _, t = reserve(pick(), t)
+                left -= 1
+                if not left:
+                    clock.call_at(t, then)
+                    return
+                if t >= horizon:
+                    clock.call_at(t, advance)
+                    return
+
+        if count:
+            advance()
+        else:
+            then()
+
+    def _step(self, k: int, body: tuple, row: int, then: Callable[[], Any], i: int,
               entered: bool = False) -> None:
-        """Continue call ``record`` at its ``i``-th store write / child call, or finish it."""
+        """Continue call ``row`` at its ``i``-th store write / child call, or finish it."""
         clock = self.runtime.clock
         if i and not entered and self.free_at[k] > clock.now:   # re-enter behind earlier calls
-            clock.call_at(self.free_at[k], self._step, k, body, record, then, i, True)
+            clock.call_at(self.free_at[k], self._step, k, body, row, then, i, True)
             return
         if i < len(self.steps):
-            self.callers[self.steps[i]](body, lambda: self._step(k, body, record, then, i + 1))
+            self.callers[self.steps[i]](body, lambda: self._step(k, body, row, then, i + 1))
             return
         rt = self.runtime
         for queue in self.spec.publish:
             send_spec_messages(rt, rt.queues[queue], [body])
-        record[5] = clock.now
+        self.log.finished[row] = clock.now
         then()
 
     def load(self, now: float) -> tuple[int, int]:

@@ -7,11 +7,11 @@ a 30-day month at the simulated rate, where the monthly free allowances apply.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -30,10 +30,10 @@ def pricing() -> dict:
 def quantities(res: Results) -> dict[str, float]:
     """What the run used, item by item (keys of pricing.yaml's ``items``)."""
     rt = res.runtime
-    ops = 0
-    for r in rt.ledger:
-        chunks = max(1, math.ceil(r.bytes / CHUNK))
-        ops += chunks * (1 + r.deliveries + (r.outcome is not None))   # write, reads, delete
+    led = rt.ledger
+    chunks = np.maximum(1, -(-led.column("bytes") // CHUNK))
+    operations = 1 + led.column("deliveries") + (led.column("outcome") != 0)
+    ops = int((chunks * operations).sum())   # write, reads, delete per 64 KB chunk
     calls = rt.actor_calls
     active = float((calls["finished"] - calls["started"]).sum()) if len(calls) else 0.0
     kv = rt.kv_namespaces.values()

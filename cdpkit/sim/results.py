@@ -11,10 +11,13 @@ backlog and time to drain.
 from __future__ import annotations
 
 from functools import cached_property
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from ..runtime.ledger import categorical
 
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
@@ -22,11 +25,6 @@ if TYPE_CHECKING:
     from ..runtime.runtime import Runtime
 
 TIMELINE_COLUMNS = ["time", "node", "backlog", "landing", "running"]
-
-
-def _floats(values) -> np.ndarray:
-    """Floats with None as NaN."""
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 class Results:
@@ -44,29 +42,23 @@ class Results:
 
     @cached_property
     def messages(self) -> pd.DataFrame:
+        """The ledger (:attr:`Runtime.messages`) with each spec message's workload ``type``,
+        ``origin`` (its arrival's index) and ``origin_time``."""
         ledger = self.runtime.ledger
+        frame = ledger.frame().drop(columns="content_type")
+        bodies = ledger.payload
+        rows = np.flatnonzero([type(b) is tuple for b in bodies])
+        origin = np.full(len(bodies), -1, dtype=np.int64)
+        origin_time = np.full(len(bodies), np.nan)
+        type_code = np.full(len(bodies), -1, dtype=np.int64)
+        if len(rows):
+            spec = bodies if len(rows) == len(bodies) else [bodies[i] for i in rows.tolist()]
+            columns = np.fromiter(chain.from_iterable(spec), float, 4 * len(rows)).reshape(-1, 4)
+            type_code[rows], origin_time[rows], origin[rows] = columns[:, 0], columns[:, 2], columns[:, 3]
         names = self.arrivals.type_names
-        bodies = [r.payload if r.content_type == "raw" else None for r in ledger]
-        outcome = [r.outcome or "in_flight" for r in ledger]
-        deliveries = np.fromiter((r.deliveries for r in ledger), np.int64, len(ledger))
-        failed = np.fromiter((r.failed_attempts for r in ledger), np.int64, len(ledger))
-        frame = pd.DataFrame({
-            "message_id": [r.id for r in ledger],
-            "queue": pd.Categorical([r.queue for r in ledger]),
-            "type": pd.Categorical([names[b[0]] if b else None for b in bodies]),
-            "bytes": np.fromiter((r.bytes for r in ledger), np.int64, len(ledger)),
-            "sent": np.fromiter((r.sent_at for r in ledger), float, len(ledger)),
-            "first_delivered": _floats(r.first_delivered_at for r in ledger),
-            "deliveries": deliveries,
-            "attempts": failed + (np.array(outcome, dtype=object) == "acked"),
-            "outcome": pd.Categorical(outcome),
-            "finished": _floats(r.finished_at for r in ledger),
-            "drop_reason": [r.drop_reason for r in ledger],
-            "origin": np.fromiter((b[3] if b else -1 for b in bodies), np.int64, len(ledger)),
-            "origin_time": _floats(b[2] if b else None for b in bodies),
-        })
-        frame["wait"] = frame["first_delivered"] - frame["sent"]
-        frame["latency"] = frame["finished"] - frame["sent"]
+        frame.insert(2, "type", categorical(type_code, names))
+        frame.insert(frame.columns.get_loc("drop_reason") + 1, "origin", origin)
+        frame.insert(frame.columns.get_loc("origin") + 1, "origin_time", origin_time)
         return frame
 
     @property

@@ -120,16 +120,16 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
 
 
 def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
-    """Arrivals ``indices`` are sent to ``queue`` at their times; the queue takes them in by
-    index (:class:`~cdpkit.runtime.queues.Inflow`), not one event per message."""
-    times, types, sizes = arrivals.times.tolist(), arrivals.types.tolist(), arrivals.sizes.tolist()
-    order = indices.tolist()
-    delay = queue.delivery_delay or 0
-
-    def make(lo: int, hi: int) -> list:
-        return spec_records(rt, queue, [(types[i], sizes[i], times[i], i) for i in order[lo:hi]], "origin")
-
-    queue.attach_inflow([times[i] + delay for i in order], make)
+    """Arrivals ``indices`` are sent to ``queue`` at their times: entered in the ledger
+    now, all at once, and taken into the queue by index when their time comes
+    (:class:`~cdpkit.runtime.queues.Inflow`), not one event per message."""
+    times, sizes = arrivals.times[indices], arrivals.sizes[indices]
+    bodies = list(zip(arrivals.types[indices].tolist(), sizes.tolist(), times.tolist(), indices.tolist()))
+    rows = spec_records(rt, queue, bodies, sizes, times)
+    if len(rows) < len(bodies):      # over the size limit: dropped at send
+        times = rt.ledger.column("sent")[np.asarray(rows, dtype=np.int64)]
+    due = (times + (queue.delivery_delay or 0)).tolist()
+    queue.attach_inflow(due, lambda lo, hi: rows[lo:hi])
 
 
 def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: float,
