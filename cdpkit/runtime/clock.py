@@ -315,10 +315,10 @@ class Clock:
         return heap[0][0] if heap else None
 
     def horizon(self) -> float:
-        """Time of the next live event (or the end of this ``run``): until then nothing else
-        happens, so a callback may work ahead of ``now`` up to it."""
-        next_event = self.peek()
-        return self._limit if next_event is None else min(next_event, self._limit)
+        """Before this time nothing else happens (it is the next event's time, or earlier,
+        or the end of this ``run``), so a callback may work ahead of ``now`` up to it."""
+        heap = self._heap
+        return min(heap[0][0], self._limit) if heap else self._limit
 
     def run(self, until: float | None = None, max_events: int | None = None) -> None:
         """Process events in (time, sequence) order up to ``until`` (inclusive)."""

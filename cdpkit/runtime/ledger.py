@@ -178,6 +178,10 @@ class Ledger:
         digits = _HEX_PAIRS[words.astype(">u8").view(np.uint8)].tobytes().decode("ascii")
         return np.array([digits[i:i + 32] for i in range(0, len(digits), 32)], dtype=object)
 
+    def type_code(self, content_type: str) -> int:
+        """The code of a content type in the ``content_type`` column (-1 if never used)."""
+        return self._type_codes.get(content_type, -1)
+
     def column(self, name: str) -> np.ndarray:
         """A numpy copy of one column, e.g. ``ledger.column("deliveries")``."""
         values = getattr(self, name)   # a copy: a view would stop the array from growing
@@ -194,15 +198,15 @@ class Ledger:
         frame.insert(0, "sent", table.sum(axis=1))
         return frame
 
-    def frame(self) -> pd.DataFrame:
-        """One row per message per queue (dead letters appear again on their DLQ)."""
+    def frame(self, ids: bool = True) -> pd.DataFrame:
+        """One row per message per queue (dead letters appear again on their DLQ);
+        ``ids=False`` leaves out ``message_id`` (the costly column: a string a row)."""
         n = len(self)
         outcome = self.column("outcome")
         reasons = np.full(n, None, dtype=object)
         if self.drop_reasons:
             reasons[list(self.drop_reasons)] = list(self.drop_reasons.values())
         frame = pd.DataFrame({
-            "message_id": self.ids(np.arange(n)),
             "queue": categorical(self.column("queue"), self._queue_names),
             "content_type": categorical(self.column("content_type"), self._type_names),
             "bytes": self.column("bytes"),
@@ -216,12 +220,17 @@ class Ledger:
         })
         frame["wait"] = frame["first_delivered"] - frame["sent"]
         frame["latency"] = frame["finished"] - frame["sent"]
+        if ids:
+            frame.insert(0, "message_id", self.ids(np.arange(n)))
         return frame
 
 
 def categorical(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
     """Codes (-1 = missing) as a Categorical of the names that occur, sorted, as
-    ``pd.Categorical(values)`` would give."""
-    cat = pd.Categorical.from_codes(codes.astype(np.int64), categories=list(names))
-    used = cat.remove_unused_categories()
-    return used.reorder_categories(sorted(used.categories))
+    ``pd.Categorical(values)`` would give (in O(n): no sort of the values)."""
+    codes = codes.astype(np.int64)
+    used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(names)))
+    order = sorted(used.tolist(), key=lambda code: names[code])
+    remap = np.full(len(names) + 1, -1, dtype=np.int64)     # the last slot maps -1 to -1
+    remap[order] = np.arange(len(order))
+    return pd.Categorical.from_codes(remap[codes], categories=[names[code] for code in order])

@@ -106,8 +106,9 @@ class Trace:
 
 
 class CallLog:
-    """Requests to the instances of one spec actor class, as columns (a row is 33 bytes,
-    not a list of objects). ``finished`` may be moved later while a call continues."""
+    """Requests to the instances of one spec actor class, as columns (32 bytes a request,
+    not a list of objects), appended by ``SpecActors``; ``finished`` moves later while a
+    call continues with child calls or store writes."""
 
     __slots__ = ("binding", "method", "names", "key", "arrived", "started", "finished")
 
@@ -115,14 +116,6 @@ class CallLog:
         self.binding, self.method, self.names = binding, method, names
         self.key = array("q")
         self.arrived, self.started, self.finished = array("d"), array("d"), array("d")
-
-    def add(self, key: int, arrived: float, started: float, finished: float) -> int:
-        """Log one request; return its row."""
-        self.key.append(key)
-        self.arrived.append(arrived)
-        self.started.append(started)
-        self.finished.append(finished)
-        return len(self.key) - 1
 
     def __len__(self) -> int:
         return len(self.key)

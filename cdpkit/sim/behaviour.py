@@ -142,27 +142,41 @@ class SpecConsumer:
 
         rt.clock.call_later(cpu, after_cpu)
 
+    def _default_steps(self, body: tuple, sends: dict[str, list[tuple]] | None,
+                       calls: list[tuple[Callable, tuple]]) -> None:
+        """Publish ``body`` (unless ``sends`` is None), write it to stores, call the actor."""
+        spec = self.spec
+        if sends is not None:
+            for queue in spec.publish:
+                sends.setdefault(queue, []).append(body)
+        for store in spec.writes:
+            calls.append((self.callers[store], body))
+        if spec.calls:
+            calls.append((self.callers[spec.calls], body))
+
     def _downstream(self, acked: list[int], finish: Callable[[], None]) -> None:
         """Publish and route now; call the actor for each message in turn, then finish."""
         spec, rt = self.spec, self.runtime
         calls: list[tuple[Callable, tuple]] = []
         sends: dict[str, list[tuple]] = {}
         payload = rt.ledger.payload
-        for row in acked:
-            body = payload[row]
-            target = spec.routes.get(self.type_names[body[TYPE]]) if spec.routes else None
-            if target is not None:            # Pattern 2: this type goes to its own target
-                if target in rt.queues:
+        if spec.routes:
+            for row in acked:
+                body = payload[row]
+                target = spec.routes.get(self.type_names[body[TYPE]])
+                if target is None:            # the default: publish, write, call
+                    self._default_steps(body, sends, calls)
+                elif target in rt.queues:     # Pattern 2: this type goes to its own target
                     sends.setdefault(target, []).append(body)
                 else:
                     calls.append((self.callers[target], body))
-                continue
-            for queue in spec.publish:        # otherwise: publish and/or call the default actor
-                sends.setdefault(queue, []).append(body)
-            for store in spec.writes:
-                calls.append((self.callers[store], body))
-            if spec.calls:
-                calls.append((self.callers[spec.calls], body))
+        elif acked:                           # every message takes the default steps
+            bodies = [payload[row] for row in acked]
+            for queue in spec.publish:
+                sends[queue] = bodies
+            if spec.writes or spec.calls:
+                for body in bodies:
+                    self._default_steps(body, None, calls)
         for queue, bodies in sends.items():
             for start in range(0, len(bodies), MAX_SEND_BATCH):
                 send_spec_messages(rt, rt.queues[queue], bodies[start:start + MAX_SEND_BATCH])
@@ -222,7 +236,12 @@ class SpecActors:
         self.busy_seconds += service
         if start > now:
             heapq.heappush(self.starts, start)
-        return self.log.add(k, now, start, finish), finish
+        log = self.log
+        log.key.append(k)
+        log.arrived.append(now)
+        log.started.append(start)
+        log.finished.append(finish)
+        return len(log.key) - 1, finish
 
     def call(self, body: tuple, then: Callable[[], Any], key: int | None = None) -> None:
         """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""

@@ -11,13 +11,14 @@ backlog and time to drain.
 from __future__ import annotations
 
 from functools import cached_property
-from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..runtime.ledger import categorical
+from .behaviour import ORIGIN_ID
 
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
@@ -40,23 +41,32 @@ class Results:
         self.actor_pools = actor_pools or {}     # spec actor class -> SpecActors
         self.entry_queues = sorted({pipeline.spec(s)["queue"] for s in pipeline.nodes("source")})
 
-    @cached_property
+    @property
     def messages(self) -> pd.DataFrame:
         """The ledger (:attr:`Runtime.messages`) with each spec message's workload ``type``,
         ``origin`` (its arrival's index) and ``origin_time``."""
+        frame = self._ledger
+        if "message_id" not in frame:   # made on first use: a string per row is the costly part
+            frame.insert(0, "message_id", self.runtime.ledger.ids(np.arange(len(frame))))
+        return frame
+
+    @cached_property
+    def _ledger(self) -> pd.DataFrame:
+        """:attr:`messages` without ids, which summaries do not need."""
         ledger = self.runtime.ledger
-        frame = ledger.frame().drop(columns="content_type")
-        bodies = ledger.payload
-        rows = np.flatnonzero([type(b) is tuple for b in bodies])
-        origin = np.full(len(bodies), -1, dtype=np.int64)
-        origin_time = np.full(len(bodies), np.nan)
-        type_code = np.full(len(bodies), -1, dtype=np.int64)
-        if len(rows):
-            spec = bodies if len(rows) == len(bodies) else [bodies[i] for i in rows.tolist()]
-            columns = np.fromiter(chain.from_iterable(spec), float, 4 * len(rows)).reshape(-1, 4)
-            type_code[rows], origin_time[rows], origin[rows] = columns[:, 0], columns[:, 2], columns[:, 3]
+        frame = ledger.frame(ids=False).drop(columns="content_type")
+        # spec bodies are (type, size, origin_time, origin): the origin says the rest
+        rows = np.flatnonzero(ledger.column("content_type") == ledger.type_code("raw"))
+        bodies = ledger.payload if len(rows) == len(ledger) else [ledger.payload[i] for i in rows.tolist()]
+        origin = np.full(len(ledger), -1, dtype=np.int64)
+        origin[rows] = np.fromiter(map(itemgetter(ORIGIN_ID), bodies), np.int64, len(rows))
+        known = origin >= 0
+        type_code = np.full(len(ledger), -1, dtype=np.int64)
+        type_code[known] = self.arrivals.types[origin[known]]
+        origin_time = np.full(len(ledger), np.nan)
+        origin_time[known] = self.arrivals.times[origin[known]]
         names = self.arrivals.type_names
-        frame.insert(2, "type", categorical(type_code, names))
+        frame.insert(1, "type", categorical(type_code, names))
         frame.insert(frame.columns.get_loc("drop_reason") + 1, "origin", origin)
         frame.insert(frame.columns.get_loc("origin") + 1, "origin_time", origin_time)
         return frame
@@ -77,16 +87,16 @@ class Results:
     def end_to_end(self) -> pd.DataFrame:
         """Per arrival: from its first send to the last step of everything it caused
         (NaN latency while any of it is unfinished)."""
-        m = self.messages
+        m = self._ledger
         origin = m["origin"].to_numpy()
         keep = origin >= 0
         origin, finished = origin[keep], m["finished"].to_numpy()[keep]
-        ids, index = np.unique(origin, return_inverse=True)
-        last = np.full(len(ids), -np.inf)
-        np.maximum.at(last, index, np.nan_to_num(finished, nan=-np.inf))
-        unfinished = np.bincount(index, weights=np.isnan(finished), minlength=len(ids)).astype(np.int64)
-        first = np.full(len(ids), np.nan)
-        first[index[::-1]] = m["origin_time"].to_numpy()[keep][::-1]    # the first row of each origin
+        n = len(self.arrivals)          # origins are arrival indices: count by index, no sort
+        ids = np.flatnonzero(np.bincount(origin, minlength=n))
+        last = np.full(n, -np.inf)
+        np.maximum.at(last, origin, np.nan_to_num(finished, nan=-np.inf))
+        unfinished = np.bincount(origin, weights=np.isnan(finished), minlength=n).astype(np.int64)[ids]
+        last, first = last[ids], self.arrivals.times[ids]
         frame = pd.DataFrame({"origin_time": first, "last": np.where(np.isfinite(last), last, np.nan),
                               "unfinished": unfinished}, index=pd.Index(ids, name="origin"))
         frame["latency"] = np.where(unfinished == 0, frame["last"] - frame["origin_time"], np.nan)
@@ -94,26 +104,28 @@ class Results:
 
     def summary(self) -> pd.Series:
         """Headline numbers for the entry queue(s) and the whole pipeline."""
-        m = self.messages
-        entry = m[m["queue"].isin(self.entry_queues)]
-        e2e = self.end_to_end["latency"].dropna()
+        m = self._ledger
+        entry = m["queue"].isin(self.entry_queues).to_numpy()
+        outcome = m["outcome"].to_numpy()[entry]
+        counts = {name: int((outcome == name).sum()) for name in ("acked", "dead_lettered", "dropped", "in_flight")}
+        e2e = self.end_to_end["latency"].to_numpy()
+        e2e = e2e[~np.isnan(e2e)]
+        p50, p95, p99 = np.quantile(e2e, [0.5, 0.95, 0.99]) if len(e2e) else (np.nan,) * 3
         timeline = self.timeline
         queues = timeline[timeline["node"].isin(self.runtime.queues)]
         arrivals_end = float(self.arrivals.times[-1]) if len(self.arrivals) else 0.0
         finished = m["finished"].max() if len(m) else np.nan
+        wait = m["wait"].to_numpy()[entry]
         b = self.batches
         out = {
-            "messages": len(entry),
-            "acked": int((entry["outcome"] == "acked").sum()),
-            "dead_lettered": int((entry["outcome"] == "dead_lettered").sum()),
-            "dropped": int((entry["outcome"] == "dropped").sum()),
-            "in_flight": int((entry["outcome"] == "in_flight").sum()),
-            "retries": int((entry["deliveries"] - 1).clip(lower=0).sum()),
-            "throughput": (entry["outcome"] == "acked").sum() / self.duration,
-            "wait_mean": entry["wait"].mean(),
-            "p50_latency": e2e.quantile(0.50) if len(e2e) else np.nan,
-            "p95_latency": e2e.quantile(0.95) if len(e2e) else np.nan,
-            "p99_latency": e2e.quantile(0.99) if len(e2e) else np.nan,
+            "messages": int(entry.sum()),
+            **counts,
+            "retries": int(np.clip(m["deliveries"].to_numpy()[entry] - 1, 0, None).sum()),
+            "throughput": counts["acked"] / self.duration,
+            "wait_mean": float(np.nanmean(wait)) if (~np.isnan(wait)).any() else np.nan,
+            "p50_latency": p50,
+            "p95_latency": p95,
+            "p99_latency": p99,
             "mean_batch": b[b["queue"].isin(self.entry_queues)]["size"].mean() if len(b) else np.nan,
             "max_backlog": int(queues["backlog"].max()) if len(queues) else 0,
             "time_to_drain": max(0.0, finished - arrivals_end) if len(m) else 0.0,
