@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Ledger", "OUTCOMES", "ACKED", "splitmix64"]
+__all__ = ["Ledger", "OUTCOMES", "OUTCOME_CODES", "ACKED", "splitmix64"]
 
 OUTCOMES = ("acked", "dead_lettered", "dropped")
 IN_FLIGHT, ACKED, DEAD_LETTERED, DROPPED = 0, 1, 2, 3
 _OUTCOME_CODE = {"acked": ACKED, "dead_lettered": DEAD_LETTERED, "dropped": DROPPED}
+OUTCOME_CODES = {**_OUTCOME_CODE, "in_flight": IN_FLIGHT}
 _OUTCOME_NAMES = ("in_flight", *OUTCOMES)
 _MASK = (1 << 64) - 1
 _CHUNK = 1 << 16
@@ -51,11 +52,12 @@ def splitmix64(x: Any) -> Any:
 
 class Ledger:
     """Columns of every message: queue, content type, payload, bytes, timestamp (first
-    send), sent (to this queue), first delivery, failed attempts, deliveries, outcome,
-    finished. ``outcome`` is in flight until :meth:`finish` sets it, exactly once."""
+    send), sent (to this queue), failed attempts, outcome, finished. ``outcome`` is in
+    flight until :meth:`finish` sets it, exactly once. Deliveries are kept per batch
+    (:meth:`delivered`); a message's delivery count and first delivery derive from them."""
 
-    __slots__ = ("queue", "content_type", "payload", "bytes", "timestamp", "sent", "first_delivered",
-                 "failed", "deliveries", "outcome", "finished", "drop_reasons", "same_as",
+    __slots__ = ("queue", "content_type", "payload", "bytes", "timestamp", "sent", "failed", "outcome",
+                 "finished", "drop_reasons", "same_as", "_delivered", "_delivered_at",
                  "size", "_queue_codes", "_queue_names", "_type_codes", "_type_names", "_salt")
 
     def __init__(self, seed: int = 0) -> None:
@@ -65,13 +67,13 @@ class Ledger:
         self.bytes = array("q")
         self.timestamp = array("d")        # original send time; kept when dead-lettered
         self.sent = array("d")             # when it was sent to *this* queue
-        self.first_delivered = array("d")  # NaN until delivered
         self.failed = array("q")           # failed attempts so far
-        self.deliveries = array("q")
         self.outcome = array("b")          # IN_FLIGHT, ACKED, DEAD_LETTERED, DROPPED
         self.finished = array("d")         # NaN while in flight
         self.drop_reasons: dict[int, str] = {}
         self.same_as: dict[int, int] = {}  # a dead letter's row -> the row whose id it keeps
+        self._delivered: list[array] = []  # the rows of each batch handed to a consumer
+        self._delivered_at = array("d")    # ... and when
         self.size = 0                      # rows; the state columns above are allocated ahead
         self._queue_codes: dict[str, int] = {}
         self._queue_names: list[str] = []
@@ -100,9 +102,8 @@ class Ledger:
         self.size = start + n
         if self.size > len(self.outcome):   # the state columns grow in chunks
             grow = max(n, _CHUNK)
-            self.first_delivered.extend(array("d", [float("nan")]) * grow)
             self.finished.extend(array("d", [float("nan")]) * grow)
-            for column in (self.failed, self.deliveries, self.outcome):
+            for column in (self.failed, self.outcome):
                 column.extend(array(column.typecode, [0]) * grow)
         return range(start, start + n)
 
@@ -125,6 +126,20 @@ class Ledger:
         self.finished[row] = now
         if reason is not None:
             self.drop_reasons[row] = reason
+
+    def delivered(self, rows: list[int], now: float) -> None:
+        """``rows`` were delivered (as one batch) at ``now``."""
+        self._delivered.append(array("q", rows))
+        self._delivered_at.append(now)
+
+    def deliveries(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: how many times it was delivered, and when first (NaN if never)."""
+        sizes = np.fromiter(map(len, self._delivered), np.int64, len(self._delivered))
+        rows = np.frombuffer(b"".join(self._delivered), dtype=np.int64)
+        times = np.repeat(np.frombuffer(self._delivered_at), sizes)
+        first = np.full(self.size, np.nan)
+        first[rows[::-1]] = times[::-1]          # batches are in time order: the earliest wins
+        return np.bincount(rows, minlength=self.size), first
 
     def finish_all(self, rows: Sequence[int], code: int, now: float) -> None:
         """:meth:`finish` for many rows with one outcome code (the broker's hot path)."""
@@ -178,12 +193,16 @@ class Ledger:
         digits = _HEX_PAIRS[words.astype(">u8").view(np.uint8)].tobytes().decode("ascii")
         return np.array([digits[i:i + 32] for i in range(0, len(digits), 32)], dtype=object)
 
+    def queue_code(self, queue: str) -> int:
+        """The code of a queue in the ``queue`` column (-1 if it has no rows)."""
+        return self._queue_codes.get(queue, -1)
+
     def type_code(self, content_type: str) -> int:
         """The code of a content type in the ``content_type`` column (-1 if never used)."""
         return self._type_codes.get(content_type, -1)
 
     def column(self, name: str) -> np.ndarray:
-        """A numpy copy of one column, e.g. ``ledger.column("deliveries")``."""
+        """A numpy copy of one column, e.g. ``ledger.column("outcome")``."""
         values = getattr(self, name)   # a copy: a view would stop the array from growing
         return np.frombuffer(values, dtype=values.typecode)[:self.size].copy()
 
@@ -203,6 +222,7 @@ class Ledger:
         ``ids=False`` leaves out ``message_id`` (the costly column: a string a row)."""
         n = len(self)
         outcome = self.column("outcome")
+        deliveries, first_delivered = self.deliveries()
         reasons = np.full(n, None, dtype=object)
         if self.drop_reasons:
             reasons[list(self.drop_reasons)] = list(self.drop_reasons.values())
@@ -211,8 +231,8 @@ class Ledger:
             "content_type": categorical(self.column("content_type"), self._type_names),
             "bytes": self.column("bytes"),
             "sent": self.column("sent"),
-            "first_delivered": self.column("first_delivered"),
-            "deliveries": self.column("deliveries"),
+            "first_delivered": first_delivered,
+            "deliveries": deliveries,
             "attempts": self.column("failed") + (outcome == ACKED),
             "outcome": categorical(outcome, _OUTCOME_NAMES),
             "finished": self.column("finished"),

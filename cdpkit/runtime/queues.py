@@ -430,26 +430,19 @@ class Queue:
         if self.inflow is not None:
             self.absorb()
         buffer, size, now, ledger = self.buffer, self.settings.max_batch_size, self.runtime.clock.now, self.ledger
-        expired_before = -float("inf") if self.retention is None else now - self.retention
-        timestamp, deliveries, first_delivered, sizes = (ledger.timestamp, ledger.deliveries,
-                                                        ledger.first_delivered, ledger.bytes)
-        batch: list[int] = []
-        popleft, append, taken_bytes = buffer.popleft, batch.append, 0
-        while buffer and len(batch) < size:
-            row = popleft()
-            taken_bytes += sizes[row]
-            if timestamp[row] < expired_before:
-                ledger.finish(row, "dropped", now, "retention period expired")
-                continue
-            if not deliveries[row]:
-                first_delivered[row] = now
-            deliveries[row] += 1
-            append(row)
+        popleft, sizes, timestamp = buffer.popleft, ledger.bytes, ledger.timestamp
+        batch = [popleft() for _ in range(min(size, len(buffer)))]
+        taken_bytes = sum(map(sizes.__getitem__, batch))
+        expired = self.retention is not None and batch and min(map(timestamp.__getitem__, batch)) < now - self.retention
+        if expired:
+            batch, more_bytes = self._drop_expired(batch, now - self.retention)
+            taken_bytes += more_bytes
         self.backlog_bytes -= taken_bytes
         if not batch:
             self.flusher.finished(self)
             self.rewake()
             return
+        ledger.delivered(batch, now)
         self.batches += 1
         self.running += 1
         batch_id = self.runtime.next_batch_id()
@@ -460,6 +453,23 @@ class Queue:
                             lambda ok, result: self._batch_done(batch_id, batch, ok, result))
         if self.inflow is not None:
             self.rewake()
+
+    def _drop_expired(self, batch: list[int], cutoff: float) -> tuple[list[int], int]:
+        """Drop the messages older than the retention period (``timestamp < cutoff``) and
+        fill the batch from the buffer again; return it and the bytes taken additionally."""
+        ledger, buffer, now = self.ledger, self.buffer, self.runtime.clock.now
+        kept, pending, more_bytes = [], list(batch), 0
+        while pending or (buffer and len(kept) < self.settings.max_batch_size):
+            if pending:
+                row = pending.pop(0)
+            else:
+                row = buffer.popleft()
+                more_bytes += ledger.bytes[row]
+            if ledger.timestamp[row] < cutoff:
+                ledger.finish(row, "dropped", now, "retention period expired")
+            else:
+                kept.append(row)
+        return kept, more_bytes
 
     def check_delay(self, value: object, field: str) -> int:
         return check_int(value, field, 0, self.runtime.semantics.max_delay_seconds, LimitError)

@@ -222,57 +222,61 @@ class SpecActors:
         self.callers = callers
         self.steps = [*spec.writes, *spec.calls]
         self.simple = not self.steps and not spec.publish   # a call is just its service time
-        self.log = CallLog(spec.binding, spec.method, self.picker.names)
-        runtime.recorder.call_logs.append(self.log)
+        self.log = log = CallLog(spec.binding, spec.method, self.picker.names)
+        runtime.recorder.call_logs.append(log)
+        self._hot = (self.free_at, self.starts, self.service, self.picker.pick_index,   # for _issue
+                     log.key.append, log.arrived.append, log.started.append, log.finished.append)
 
-    def _reserve(self, k: int, now: float) -> tuple[int, float]:
-        """The gate rule: a request arriving at instance ``k`` at ``now`` computes once the
-        calls before it have; returns (its log row, when it finishes computing)."""
-        free = self.free_at[k]
-        start = free if free > now else now
-        service = self.service()
-        finish = start + service
-        self.free_at[k] = finish
-        self.busy_seconds += service
-        if start > now:
-            heapq.heappush(self.starts, start)
-        log = self.log
-        log.key.append(k)
-        log.arrived.append(now)
-        log.started.append(start)
-        log.finished.append(finish)
-        return len(log.key) - 1, finish
+    def _issue(self, t: float, count: int, horizon: float, key: int | None = None) -> tuple[float, int]:
+        """The gate rule as arithmetic: a request arriving at an instance at ``t`` computes
+        once the calls that arrived there before it have. Issues up to ``count`` requests
+        one after another (the next when the previous is done) while the next would still
+        come before ``horizon``; returns (when the last issued finishes, how many)."""
+        free_at, starts, service, pick, keys, arrived, started, finished = self._hot
+        if key is not None:
+            pick = lambda: key  # noqa: E731
+        busy, issued = 0.0, 0
+        while True:
+            k = pick()
+            free = free_at[k]
+            start = free if free > t else t
+            seconds = service()
+            busy += seconds
+            free_at[k] = finish = start + seconds
+            if start > t:
+                heapq.heappush(starts, start)
+            keys(k)
+            arrived(t)
+            started(start)
+            finished(finish)
+            issued += 1
+            t = finish
+            if issued == count or t >= horizon:
+                self.busy_seconds += busy
+                return t, issued
 
     def call(self, body: tuple, then: Callable[[], Any], key: int | None = None) -> None:
         """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
         clock = self.runtime.clock
-        k = self.picker.pick_index() if key is None else key
-        row, finish = self._reserve(k, clock.now)
+        finish, _ = self._issue(clock.now, 1, clock.now, key)
         if self.simple:
             clock.call_at(finish, then)
         else:
-            clock.call_at(finish, self._step, k, body, row, then, 0)
+            k = self.log.key[-1]
+            clock.call_at(finish, self._step, k, body, len(self.log) - 1, then, 0)
 
     def call_each(self, count: int, then: Callable[[], Any]) -> None:
         """``count`` simple requests one after another (each when the previous is done),
         then ``then()``. While nothing else is due before a request would be made, it is
         made at once, ahead of ``now`` (:meth:`Clock.horizon`): the same calls at the same
         times as one event per request, without the events."""
-        clock, pick, reserve = self.runtime.clock, self.picker.pick_index, self._reserve
-        left = count
+        clock, left = self.runtime.clock, count
 
         def advance() -> None:
             nonlocal left
-            t, horizon = clock.now, clock.horizon()
-            while True:
-                _, t = reserve(pick(), t)
-                left -= 1
-                if not left:
-                    clock.call_at(t, then)
-                    return
-                if t >= horizon:
-                    clock.call_at(t, advance)
-                    return
+            finish, issued = self._issue(clock.now, left, clock.horizon())
+            left -= issued
+            clock.call_at(finish, advance if left else then)
 
         if count:
             advance()

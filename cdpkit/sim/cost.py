@@ -32,7 +32,7 @@ def quantities(res: Results) -> dict[str, float]:
     rt = res.runtime
     led = rt.ledger
     chunks = np.maximum(1, -(-led.column("bytes") // CHUNK))
-    operations = 1 + led.column("deliveries") + (led.column("outcome") != 0)
+    operations = 1 + led.deliveries()[0] + (led.column("outcome") != 0)
     ops = int((chunks * operations).sum())   # write, reads, delete per 64 KB chunk
     calls = rt.actor_calls
     active = float((calls["finished"] - calls["started"]).sum()) if len(calls) else 0.0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..runtime.ledger import categorical
+from ..runtime.ledger import OUTCOME_CODES, categorical
 from .behaviour import ORIGIN_ID
 
 if TYPE_CHECKING:
@@ -51,15 +51,22 @@ class Results:
         return frame
 
     @cached_property
-    def _ledger(self) -> pd.DataFrame:
-        """:attr:`messages` without ids, which summaries do not need."""
+    def _origin(self) -> np.ndarray:
+        """Per ledger row: the index of the workload arrival it descends from (-1: none).
+        Spec bodies are (type, size, origin_time, origin): the origin says the rest."""
         ledger = self.runtime.ledger
-        frame = ledger.frame(ids=False).drop(columns="content_type")
-        # spec bodies are (type, size, origin_time, origin): the origin says the rest
         rows = np.flatnonzero(ledger.column("content_type") == ledger.type_code("raw"))
         bodies = ledger.payload if len(rows) == len(ledger) else [ledger.payload[i] for i in rows.tolist()]
         origin = np.full(len(ledger), -1, dtype=np.int64)
         origin[rows] = np.fromiter(map(itemgetter(ORIGIN_ID), bodies), np.int64, len(rows))
+        return origin
+
+    @cached_property
+    def _ledger(self) -> pd.DataFrame:
+        """:attr:`messages` without ids."""
+        ledger = self.runtime.ledger
+        frame = ledger.frame(ids=False).drop(columns="content_type")
+        origin = self._origin
         known = origin >= 0
         type_code = np.full(len(ledger), -1, dtype=np.int64)
         type_code[known] = self.arrivals.types[origin[known]]
@@ -87,10 +94,9 @@ class Results:
     def end_to_end(self) -> pd.DataFrame:
         """Per arrival: from its first send to the last step of everything it caused
         (NaN latency while any of it is unfinished)."""
-        m = self._ledger
-        origin = m["origin"].to_numpy()
+        origin = self._origin
         keep = origin >= 0
-        origin, finished = origin[keep], m["finished"].to_numpy()[keep]
+        origin, finished = origin[keep], self.runtime.ledger.column("finished")[keep]
         n = len(self.arrivals)          # origins are arrival indices: count by index, no sort
         ids = np.flatnonzero(np.bincount(origin, minlength=n))
         last = np.full(n, -np.inf)
@@ -104,23 +110,25 @@ class Results:
 
     def summary(self) -> pd.Series:
         """Headline numbers for the entry queue(s) and the whole pipeline."""
-        m = self._ledger
-        entry = m["queue"].isin(self.entry_queues).to_numpy()
-        outcome = m["outcome"].to_numpy()[entry]
-        counts = {name: int((outcome == name).sum()) for name in ("acked", "dead_lettered", "dropped", "in_flight")}
+        ledger = self.runtime.ledger
+        entry = np.isin(ledger.column("queue"), [ledger.queue_code(q) for q in self.entry_queues])
+        outcome = ledger.column("outcome")[entry]
+        counts = {name: int((outcome == code).sum()) for name, code in OUTCOME_CODES.items()}
         e2e = self.end_to_end["latency"].to_numpy()
         e2e = e2e[~np.isnan(e2e)]
         p50, p95, p99 = np.quantile(e2e, [0.5, 0.95, 0.99]) if len(e2e) else (np.nan,) * 3
         timeline = self.timeline
         queues = timeline[timeline["node"].isin(self.runtime.queues)]
         arrivals_end = float(self.arrivals.times[-1]) if len(self.arrivals) else 0.0
-        finished = m["finished"].max() if len(m) else np.nan
-        wait = m["wait"].to_numpy()[entry]
+        deliveries, first_delivered = ledger.deliveries()
+        wait = (first_delivered - ledger.column("sent"))[entry]
+        finished = ledger.column("finished")
+        finished = finished[~np.isnan(finished)]
         b = self.batches
         out = {
             "messages": int(entry.sum()),
             **counts,
-            "retries": int(np.clip(m["deliveries"].to_numpy()[entry] - 1, 0, None).sum()),
+            "retries": int(np.clip(deliveries[entry] - 1, 0, None).sum()),
             "throughput": counts["acked"] / self.duration,
             "wait_mean": float(np.nanmean(wait)) if (~np.isnan(wait)).any() else np.nan,
             "p50_latency": p50,
@@ -128,7 +136,7 @@ class Results:
             "p99_latency": p99,
             "mean_batch": b[b["queue"].isin(self.entry_queues)]["size"].mean() if len(b) else np.nan,
             "max_backlog": int(queues["backlog"].max()) if len(queues) else 0,
-            "time_to_drain": max(0.0, finished - arrivals_end) if len(m) else 0.0,
+            "time_to_drain": max(0.0, finished.max() - arrivals_end) if len(finished) else 0.0,
         }
         return pd.Series(out, name=self.pipeline.name)
 
