@@ -14,6 +14,7 @@ results can report end-to-end latency from the first send to the last step.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,37 @@ class KeyPicker:
             raise ConfigError(f"no instance {name!r}; instances: {self.names[0]} .. {self.names[-1]}") from None
 
 
+class Trials:
+    """Independent trials that succeed with probability ``p``, taken ``n`` at a time:
+    ``hits(n)`` gives the offsets (0..n-1) of the successes among the next ``n``. The
+    uniforms are drawn ``chunk`` at a time and only the successes' positions are kept.
+
+    >>> trials = Trials(0.25, np.random.default_rng(1))
+    >>> hits = [len(trials.hits(10)) for _ in range(10_000)]
+    >>> bool(abs(sum(hits) / 100_000 - 0.25) < 0.01)
+    True
+    """
+
+    __slots__ = ("p", "rng", "chunk", "drawn", "taken", "successes")
+
+    def __init__(self, p: float, rng: np.random.Generator, chunk: int = 4096) -> None:
+        self.p, self.rng, self.chunk = p, rng, chunk
+        self.drawn = self.taken = 0        # uniforms drawn so far, trials taken so far
+        self.successes: deque[int] = deque()
+
+    def hits(self, n: int) -> list[int]:
+        start, end = self.taken, self.taken + n
+        while self.drawn < end:
+            found = np.flatnonzero(self.rng.random(self.chunk) < self.p) + self.drawn
+            self.successes.extend(found.tolist())
+            self.drawn += self.chunk
+        self.taken = end
+        successes, out = self.successes, []
+        while successes and successes[0] < end:
+            out.append(successes.popleft() - start)
+        return out
+
+
 class SpecConsumer:
     """A consumer whose behaviour is a :class:`ConsumerSpec`."""
 
@@ -110,7 +142,8 @@ class SpecConsumer:
         # are poison messages that fail every attempt, the rest fail independently with q.
         f, share = spec.failure, spec.permanent
         self.poison_share = f * share
-        self.transient = 0.0 if f * share >= 1 else f * (1 - share) / (1 - f * share)
+        transient = 0.0 if f * share >= 1 else f * (1 - share) / (1 - f * share)
+        self.transient = Trials(transient, rng) if transient else None
 
     def start(self, queue: Queue, batch_id: int, rows: list[int], metadata: dict,
               done: Callable[[bool, BatchResult], None]) -> None:
@@ -121,7 +154,7 @@ class SpecConsumer:
         cpu = spec.base.sample(rng) + (per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
         self.cpu_seconds += cpu
         result = BatchResult()
-        failing = np.flatnonzero(rng.random(n) < self.transient).tolist() if self.transient else []
+        failing = self.transient.hits(n) if self.transient else []
         if self.poison_share:   # a stable per-message draw: poison fails every attempt
             share, uniform = self.poison_share, ledger.stable_uniform
             failing = sorted({*failing, *(i for i, row in enumerate(rows) if uniform(row) < share)})
