@@ -314,11 +314,27 @@ class Clock:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def horizon(self) -> float:
-        """Before this time nothing else happens (it is the next event's time, or earlier,
-        or the end of this ``run``), so a callback may work ahead of ``now`` up to it."""
+    # -- for a component that keeps events of its own (see SpecActors.call_each) ----------
+    def next_seq(self) -> int:
+        """A sequence number, as :meth:`call_at` would give the next event."""
+        self._seq += 1
+        return self._seq
+
+    def call_at_seq(self, when: float, seq: int, fn: Callable, *args: Any) -> list:
+        """Like :meth:`call_at`, with a sequence number taken earlier by :meth:`next_seq`."""
+        if when < self.now:
+            raise TimeError(f"cannot schedule at t={when} before now={self.now}")
+        entry = [when, seq, fn, args]
+        heapq.heappush(self._heap, entry)
+        return entry
+
+    def comes_first(self, when: float, seq: int) -> bool:
+        """Would an event at (``when``, ``seq``) run before everything now in the queue,
+        within this ``run``? (A cancelled entry at the front counts: a safe answer.)"""
         heap = self._heap
-        return min(heap[0][0], self._limit) if heap else self._limit
+        if when > self._limit:
+            return False
+        return not heap or (when, seq) < (heap[0][0], heap[0][1])
 
     def run(self, until: float | None = None, max_events: int | None = None) -> None:
         """Process events in (time, sequence) order up to ``until`` (inclusive)."""

@@ -175,6 +175,11 @@ class SpecConsumer:
 
         rt.clock.call_later(cpu, after_cpu)
 
+    def _send(self, sends: dict[str, list[tuple]]) -> None:
+        for queue, bodies in sends.items():
+            for start in range(0, len(bodies), MAX_SEND_BATCH):
+                send_spec_messages(self.runtime, self.runtime.queues[queue], bodies[start:start + MAX_SEND_BATCH])
+
     def _default_steps(self, body: tuple, sends: dict[str, list[tuple]] | None,
                        calls: list[tuple[Callable, tuple]]) -> None:
         """Publish ``body`` (unless ``sends`` is None), write it to stores, call the actor."""
@@ -207,18 +212,20 @@ class SpecConsumer:
             bodies = [payload[row] for row in acked]
             for queue in spec.publish:
                 sends[queue] = bodies
-            if spec.writes or spec.calls:
+            if spec.writes:
                 for body in bodies:
                     self._default_steps(body, None, calls)
-        for queue, bodies in sends.items():
-            for start in range(0, len(bodies), MAX_SEND_BATCH):
-                send_spec_messages(rt, rt.queues[queue], bodies[start:start + MAX_SEND_BATCH])
+            elif spec.calls:
+                pool = getattr(self.callers[spec.calls], "__self__", None)
+                if isinstance(pool, SpecActors) and pool.simple:   # calls that are just service time
+                    self._send(sends)
+                    pool.call_each(len(bodies), finish)
+                    return
+                caller = self.callers[spec.calls]
+                calls = [(caller, body) for body in bodies]
+        self._send(sends)
         if not calls:
             finish()
-            return
-        pool = getattr(calls[0][0], "__self__", None)
-        if isinstance(pool, SpecActors) and pool.simple and all(call[0] == pool.call for call in calls):
-            pool.call_each(len(calls), finish)
             return
         remaining = iter(calls)
 
@@ -257,64 +264,83 @@ class SpecActors:
         self.simple = not self.steps and not spec.publish   # a call is just its service time
         self.log = log = CallLog(spec.binding, spec.method, self.picker.names)
         runtime.recorder.call_logs.append(log)
+        self._chains: list[tuple] = []      # heap of (time, seq, calls left, then) of call_each
+        self._wake: list | None = None      # the pool's entry in the clock for them
         self._hot = (self.free_at, self.starts, self.service, self.picker.pick_index,   # for _issue
                      log.key.append, log.arrived.append, log.started.append, log.finished.append)
 
-    def _issue(self, t: float, count: int, horizon: float, key: int | None = None) -> tuple[float, int]:
+    def _issue(self, t: float, key: int | None = None) -> float:
         """The gate rule as arithmetic: a request arriving at an instance at ``t`` computes
-        once the calls that arrived there before it have. Issues up to ``count`` requests
-        one after another (the next when the previous is done) while the next would still
-        come before ``horizon``; returns (when the last issued finishes, how many)."""
+        once the calls that arrived there before it have. Returns when it finishes."""
         free_at, starts, service, pick, keys, arrived, started, finished = self._hot
-        if key is not None:
-            pick = lambda: key  # noqa: E731
-        busy, issued = 0.0, 0
-        while True:
-            k = pick()
-            free = free_at[k]
-            start = free if free > t else t
-            seconds = service()
-            busy += seconds
-            free_at[k] = finish = start + seconds
-            if start > t:
-                heapq.heappush(starts, start)
-            keys(k)
-            arrived(t)
-            started(start)
-            finished(finish)
-            issued += 1
-            t = finish
-            if issued == count or t >= horizon:
-                self.busy_seconds += busy
-                return t, issued
+        k = pick() if key is None else key
+        free = free_at[k]
+        start = free if free > t else t
+        seconds = service()
+        self.busy_seconds += seconds
+        free_at[k] = finish = start + seconds
+        if start > t:
+            heapq.heappush(starts, start)
+        keys(k)
+        arrived(t)
+        started(start)
+        finished(finish)
+        return finish
 
     def call(self, body: tuple, then: Callable[[], Any], key: int | None = None) -> None:
         """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
         clock = self.runtime.clock
-        finish, _ = self._issue(clock.now, 1, clock.now, key)
+        finish = self._issue(clock.now, key)
         if self.simple:
             clock.call_at(finish, then)
         else:
-            k = self.log.key[-1]
-            clock.call_at(finish, self._step, k, body, len(self.log) - 1, then, 0)
+            clock.call_at(finish, self._step, self.log.key[-1], body, len(self.log) - 1, then, 0)
 
     def call_each(self, count: int, then: Callable[[], Any]) -> None:
         """``count`` simple requests one after another (each when the previous is done),
-        then ``then()``. While nothing else is due before a request would be made, it is
-        made at once, ahead of ``now`` (:meth:`Clock.horizon`): the same calls at the same
-        times as one event per request, without the events."""
-        clock, left = self.runtime.clock, count
+        then ``then()``.
 
-        def advance() -> None:
-            nonlocal left
-            finish, issued = self._issue(clock.now, left, clock.horizon())
-            left -= issued
-            clock.call_at(finish, advance if left else then)
-
-        if count:
-            advance()
-        else:
+        Each step is an event at (time, sequence number) exactly as if it were in the
+        clock's queue, but the pool keeps its chains in its own small heap with a single
+        entry in the clock's: when that fires, the pool runs every step of its chains that
+        comes before the clock's next event, in the same order the clock would have.
+        """
+        if not count:
             then()
+            return
+        self._chain_step(self.runtime.clock.now, count, then)
+        self._schedule_chains()
+
+    def _chain_step(self, t: float, left: int, then: Callable[[], Any]) -> None:
+        clock = self.runtime.clock
+        finish = self._issue(t)
+        if left > 1:
+            heapq.heappush(self._chains, (finish, clock.next_seq(), left - 1, then))
+        else:
+            clock.call_at(finish, then)
+
+    def _run_chains(self) -> None:
+        self._wake = None
+        clock, chains, pop = self.runtime.clock, self._chains, heapq.heappop
+        while chains:
+            t, seq, left, then = chains[0]
+            if not clock.comes_first(t, seq):
+                break
+            pop(chains)
+            clock.now = t
+            self._chain_step(t, left, then)
+        self._schedule_chains()
+
+    def _schedule_chains(self) -> None:
+        """Keep the pool's one clock entry at its earliest chain step."""
+        chains, wake, clock = self._chains, self._wake, self.runtime.clock
+        if wake is not None:
+            if chains and wake[0] == chains[0][0] and wake[1] == chains[0][1]:
+                return
+            clock.cancel(wake)
+            self._wake = None
+        if chains:
+            self._wake = clock.call_at_seq(chains[0][0], chains[0][1], self._run_chains)
 
     def _step(self, k: int, body: tuple, row: int, then: Callable[[], Any], i: int,
               entered: bool = False) -> None:
