@@ -166,3 +166,40 @@ def test_no_request_lost_or_served_twice_and_storage_consistent(requests, evicti
     for intervals in by_object.values():                          # CPU of one object is serial
         intervals.sort()
         assert all(a[1] <= b[0] + 1e-9 for a, b in zip(intervals, intervals[1:]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["local", "production"]), queue_settings,
+       st.lists(st.floats(0, 10).map(lambda t: round(t, 1)), min_size=1, max_size=40),
+       st.lists(st.floats(0, 10).map(lambda t: round(t, 1) + 0.05), max_size=5),
+       st.floats(0, 2).map(lambda t: round(t, 1) + 0.0123))
+def test_arrivals_absorbed_by_index_batch_like_one_event_per_arrival(semantics, qs, times, others, work):
+    """The broker's fast path for known arrivals (Queue.attach_inflow: no event per arrival,
+    the batch timeout started as of the first arrival) cuts the same batches at the same
+    times as landing each arrival by its own event, also with other sends in between.
+    Arrivals and timeouts are on a 0.1 s grid, so an arrival often ties with a timeout's
+    expiry; batch ends and other sends are off the grid (at those ties, absorbed arrivals
+    count as earlier than anything else in the same instant: see Queue.absorb)."""
+    def run(absorbed: bool):
+        rt = cdp.Runtime(semantics=semantics)
+        rt.queue("jobs", **qs)
+        seen = []
+
+        async def handler(batch, env, ctx):
+            seen.append((rt.now, [m.body for m in batch.messages]))
+            await ctx.work(work)
+
+        rt.consumer("jobs")(handler)
+        queue, due = rt.queues["jobs"], sorted(times)
+        rows = rt.ledger.add("jobs", "json", [str(i) for i in range(len(due))], [8] * len(due), due, due)
+        if absorbed:
+            queue.attach_inflow(due, lambda lo, hi: rows[lo:hi])
+        else:
+            for t, row in zip(due, rows):
+                rt.call_at(t, lambda r=row: queue.land([r]))
+        for i, t in enumerate(others):
+            rt.call_at(t, lambda i=i: rt.env.JOBS.send(f"other-{i}"))
+        rt.run(until=60)
+        return seen
+
+    assert run(absorbed=True) == run(absorbed=False)

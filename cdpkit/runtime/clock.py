@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import inspect
+import math
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -328,13 +329,14 @@ class Clock:
         heapq.heappush(self._heap, entry)
         return entry
 
-    def comes_first(self, when: float, seq: int) -> bool:
-        """Would an event at (``when``, ``seq``) run before everything now in the queue,
-        within this ``run``? (A cancelled entry at the front counts: a safe answer.)"""
-        heap = self._heap
-        if when > self._limit:
-            return False
-        return not heap or (when, seq) < (heap[0][0], heap[0][1])
+    def head(self) -> tuple[float, float]:
+        """The (time, sequence) before which no event in the queue runs within this
+        ``run``: the first entry's, or the end of the run's. (A cancelled entry at the
+        front counts: a safe answer.)"""
+        heap, end = self._heap, (self._limit, math.inf)
+        if heap and (heap[0][0], heap[0][1]) < end:
+            return heap[0][0], heap[0][1]
+        return end
 
     def run(self, until: float | None = None, max_events: int | None = None) -> None:
         """Process events in (time, sequence) order up to ``until`` (inclusive)."""

@@ -255,6 +255,7 @@ class SingleFlush:
     """
 
     __slots__ = ("pending", "immediate")
+    times_out_from_arrival = False     # it must see each first arrival (see Queue.rewake)
 
     def __init__(self) -> None:
         self.pending: list | None = None
@@ -268,8 +269,14 @@ class SingleFlush:
                 return
             clock.cancel(self.pending)
         delay = queue.settings.max_batch_timeout if has_space else 0.0
-        self.pending = clock.call_later(delay, queue.flush)
+        self.pending = clock.call_later(delay, self._fire, queue)
         self.immediate = delay == 0
+
+    def _fire(self, queue: Queue) -> None:
+        queue.absorb()
+        if len(queue.buffer) >= queue.settings.max_batch_size:
+            self.immediate = True   # an arrival now filled the batch: as if it came first
+        queue.flush()
 
     def finished(self, queue: Queue) -> None:
         self.pending = None
@@ -285,6 +292,7 @@ class ConcurrentFlush:
     """
 
     __slots__ = ("running", "timer", "due")
+    times_out_from_arrival = True      # it can start the timeout as of an arrival seen later
 
     def __init__(self) -> None:
         self.running = 0
@@ -292,19 +300,23 @@ class ConcurrentFlush:
         self.due = False
 
     def landed(self, queue: Queue) -> None:
-        settings, buffer = queue.settings, queue.buffer
+        settings, buffer, clock = queue.settings, queue.buffer, queue.runtime.clock
+        since = queue.take_waiting_since()
+        if since is not None and self.timer is None and since + settings.max_batch_timeout <= clock.now:
+            self.due = True                       # the timeout begun by an arrival absorbed now
         while buffer and self.running < settings.max_concurrency and (
                 self.due or len(buffer) >= settings.max_batch_size):
-            self.due = False
+            self.due, since = False, None
             if self.timer is not None:
-                queue.runtime.clock.cancel(self.timer)
+                clock.cancel(self.timer)
                 self.timer = None
             self.running += 1
             queue.flush()
         if not buffer:
             self.due = False
         elif self.timer is None and not self.due:
-            self.timer = queue.runtime.clock.call_later(settings.max_batch_timeout, self._expire, queue)
+            start = clock.now if since is None else since
+            self.timer = clock.call_at(start + settings.max_batch_timeout, self._expire, queue)
 
     def _expire(self, queue: Queue) -> None:
         self.timer, self.due = None, True
@@ -325,8 +337,10 @@ class Inflow:
     buffer by index whenever the queue looks at it, instead of one event per message.
 
     ``make(lo, hi)`` returns the ledger rows of arrivals ``lo..hi-1``. The queue only wakes
-    up for an arrival that changes what the flusher would decide: the first one into an
-    empty buffer (starts the batch timeout) and the one that fills a batch.
+    up when the flusher could decide something: at the arrival that fills a batch, and at
+    the first arrival into an empty buffer, or, in production (where that arrival only
+    starts the batch timeout, which the flusher can start as of the arrival when it next
+    looks: :meth:`Queue.take_waiting_since`), when that timeout expires.
     """
 
     __slots__ = ("times", "make", "next", "wake", "wake_time")
@@ -360,6 +374,7 @@ class Queue:
         self.batches = 0
         self.flusher = ConcurrentFlush() if runtime.semantics.concurrent_consumers else SingleFlush()
         self.inflow: Inflow | None = None
+        self.waiting_since: float | None = None   # see take_waiting_since
 
     # -- arrivals known in advance -------------------------------------------------------
     def attach_inflow(self, times: list[float], make: Callable[[int, int], Sequence[int]]) -> None:
@@ -372,11 +387,20 @@ class Queue:
         inflow = self.inflow
         if inflow is None:
             return
-        hi = bisect_right(inflow.times, self.runtime.clock.now, inflow.next)
-        if hi > inflow.next:
-            rows = inflow.make(inflow.next, hi)
+        lo = inflow.next
+        hi = bisect_right(inflow.times, self.runtime.clock.now, lo)
+        if hi > lo:
+            was_empty = not self.buffer
             inflow.next = hi
-            self._put(rows)
+            self._put(inflow.make(lo, hi))
+            if was_empty and self.buffer and self.flusher.times_out_from_arrival:
+                self.waiting_since = inflow.times[lo]
+
+    def take_waiting_since(self) -> float | None:
+        """When the buffer became non-empty, if that was an arrival absorbed since the
+        flusher last looked (so the batch timeout began then, not now); else None."""
+        since, self.waiting_since = self.waiting_since, None
+        return since
 
     def rewake(self) -> None:
         """Schedule the next wake-up: the arrival that starts or fills a batch."""
@@ -385,8 +409,13 @@ class Queue:
             return
         times, i, n = inflow.times, inflow.next, len(self.buffer)
         size = self.settings.max_batch_size
-        j = i if n == 0 else i + size - n - 1
+        j = i + size - n - 1                  # the arrival that fills the batch
         target = times[j] if n < size and j < len(times) else None
+        if n == 0 and i < len(times):         # or the first one, or the timeout it begins
+            first = times[i]
+            if self.flusher.times_out_from_arrival:
+                first += self.settings.max_batch_timeout
+            target = first if target is None else min(target, first)
         if target != inflow.wake_time:
             if inflow.wake is not None:
                 self.runtime.clock.cancel(inflow.wake)

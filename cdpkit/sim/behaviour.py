@@ -265,7 +265,7 @@ class SpecActors:
         self.log = log = CallLog(spec.binding, spec.method, self.picker.names)
         runtime.recorder.call_logs.append(log)
         self._chains: list[tuple] = []      # heap of (time, seq, calls left, then) of call_each
-        self._wake: list | None = None      # the pool's entry in the clock for them
+        self._wakes: list[tuple] = []       # heap of the (time, seq) of its entries in the clock
         self._hot = (self.free_at, self.starts, self.service, self.picker.pick_index,   # for _issue
                      log.key.append, log.arrived.append, log.started.append, log.finished.append)
 
@@ -308,39 +308,46 @@ class SpecActors:
         if not count:
             then()
             return
-        self._chain_step(self.runtime.clock.now, count, then)
-        self._schedule_chains()
-
-    def _chain_step(self, t: float, left: int, then: Callable[[], Any]) -> None:
         clock = self.runtime.clock
-        finish = self._issue(t)
-        if left > 1:
-            heapq.heappush(self._chains, (finish, clock.next_seq(), left - 1, then))
-        else:
+        finish = self._issue(clock.now)
+        if count == 1:
             clock.call_at(finish, then)
+        else:
+            heapq.heappush(self._chains, (finish, clock.next_seq(), count - 1, then))
+            self._schedule_chains()
 
     def _run_chains(self) -> None:
-        self._wake = None
-        clock, chains, pop = self.runtime.clock, self._chains, heapq.heappop
-        while chains:
-            t, seq, left, then = chains[0]
-            if not clock.comes_first(t, seq):
+        """Run, in clock order, every chain step due before the clock's next event."""
+        clock, chains, issue, pop = self.runtime.clock, self._chains, self._issue, heapq.heappop
+        pop(self._wakes)                     # the pool's earliest entry in the clock: this one
+        bound = clock.head()
+        while chains and chains[0] < bound:
+            t, _, left, then = pop(chains)
+            while True:
+                clock.now = t
+                t = issue(t)
+                left -= 1
+                if not left:
+                    clock.call_at(t, then)
+                    bound = clock.head()
+                    break
+                step = (t, clock.next_seq())
+                if step < bound and (not chains or step < chains[0]):
+                    continue                 # this chain's next step is also the next event
+                heapq.heappush(chains, (*step, left, then))
                 break
-            pop(chains)
-            clock.now = t
-            self._chain_step(t, left, then)
         self._schedule_chains()
 
     def _schedule_chains(self) -> None:
-        """Keep the pool's one clock entry at its earliest chain step."""
-        chains, wake, clock = self._chains, self._wake, self.runtime.clock
-        if wake is not None:
-            if chains and wake[0] == chains[0][0] and wake[1] == chains[0][1]:
-                return
-            clock.cancel(wake)
-            self._wake = None
+        """Make sure the pool has an entry in the clock at or before its earliest step.
+        Entries are never cancelled (a cancelled one would still hold its (time, seq) in
+        the clock's heap); one that finds nothing due does nothing."""
+        chains, wakes = self._chains, self._wakes
         if chains:
-            self._wake = clock.call_at_seq(chains[0][0], chains[0][1], self._run_chains)
+            head = chains[0][:2]
+            if not wakes or head < wakes[0]:
+                heapq.heappush(wakes, head)
+                self.runtime.clock.call_at_seq(head[0], head[1], self._run_chains)
 
     def _step(self, k: int, body: tuple, row: int, then: Callable[[], Any], i: int,
               entered: bool = False) -> None:
