@@ -91,14 +91,19 @@ class Ledger:
         """Append one row per payload (sizes and times as lists or numpy arrays); return their
         row numbers."""
         start, n = self.size, len(payloads)
-        self.queue.extend(array("H", [self._code(queue, self._queue_codes, self._queue_names)]) * n)
-        self.content_type.extend(array("B", [self._code(content_type, self._type_codes, self._type_names)]) * n)
+        self.queue.extend([self._code(queue, self._queue_codes, self._queue_names)] * n)
+        self.content_type.extend([self._code(content_type, self._type_codes, self._type_names)] * n)
         self.payload.extend(payloads)
-        for column, values in ((self.bytes, sizes), (self.timestamp, timestamps), (self.sent, sent)):
-            if isinstance(values, np.ndarray):
-                column.frombytes(values.astype(column.typecode).tobytes())
-            else:
-                column.extend(values)
+        if isinstance(sizes, list) and isinstance(timestamps, list) and isinstance(sent, list):
+            self.bytes.extend(sizes)        # the broker's hot path: a few messages at a time
+            self.timestamp.extend(timestamps)
+            self.sent.extend(sent)
+        else:
+            for column, values in ((self.bytes, sizes), (self.timestamp, timestamps), (self.sent, sent)):
+                if isinstance(values, np.ndarray):
+                    column.frombytes(values.astype(column.typecode).tobytes())
+                else:
+                    column.extend(values)
         self.size = start + n
         if self.size > len(self.outcome):   # the state columns grow in chunks
             grow = max(n, _CHUNK)
@@ -131,6 +136,13 @@ class Ledger:
         """``rows`` were delivered (as one batch) at ``now``."""
         self._delivered.append(array("q", rows))
         self._delivered_at.append(now)
+
+    def batch_sizes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per batch delivered, in order: its queue's code and its size."""
+        batches = self._delivered
+        sizes = np.fromiter(map(len, batches), np.int64, len(batches))
+        queue = self.queue
+        return np.fromiter((queue[rows[0]] for rows in batches), np.int64, len(batches)), sizes
 
     def deliveries(self) -> tuple[np.ndarray, np.ndarray]:
         """Per row: how many times it was delivered, and when first (NaN if never)."""

@@ -365,7 +365,7 @@ class Queue:
         self.settings = settings.resolved(runtime.semantics)
         self.delivery_delay = delivery_delay
         self.retention = retention if retention is not None else runtime.semantics.default_retention_seconds
-        self.consumer: Any = None                 # object with .start(queue, batch_id, rows, metadata, done)
+        self.consumer: Any = None                 # object with .start(queue, batch_id, rows, done)
         self.ledger = runtime.ledger
         self.buffer: deque[int] = deque()         # ledger rows, in arrival order
         self.backlog_bytes = 0
@@ -454,6 +454,12 @@ class Queue:
         self.backlog_bytes += sum(map(ledger.bytes.__getitem__, rows))
 
     # -- delivering --------------------------------------------------------------------
+    def metadata(self) -> dict:
+        """A batch's ``metadata`` as the consumer sees it when the batch is cut (now)."""
+        buffer = self.buffer
+        return {"metrics": {"backlog_count": len(buffer), "backlog_bytes": self.backlog_bytes,
+                            "oldest_message_timestamp": self.ledger.timestamp[buffer[0]] if buffer else None}}
+
     def flush(self) -> None:
         """Cut the next batch from the buffer and hand it to the consumer."""
         if self.inflow is not None:
@@ -462,9 +468,10 @@ class Queue:
         popleft, sizes, timestamp = buffer.popleft, ledger.bytes, ledger.timestamp
         batch = [popleft() for _ in range(min(size, len(buffer)))]
         taken_bytes = sum(map(sizes.__getitem__, batch))
-        expired = self.retention is not None and batch and min(map(timestamp.__getitem__, batch)) < now - self.retention
+        cutoff = -1.0 if self.retention is None else now - self.retention
+        expired = cutoff > 0 and batch and min(map(timestamp.__getitem__, batch)) < cutoff   # times are >= 0
         if expired:
-            batch, more_bytes = self._drop_expired(batch, now - self.retention)
+            batch, more_bytes = self._drop_expired(batch, cutoff)
             taken_bytes += more_bytes
         self.backlog_bytes -= taken_bytes
         if not batch:
@@ -475,10 +482,8 @@ class Queue:
         self.batches += 1
         self.running += 1
         batch_id = self.runtime.next_batch_id()
-        metadata = {"metrics": {"backlog_count": len(buffer), "backlog_bytes": self.backlog_bytes,
-                                "oldest_message_timestamp": timestamp[buffer[0]] if buffer else None}}
         self.runtime.recorder.batch_started(batch_id, self.name, now, batch, ledger)
-        self.consumer.start(self, batch_id, batch, metadata,
+        self.consumer.start(self, batch_id, batch,
                             lambda ok, result: self._batch_done(batch_id, batch, ok, result))
         if self.inflow is not None:
             self.rewake()

@@ -68,12 +68,12 @@ class HandlerConsumer:
         self.handler, self.runtime = handler, runtime
         self.cpu_seconds = 0.0      # ctx.work of every batch, for cost
 
-    def start(self, queue: Queue, batch_id: int, rows: list[int], metadata: dict,
+    def start(self, queue: Queue, batch_id: int, rows: list[int],
               done: Callable[[bool, BatchResult], None]) -> None:
         rt, check = self.runtime, queue.check_delay
         result = BatchResult()
         batch = MessageBatch(queue.name, [Message(rt.ledger, row, result, check) for row in rows],
-                             metadata, result, check)
+                             queue.metadata(), result, check)
         ctx = ExecutionContext(rt)
 
         def report(error: BaseException | None) -> None:

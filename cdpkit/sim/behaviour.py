@@ -145,7 +145,7 @@ class SpecConsumer:
         transient = 0.0 if f * share >= 1 else f * (1 - share) / (1 - f * share)
         self.transient = Trials(transient, rng) if transient else None
 
-    def start(self, queue: Queue, batch_id: int, rows: list[int], metadata: dict,
+    def start(self, queue: Queue, batch_id: int, rows: list[int],
               done: Callable[[bool, BatchResult], None]) -> None:
         spec, rng, rt = self.spec, self.rng, self.runtime
         ledger = rt.ledger

@@ -91,21 +91,28 @@ class Results:
         return self.runtime.actor_calls
 
     @cached_property
-    def end_to_end(self) -> pd.DataFrame:
-        """Per arrival: from its first send to the last step of everything it caused
-        (NaN latency while any of it is unfinished)."""
+    def _end_to_end(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per arrival that reached a queue: its index, first send, last finish, unfinished."""
         origin = self._origin
         keep = origin >= 0
         origin, finished = origin[keep], self.runtime.ledger.column("finished")[keep]
         n = len(self.arrivals)          # origins are arrival indices: count by index, no sort
         ids = np.flatnonzero(np.bincount(origin, minlength=n))
+        unfinished = np.isnan(finished)
         last = np.full(n, -np.inf)
-        np.maximum.at(last, origin, np.nan_to_num(finished, nan=-np.inf))
-        unfinished = np.bincount(origin, weights=np.isnan(finished), minlength=n).astype(np.int64)[ids]
-        last, first = last[ids], self.arrivals.times[ids]
-        frame = pd.DataFrame({"origin_time": first, "last": np.where(np.isfinite(last), last, np.nan),
-                              "unfinished": unfinished}, index=pd.Index(ids, name="origin"))
-        frame["latency"] = np.where(unfinished == 0, frame["last"] - frame["origin_time"], np.nan)
+        np.maximum.at(last, origin, np.where(unfinished, -np.inf, finished))
+        unfinished = np.bincount(origin, weights=unfinished, minlength=n).astype(np.int64)[ids]
+        last = last[ids]
+        return ids, self.arrivals.times[ids], np.where(np.isfinite(last), last, np.nan), unfinished
+
+    @cached_property
+    def end_to_end(self) -> pd.DataFrame:
+        """Per arrival: from its first send to the last step of everything it caused
+        (NaN latency while any of it is unfinished)."""
+        ids, first, last, unfinished = self._end_to_end
+        frame = pd.DataFrame({"origin_time": first, "last": last, "unfinished": unfinished},
+                             index=pd.Index(ids, name="origin"))
+        frame["latency"] = np.where(unfinished == 0, last - first, np.nan)
         return frame
 
     def summary(self) -> pd.Series:
@@ -114,8 +121,8 @@ class Results:
         entry = np.isin(ledger.column("queue"), [ledger.queue_code(q) for q in self.entry_queues])
         outcome = ledger.column("outcome")[entry]
         counts = {name: int((outcome == code).sum()) for name, code in OUTCOME_CODES.items()}
-        e2e = self.end_to_end["latency"].to_numpy()
-        e2e = e2e[~np.isnan(e2e)]
+        _, first, last, unfinished = self._end_to_end
+        e2e = (last - first)[unfinished == 0]
         p50, p95, p99 = np.quantile(e2e, [0.5, 0.95, 0.99]) if len(e2e) else (np.nan,) * 3
         timeline = self.timeline
         queues = timeline[timeline["node"].isin(self.runtime.queues)]
@@ -124,7 +131,8 @@ class Results:
         wait = (first_delivered - ledger.column("sent"))[entry]
         finished = ledger.column("finished")
         finished = finished[~np.isnan(finished)]
-        b = self.batches
+        batch_queue, batch_size = ledger.batch_sizes()
+        entry_batches = batch_size[np.isin(batch_queue, [ledger.queue_code(q) for q in self.entry_queues])]
         out = {
             "messages": int(entry.sum()),
             **counts,
@@ -134,7 +142,7 @@ class Results:
             "p50_latency": p50,
             "p95_latency": p95,
             "p99_latency": p99,
-            "mean_batch": b[b["queue"].isin(self.entry_queues)]["size"].mean() if len(b) else np.nan,
+            "mean_batch": entry_batches.mean() if len(entry_batches) else np.nan,
             "max_backlog": int(queues["backlog"].max()) if len(queues) else 0,
             "time_to_drain": max(0.0, finished.max() - arrivals_end) if len(finished) else 0.0,
         }
