@@ -277,6 +277,7 @@ class SingleFlush:
         if len(queue.buffer) >= queue.settings.max_batch_size:
             self.immediate = True   # an arrival now filled the batch: as if it came first
         queue.flush()
+        queue.rewake()
 
     def finished(self, queue: Queue) -> None:
         self.pending = None
@@ -461,9 +462,8 @@ class Queue:
                             "oldest_message_timestamp": self.ledger.timestamp[buffer[0]] if buffer else None}}
 
     def flush(self) -> None:
-        """Cut the next batch from the buffer and hand it to the consumer."""
-        if self.inflow is not None:
-            self.absorb()
+        """Cut the next batch from the buffer and hand it to the consumer. (The flusher
+        calls it after known arrivals up to now are absorbed; the caller wakes it again.)"""
         buffer, size, now, ledger = self.buffer, self.settings.max_batch_size, self.runtime.clock.now, self.ledger
         popleft, sizes, timestamp = buffer.popleft, ledger.bytes, ledger.timestamp
         batch = [popleft() for _ in range(min(size, len(buffer)))]
@@ -476,7 +476,6 @@ class Queue:
         self.backlog_bytes -= taken_bytes
         if not batch:
             self.flusher.finished(self)
-            self.rewake()
             return
         ledger.delivered(batch, now)
         self.batches += 1
@@ -485,8 +484,6 @@ class Queue:
         self.runtime.recorder.batch_started(batch_id, self.name, now, batch, ledger)
         self.consumer.start(self, batch_id, batch,
                             lambda ok, result: self._batch_done(batch_id, batch, ok, result))
-        if self.inflow is not None:
-            self.rewake()
 
     def _drop_expired(self, batch: list[int], cutoff: float) -> tuple[list[int], int]:
         """Drop the messages older than the retention period (``timestamp < cutoff``) and

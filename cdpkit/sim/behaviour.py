@@ -34,23 +34,17 @@ MAX_SEND_BATCH = 100   # messages per sendBatch
 TYPE, SIZE, ORIGIN_TIME, ORIGIN_ID = range(4)
 
 
-def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple],
-                 sizes: Sequence[int] | np.ndarray | None = None,
-                 sent: Sequence[float] | np.ndarray | None = None) -> Sequence[int]:
-    """Ledger rows for spec messages (no serialisation: bodies are immutable tuples).
+def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple], sizes: np.ndarray,
+                 sent: np.ndarray) -> Sequence[int]:
+    """Ledger rows for spec messages arriving at ``sent`` (entered ahead; no serialisation:
+    bodies are immutable tuples).
 
     A body over the message size limit is what the producer's ``send()`` throws on: it is
-    counted as sent and dropped, and never reaches the queue. ``sizes`` default to the
-    bodies' sizes; ``sent``, when each was sent, to now (a workload's arrivals are entered
-    ahead, at their own times).
+    counted as sent and dropped, and never reaches the queue.
     """
     limit, ledger = runtime.semantics.max_message_bytes, runtime.ledger
-    if sizes is None:
-        sizes = [body[SIZE] for body in bodies]
-    if sent is None:
-        sent = [runtime.clock.now] * len(bodies)
     rows = ledger.add(queue.name, "raw", bodies, sizes, sent, sent)
-    biggest = (sizes.max() if isinstance(sizes, np.ndarray) else max(sizes)) if len(bodies) else 0
+    biggest = sizes.max() if len(bodies) else 0
     if biggest <= limit:
         return rows
     kept = []
@@ -64,10 +58,11 @@ def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple],
 
 
 def send_spec_messages(runtime: Runtime, queue: Queue, bodies: list[tuple]) -> None:
-    """Send spec messages together (as one ``sendBatch``: they land together)."""
-    rows = spec_records(runtime, queue, bodies)
-    if rows:
-        queue.enqueue(rows, queue.delivery_delay or 0)
+    """Send spec messages together (as one ``sendBatch``: they land together). A body sent
+    on is one that arrived (its size was checked then: :func:`spec_records`)."""
+    sent = [runtime.clock.now] * len(bodies)
+    rows = runtime.ledger.add(queue.name, "raw", bodies, [body[SIZE] for body in bodies], sent, sent)
+    queue.enqueue(rows, queue.delivery_delay or 0)
 
 
 class KeyPicker:
