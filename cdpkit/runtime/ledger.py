@@ -91,8 +91,8 @@ class Ledger:
         """Append one row per payload (sizes and times as lists or numpy arrays); return their
         row numbers."""
         start, n = self.size, len(payloads)
-        self.queue.extend([self._code(queue, self._queue_codes, self._queue_names)] * n)
-        self.content_type.extend([self._code(content_type, self._type_codes, self._type_names)] * n)
+        self.queue.extend(array("H", [self._code(queue, self._queue_codes, self._queue_names)]) * n)
+        self.content_type.extend(array("B", [self._code(content_type, self._type_codes, self._type_names)]) * n)
         self.payload.extend(payloads)
         if isinstance(sizes, list) and isinstance(timestamps, list) and isinstance(sent, list):
             self.bytes.extend(sizes)        # the broker's hot path: a few messages at a time
