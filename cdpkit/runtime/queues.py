@@ -22,6 +22,8 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, LimitError
@@ -163,16 +165,21 @@ class Message:
     ``batch.retry_all()``.
     """
 
-    __slots__ = ("id", "timestamp", "body", "attempts", "_row", "_result", "_check_delay")
+    __slots__ = ("timestamp", "body", "attempts", "_ledger", "_row", "_result", "_check_delay")
 
     def __init__(self, ledger: Ledger, row: int, result: BatchResult, check_delay: Callable) -> None:
-        self.id = ledger.id(row)
         self.timestamp = ledger.timestamp[row]
         self.body = ledger.body(row)
         self.attempts = ledger.failed[row] + 1
+        self._ledger = ledger
         self._row = row
         self._result = result
         self._check_delay = check_delay
+
+    @property
+    def id(self) -> str:
+        """The message's id (32 hex digits; the same on every attempt and on a DLQ)."""
+        return self._ledger.id(self._row)
 
     def ack(self) -> None:
         """Acknowledge this message: it will not be redelivered."""
@@ -628,14 +635,22 @@ class Producer:
         if total > sem.max_batch_bytes:
             raise LimitError(f"send_batch: {total} bytes in total; allowed: at most "
                              f"{sem.max_batch_bytes} bytes per batch")
+        by_delay: dict[int, list[tuple]] = {}     # messages with the same delay land together
         for encoded in prepared:
-            queue.enqueue(*self._add(queue, *encoded))
+            by_delay.setdefault(encoded[3], []).append(encoded)
+        for delay, group in by_delay.items():
+            rows: list[int] = []
+            for content_type, same_type in groupby(group, key=itemgetter(0)):
+                same_type = list(same_type)
+                rows.extend(self._add(queue, content_type, [m[1] for m in same_type], [m[2] for m in same_type]))
+            queue.enqueue(rows, delay)
         return completed()
 
     def _prepare(self, queue: Queue, body: Any, delay_seconds: int | None,
                  content_type: str | None, where: str) -> tuple[range, int]:
         """Check and encode one message, add it to the ledger: (its row, its delay)."""
-        return self._add(queue, *self._encode(queue, body, delay_seconds, content_type, where))
+        content_type, payload, size, delay = self._encode(queue, body, delay_seconds, content_type, where)
+        return self._add(queue, content_type, [payload], [size]), delay
 
     def _encode(self, queue: Queue, body: Any, delay_seconds: int | None,
                 content_type: str | None, where: str) -> tuple[str, Any, int, int]:
@@ -649,9 +664,9 @@ class Producer:
             raise LimitError(f"{where} to queue {queue.name!r}: {exc}") from None
         return ct, payload, size, _default(delay_seconds, _default(queue.delivery_delay, 0))
 
-    def _add(self, queue: Queue, content_type: str, payload: Any, size: int, delay: int) -> tuple[range, int]:
-        now = self._runtime.clock.now
-        return self._runtime.ledger.add(queue.name, content_type, [payload], [size], [now], [now]), delay
+    def _add(self, queue: Queue, content_type: str, payloads: list, sizes: list[int]) -> range:
+        sent = [self._runtime.clock.now] * len(payloads)
+        return self._runtime.ledger.add(queue.name, content_type, payloads, sizes, sent, sent)
 
     def __repr__(self) -> str:
         return f"<Producer {self.binding} -> {self._queue_name}>"
