@@ -160,5 +160,5 @@ class Results:
 
     def __repr__(self) -> str:
         s = self.summary()
-        return (f"<Results {self.pipeline.name!r}: {s['messages']} messages, {s['acked']} acked, "
-                f"{s['dead_lettered']} dead-lettered, p99 {s['p99_latency']:.3g}s>")
+        return (f"<Results {self.pipeline.name!r}: {s['messages']:.0f} messages, {s['acked']:.0f} acked, "
+                f"{s['dead_lettered']:.0f} dead-lettered, p99 {s['p99_latency']:.3g}s>")
