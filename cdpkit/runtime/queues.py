@@ -376,7 +376,7 @@ class Queue:
         self.consumer: Any = None                 # object with .start(queue, batch_id, rows, done)
         self.ledger = runtime.ledger
         self.buffer: deque[int] = deque()         # ledger rows, in arrival order
-        self.backlog_bytes = 0
+        self.backlog_bytes: int | None = 0        # None: not kept (no consumer reads metadata)
         self.landing = 0                          # messages on their way in (delay/retry timers)
         self.running = 0                          # batches whose handler has not returned
         self.batches = 0
@@ -459,13 +459,17 @@ class Queue:
                 ledger.finish(row, "dropped", self.runtime.clock.now, "no consumer (wrangler dev discards)")
             return
         self.buffer.extend(rows)
-        self.backlog_bytes += sum(map(ledger.bytes.__getitem__, rows))
+        if self.backlog_bytes is not None:
+            self.backlog_bytes += sum(map(ledger.bytes.__getitem__, rows))
 
     # -- delivering --------------------------------------------------------------------
     def metadata(self) -> dict:
         """A batch's ``metadata`` as the consumer sees it when the batch is cut (now)."""
         buffer = self.buffer
-        return {"metrics": {"backlog_count": len(buffer), "backlog_bytes": self.backlog_bytes,
+        backlog_bytes = self.backlog_bytes
+        if backlog_bytes is None:
+            backlog_bytes = sum(map(self.ledger.bytes.__getitem__, buffer))
+        return {"metrics": {"backlog_count": len(buffer), "backlog_bytes": backlog_bytes,
                             "oldest_message_timestamp": self.ledger.timestamp[buffer[0]] if buffer else None}}
 
     def flush(self) -> None:
@@ -474,13 +478,13 @@ class Queue:
         buffer, size, now, ledger = self.buffer, self.settings.max_batch_size, self.runtime.clock.now, self.ledger
         popleft, sizes, timestamp = buffer.popleft, ledger.bytes, ledger.timestamp
         batch = [popleft() for _ in range(min(size, len(buffer)))]
-        taken_bytes = sum(map(sizes.__getitem__, batch))
+        taken = batch
         cutoff = -1.0 if self.retention is None else now - self.retention
         expired = cutoff > 0 and batch and min(map(timestamp.__getitem__, batch)) < cutoff   # times are >= 0
         if expired:
-            batch, more_bytes = self._drop_expired(batch, cutoff)
-            taken_bytes += more_bytes
-        self.backlog_bytes -= taken_bytes
+            batch, taken = self._drop_expired(batch, cutoff)
+        if self.backlog_bytes is not None:
+            self.backlog_bytes -= sum(map(sizes.__getitem__, taken))
         if not batch:
             self.flusher.finished(self)
             return
@@ -492,22 +496,22 @@ class Queue:
         self.consumer.start(self, batch_id, batch,
                             lambda ok, result: self._batch_done(batch_id, batch, ok, result))
 
-    def _drop_expired(self, batch: list[int], cutoff: float) -> tuple[list[int], int]:
+    def _drop_expired(self, batch: list[int], cutoff: float) -> tuple[list[int], list[int]]:
         """Drop the messages older than the retention period (``timestamp < cutoff``) and
-        fill the batch from the buffer again; return it and the bytes taken additionally."""
+        fill the batch from the buffer again; return it and every row taken from the buffer."""
         ledger, buffer, now = self.ledger, self.buffer, self.runtime.clock.now
-        kept, pending, more_bytes = [], list(batch), 0
+        kept, pending, taken = [], list(batch), list(batch)
         while pending or (buffer and len(kept) < self.settings.max_batch_size):
             if pending:
                 row = pending.pop(0)
             else:
                 row = buffer.popleft()
-                more_bytes += ledger.bytes[row]
+                taken.append(row)
             if ledger.timestamp[row] < cutoff:
                 ledger.finish(row, "dropped", now, "retention period expired")
             else:
                 kept.append(row)
-        return kept, more_bytes
+        return kept, taken
 
     def check_delay(self, value: object, field: str) -> int:
         return check_int(value, field, 0, self.runtime.semantics.max_delay_seconds, LimitError)

@@ -76,8 +76,9 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         if spec.handler is not None:
             rt.consumer(data["queue"])(spec.handler)
         else:
-            rt.queues[data["queue"]].consumer = SpecConsumer(rt, spec, streams[node], callers,
-                                                            arrivals.type_names)
+            queue = rt.queues[data["queue"]]
+            queue.consumer = SpecConsumer(rt, spec, streams[node], callers, arrivals.type_names)
+            queue.backlog_bytes = None     # a spec consumer reads no batch metadata
     rt.validate()
 
     feeds: dict[str, list[np.ndarray]] = {}
