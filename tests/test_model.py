@@ -92,18 +92,25 @@ def test_timeline_and_time_to_drain_after_a_burst():
 
 
 def test_handler_code_runs_in_a_pipeline_on_the_same_engine():
-    seen = []
+    seen, bodies = [], []
 
     async def handler(batch, env, ctx):
         await ctx.work(0.01)
         seen.append(len(batch.messages))
+        bodies.extend(m.body for m in batch.messages)
 
     p = cdp.Pipeline("code")
     p.add_source("http", queue="jobs")
     p.add_queue("jobs", max_batch_size=5, max_batch_timeout=1)
     p.add_consumer("jobs", handler=handler)
-    res = cdp.simulate(p, cdp.Constant(rate=10), duration=10, seed=1)
+    res = cdp.simulate(p, cdp.Constant(rate=10, types={"track": 1, "identify": 1}, size=700),
+                       duration=10, seed=1)
     assert sum(seen) == res.summary()["acked"] == 100
+    # a workload message's body, as handler code sees it: what it stands for
+    assert sorted(b["origin"] for b in bodies) == list(range(100))
+    first = min(bodies, key=lambda b: b["origin"])
+    assert first == {"type": first["type"], "size": 700, "origin": 0, "origin_time": 0.0}
+    assert {b["type"] for b in bodies} == {"track", "identify"}
 
 
 def test_spec_actor_matches_hand_written_actor():

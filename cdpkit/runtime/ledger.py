@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import pickle
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,12 +58,12 @@ class Ledger:
 
     __slots__ = ("queue", "content_type", "payload", "bytes", "timestamp", "sent", "failed", "outcome",
                  "finished", "drop_reasons", "same_as", "_delivered", "_delivered_at",
-                 "size", "_queue_codes", "_queue_names", "_type_codes", "_type_names", "_salt")
+                 "size", "_queue_codes", "_queue_names", "_type_codes", "_type_names", "_salt", "raw_view")
 
     def __init__(self, seed: int = 0) -> None:
         self.queue = array("H")            # code into _queue_names
         self.content_type = array("B")     # code into _type_names
-        self.payload: list[Any] = []       # serialised body (str/bytes), or a spec body tuple
+        self.payload: list[Any] = []       # serialised body (str/bytes), or a spec body (int)
         self.bytes = array("q")
         self.timestamp = array("d")        # original send time; kept when dead-lettered
         self.sent = array("d")             # when it was sent to *this* queue
@@ -81,6 +81,7 @@ class Ledger:
         self._type_names: list[str] = []
         rng = np.random.default_rng([seed, 0x1D5])
         self._salt = [int(v) for v in rng.integers(0, 2**63, size=2)]
+        self.raw_view: Callable[[Any], Any] | None = None   # "raw" payload -> body (spec messages)
 
     def __len__(self) -> int:
         return self.size
@@ -186,7 +187,9 @@ class Ledger:
             return _json_decode(payload)
         if content_type == "v8":
             return pickle.loads(payload)
-        return payload  # text (str), bytes and "raw" (spec-driven tuples) are immutable
+        if content_type == "raw" and self.raw_view is not None:
+            return self.raw_view(payload)
+        return payload  # text (str) and bytes are immutable
 
     def id(self, row: int) -> str:
         """The message's id: 32 hex digits, random-looking, the same on a dead letter queue."""

@@ -29,15 +29,36 @@ if TYPE_CHECKING:
     from ..model.pipeline import ActorSpec, ConsumerSpec
     from ..runtime.runtime import Runtime
 
-# body = (type, size, origin_time, origin_id)
 MAX_SEND_BATCH = 100   # messages per sendBatch
-TYPE, SIZE, ORIGIN_TIME, ORIGIN_ID = range(4)
 
 
-def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple], sizes: np.ndarray,
+class SpecBodies:
+    """What a spec message's body stands for. The body is the index of the workload
+    arrival the message descends from (an int: no object per message); its type, size and
+    origin time are looked up here. Handler code sees it as a dict (:meth:`view`).
+    """
+
+    __slots__ = ("types", "sizes", "times", "type_names")
+
+    def __init__(self, arrivals: Any) -> None:
+        self.types: list[int] = arrivals.types.tolist()
+        self.sizes: list[int] = arrivals.sizes.tolist()
+        self.times: np.ndarray = arrivals.times
+        self.type_names: list[str] = arrivals.type_names
+
+    def type_name(self, body: int) -> str:
+        return self.type_names[self.types[body]]
+
+    def view(self, body: int) -> dict:
+        """The body as handler code and code actors get it."""
+        return {"type": self.type_name(body), "size": self.sizes[body], "origin": body,
+                "origin_time": float(self.times[body])}
+
+
+def spec_records(runtime: Runtime, queue: Queue, bodies: list[int], sizes: np.ndarray,
                  sent: np.ndarray) -> Sequence[int]:
     """Ledger rows for spec messages arriving at ``sent`` (entered ahead; no serialisation:
-    bodies are immutable tuples).
+    a body is its arrival's index: :class:`SpecBodies`).
 
     A body over the message size limit is what the producer's ``send()`` throws on: it is
     counted as sent and dropped, and never reaches the queue.
@@ -57,11 +78,12 @@ def spec_records(runtime: Runtime, queue: Queue, bodies: list[tuple], sizes: np.
     return kept
 
 
-def send_spec_messages(runtime: Runtime, queue: Queue, bodies: list[tuple]) -> None:
+def send_spec_messages(runtime: Runtime, queue: Queue, bodies: list[int], spec_bodies: SpecBodies) -> None:
     """Send spec messages together (as one ``sendBatch``: they land together). A body sent
     on is one that arrived (its size was checked then: :func:`spec_records`)."""
     sent = [runtime.clock.now] * len(bodies)
-    rows = runtime.ledger.add(queue.name, "raw", bodies, [body[SIZE] for body in bodies], sent, sent)
+    sizes = spec_bodies.sizes
+    rows = runtime.ledger.add(queue.name, "raw", bodies, [sizes[body] for body in bodies], sent, sent)
     queue.enqueue(rows, queue.delivery_delay or 0)
 
 
@@ -126,12 +148,12 @@ class SpecConsumer:
     """A consumer whose behaviour is a :class:`ConsumerSpec`."""
 
     def __init__(self, runtime: Runtime, spec: ConsumerSpec, rng: np.random.Generator,
-                 callers: dict[str, Callable[[tuple], Any]], type_names: list[str]) -> None:
+                 callers: dict[str, Callable[[int], Any]], bodies: SpecBodies) -> None:
         self.runtime = runtime
         self.spec = spec
         self.rng = rng
         self.callers = callers          # actor/store -> function(body, then): calls then() when done
-        self.type_names = type_names
+        self.bodies = bodies
         self.cpu_seconds = 0.0
         # An attempt fails with probability `failure`; a `permanent` share of those failures
         # are poison messages that fail every attempt, the rest fail independently with q.
@@ -170,13 +192,14 @@ class SpecConsumer:
 
         rt.clock.call_later(cpu, after_cpu)
 
-    def _send(self, sends: dict[str, list[tuple]]) -> None:
+    def _send(self, sends: dict[str, list[int]]) -> None:
         for queue, bodies in sends.items():
             for start in range(0, len(bodies), MAX_SEND_BATCH):
-                send_spec_messages(self.runtime, self.runtime.queues[queue], bodies[start:start + MAX_SEND_BATCH])
+                send_spec_messages(self.runtime, self.runtime.queues[queue], bodies[start:start + MAX_SEND_BATCH],
+                                   self.bodies)
 
-    def _default_steps(self, body: tuple, sends: dict[str, list[tuple]] | None,
-                       calls: list[tuple[Callable, tuple]]) -> None:
+    def _default_steps(self, body: int, sends: dict[str, list[int]] | None,
+                       calls: list[tuple[Callable, int]]) -> None:
         """Publish ``body`` (unless ``sends`` is None), write it to stores, call the actor."""
         spec = self.spec
         if sends is not None:
@@ -190,13 +213,13 @@ class SpecConsumer:
     def _downstream(self, acked: list[int], finish: Callable[[], None]) -> None:
         """Publish and route now; call the actor for each message in turn, then finish."""
         spec, rt = self.spec, self.runtime
-        calls: list[tuple[Callable, tuple]] = []
-        sends: dict[str, list[tuple]] = {}
+        calls: list[tuple[Callable, int]] = []
+        sends: dict[str, list[int]] = {}
         payload = rt.ledger.payload
         if spec.routes:
             for row in acked:
                 body = payload[row]
-                target = spec.routes.get(self.type_names[body[TYPE]])
+                target = spec.routes.get(self.bodies.type_name(body))
                 if target is None:            # the default: publish, write, call
                     self._default_steps(body, sends, calls)
                 elif target in rt.queues:     # Pattern 2: this type goes to its own target
@@ -246,8 +269,8 @@ class SpecActors:
     """
 
     def __init__(self, runtime: Runtime, name: str, spec: ActorSpec, rng: np.random.Generator,
-                 callers: dict[str, Callable[[tuple], Any]]) -> None:
-        self.runtime, self.name, self.spec = runtime, name, spec
+                 callers: dict[str, Callable[[int], Any]], bodies: SpecBodies) -> None:
+        self.runtime, self.name, self.spec, self.bodies = runtime, name, spec, bodies
         self.binding = spec.binding
         self.picker = KeyPicker(name.lower(), spec.instances, spec.skew, rng)
         self.service = spec.service.sampler(rng)
@@ -282,7 +305,7 @@ class SpecActors:
         finished(finish)
         return finish
 
-    def call(self, body: tuple, then: Callable[[], Any], key: int | None = None) -> None:
+    def call(self, body: int, then: Callable[[], Any], key: int | None = None) -> None:
         """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
         clock = self.runtime.clock
         finish = self._issue(clock.now, key)
@@ -344,7 +367,7 @@ class SpecActors:
                 heapq.heappush(wakes, head)
                 self.runtime.clock.call_at_seq(head[0], head[1], self._run_chains)
 
-    def _step(self, k: int, body: tuple, row: int, then: Callable[[], Any], i: int,
+    def _step(self, k: int, body: int, row: int, then: Callable[[], Any], i: int,
               entered: bool = False) -> None:
         """Continue call ``row`` at its ``i``-th store write / child call, or finish it."""
         clock = self.runtime.clock
@@ -356,7 +379,7 @@ class SpecActors:
             return
         rt = self.runtime
         for queue in self.spec.publish:
-            send_spec_messages(rt, rt.queues[queue], [body])
+            send_spec_messages(rt, rt.queues[queue], [body], self.bodies)
         self.log.finished[row] = clock.now
         then()
 
@@ -372,13 +395,15 @@ class SpecActors:
         return _SpecStub(self, self.picker.index(name))
 
 
-def code_actor_caller(namespace: Any, picker: KeyPicker) -> Callable[[tuple, Callable[[], Any]], None]:
+def code_actor_caller(namespace: Any, picker: KeyPicker, bodies: SpecBodies
+                      ) -> Callable[[int, Callable[[], Any]], None]:
     """Calls into a user-code actor class (``add_actor(..., cls=...)``) through the runtime's
     namespace: ``handle(body)`` on the instance the body's key maps to, then ``then()``."""
     names = picker.names
 
-    def call(body: tuple, then: Callable[[], Any]) -> None:
-        namespace.get_by_name(names[picker.pick_index()]).handle(body).add_done_callback(lambda _f: then())
+    def call(body: int, then: Callable[[], Any]) -> None:
+        stub = namespace.get_by_name(names[picker.pick_index()])
+        stub.handle(bodies.view(body)).add_done_callback(lambda _f: then())
 
     return call
 
@@ -389,7 +414,9 @@ class _SpecStub:
     def __init__(self, pool: SpecActors, key: int) -> None:
         self.pool, self.key = pool, key
 
-    def handle(self, body: tuple) -> Future:
+    def handle(self, body: Any) -> Future:
+        if isinstance(body, dict) and "origin" in body:   # a spec message's body, as handlers see it
+            body = body["origin"]
         future = Future()
         self.pool.call(body, lambda: future.set_result(None), self.key)
         return future
@@ -406,38 +433,38 @@ class Sink:
         return resolve_later(self.runtime.clock, latency)
 
 
-def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator
-                 ) -> Callable[[tuple, Callable[[], Any]], None]:
+def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator, bodies: SpecBodies
+                 ) -> Callable[[int, Callable[[], Any]], None]:
     """One write per message to a KV namespace, D1 database or sink, taking its latency;
     the returned ``write(body, then)`` runs ``then()`` when the write is done."""
     if spec.kind == "sink":
         sink = runtime.sinks[name] = Sink(runtime, name)
 
-        def write(body: tuple):
+        def write(body: int):
             return sink.call(spec.latency.sample(rng))
     elif spec.kind == "analytics":   # writeDataPoint is fire-and-forget: no latency
         dataset = runtime.analytics(name)
 
-        def write(body: tuple):
-            dataset.write_data_point({"blobs": [str(body[TYPE])], "doubles": [body[ORIGIN_TIME]],
-                                      "indexes": [str(body[ORIGIN_ID])]})
+        def write(body: int):
+            dataset.write_data_point({"blobs": [bodies.type_name(body)], "doubles": [float(bodies.times[body])],
+                                      "indexes": [str(body)]})
             return resolve_later(runtime.clock, 0.0)
     elif spec.kind == "kv":
         kv = runtime.kv(name)
 
-        def write(body: tuple):
+        def write(body: int):
             kv.latency = spec.latency.sample(rng)
-            return kv.put(f"message:{body[ORIGIN_ID]}", "1")
+            return kv.put(f"message:{body}", "1")
     else:
         db = runtime.d1(name)
         db.exec("CREATE TABLE writes (origin INTEGER, type INTEGER)")
         insert = db.prepare("INSERT INTO writes VALUES (?, ?)")
 
-        def write(body: tuple):
+        def write(body: int):
             db.latency = spec.latency.sample(rng)
-            return insert.bind(body[ORIGIN_ID], body[TYPE]).run()
+            return insert.bind(body, bodies.types[body]).run()
 
-    def write_then(body: tuple, then: Callable[[], Any]) -> None:
+    def write_then(body: int, then: Callable[[], Any]) -> None:
         write(body).add_done_callback(lambda _future: then())
 
     return write_then

@@ -11,14 +11,12 @@ backlog and time to drain.
 from __future__ import annotations
 
 from functools import cached_property
-from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..runtime.ledger import OUTCOME_CODES, categorical
-from .behaviour import ORIGIN_ID
 
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
@@ -53,12 +51,12 @@ class Results:
     @cached_property
     def _origin(self) -> np.ndarray:
         """Per ledger row: the index of the workload arrival it descends from (-1: none).
-        Spec bodies are (type, size, origin_time, origin): the origin says the rest."""
+        A spec message's body is that index (:class:`~cdpkit.sim.behaviour.SpecBodies`)."""
         ledger = self.runtime.ledger
         rows = np.flatnonzero(ledger.column("content_type") == ledger.type_code("raw"))
         bodies = ledger.payload if len(rows) == len(ledger) else [ledger.payload[i] for i in rows.tolist()]
         origin = np.full(len(ledger), -1, dtype=np.int64)
-        origin[rows] = np.fromiter(map(itemgetter(ORIGIN_ID), bodies), np.int64, len(rows))
+        origin[rows] = np.fromiter(bodies, np.int64, len(rows))
         return origin
 
     @cached_property

@@ -26,6 +26,7 @@ from ..runtime.semantics import Semantics
 from .behaviour import (
     KeyPicker,
     SpecActors,
+    SpecBodies,
     SpecConsumer,
     code_actor_caller,
     spec_records,
@@ -53,21 +54,23 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     streams = dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1))))
     workload_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(len(names) + 1)[-1])
     arrivals = workload.arrivals(duration, workload_rng)
+    bodies = SpecBodies(arrivals)
+    rt.ledger.raw_view = bodies.view     # how handler code sees a spec message's body
 
     for queue in pipeline.nodes("queue"):
         rt.queue(queue, **pipeline.spec(queue))
     callers: dict = {}
     pools: dict[str, SpecActors] = {}
     for store in pipeline.nodes("store"):
-        callers[store] = store_writer(rt, store, pipeline.spec(store), streams[store])
+        callers[store] = store_writer(rt, store, pipeline.spec(store), streams[store], bodies)
     for actor in pipeline.nodes("actor"):
         spec = pipeline.spec(actor)
         if spec.cls is not None:      # user code: the runtime's own Durable Object machinery
             namespace = rt.actor(spec.binding, spec.cls)
             picker = KeyPicker(actor.lower(), spec.instances, spec.skew, streams[actor])
-            callers[actor] = code_actor_caller(namespace, picker)
+            callers[actor] = code_actor_caller(namespace, picker, bodies)
             continue
-        pool = pools[actor] = SpecActors(rt, actor, spec, streams[actor], callers)
+        pool = pools[actor] = SpecActors(rt, actor, spec, streams[actor], callers, bodies)
         rt.env.bind(spec.binding, pool)
         callers[actor] = pool.call
     for node in pipeline.nodes("consumer"):
@@ -77,7 +80,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
             rt.consumer(data["queue"])(spec.handler)
         else:
             queue = rt.queues[data["queue"]]
-            queue.consumer = SpecConsumer(rt, spec, streams[node], callers, arrivals.type_names)
+            queue.consumer = SpecConsumer(rt, spec, streams[node], callers, bodies)
             queue.backlog_bytes = None     # a spec consumer reads no batch metadata
     rt.validate()
 
@@ -124,7 +127,7 @@ def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
     now, all at once, and taken into the queue by index when their time comes
     (:class:`~cdpkit.runtime.queues.Inflow`), not one event per message."""
     times, sizes = arrivals.times[indices], arrivals.sizes[indices]
-    bodies = list(zip(arrivals.types[indices].tolist(), sizes.tolist(), times.tolist(), indices.tolist()))
+    bodies = indices.tolist()          # a spec message's body is its arrival's index
     rows = spec_records(rt, queue, bodies, sizes, times)
     if len(rows) < len(bodies):      # over the size limit: dropped at send
         times = rt.ledger.column("sent")[np.asarray(rows, dtype=np.int64)]
