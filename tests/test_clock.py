@@ -35,6 +35,23 @@ def test_cannot_go_backwards():
         sleep(-1)
 
 
+def test_a_sequence_number_taken_early_keeps_the_event_s_place():
+    """next_seq + call_at_seq: an event scheduled later with an earlier number runs where
+    call_at at that moment would have put it; head() bounds what runs next in a run."""
+    clock, log = Clock(), []
+    early = clock.next_seq()
+    clock.call_at(1.0, log.append, "scheduled second")
+    clock.call_at_seq(1.0, early, log.append, "numbered first")
+    assert clock.head() == (1.0, early)
+    seen = []
+    clock.call_at(0.5, lambda: seen.append(clock.head()))   # within run(until=0.8): capped at 0.8
+    clock.run(until=0.8)
+    assert seen == [(0.8, float("inf"))]
+    clock.run()
+    assert log == ["numbered first", "scheduled second"]
+    assert clock.head() == (float("inf"), float("inf"))
+
+
 def test_cancelled_event_does_not_run():
     clock, log = Clock(), []
     handle = clock.call_later(1.0, log.append, "x")
