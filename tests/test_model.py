@@ -325,8 +325,11 @@ def test_actor_node_with_user_code_runs_on_the_same_engine():
         p.add_actor("Worker", instances=instances, **actor)
         return p
 
+    received = []
+
     class Worker(cdp.Actor):
         async def handle(self, body):
+            received.append(body)
             await self.ctx.work(0.02)
 
     def calls(instances, **actor):
@@ -337,6 +340,7 @@ def test_actor_node_with_user_code_runs_on_the_same_engine():
     a, b = calls(1, service=0.02), calls(1, cls=Worker)
     assert len(a) > 700 and (a["started"] > a["arrived"]).sum() > 100      # calls queued
     assert np.allclose(a[cols].to_numpy(), b[cols].to_numpy())
+    assert received[0] == {"type": "message", "size": 1000, "origin": 0, "origin_time": received[0]["origin_time"]}
     # three instances: the same keys in the same order; chains that continue at the very
     # same instant (constant service times line them up) may take them in another order,
     # so compare what that cannot change

@@ -194,8 +194,8 @@ class Pipeline:
                   writes: list[str] | None = None, binding: str | None = None,
                   cls: type | None = None, method: str = "handle", worker: str | None = None) -> None:
         """A Durable Object class (``name`` is its class name): a behaviour spec, or user
-        code ``cls`` (a :class:`cdpkit.Actor` subclass with ``async def handle(self, body)``),
-        called with the same key mapping (``instances``, ``skew``). ``method``: the RPC method
+        code ``cls`` (a :class:`cdpkit.Actor` subclass with ``async def handle(self, body)``;
+        ``body`` is ``{"type", "size", "origin", "origin_time"}``), called with the same key mapping (``instances``, ``skew``). ``method``: the RPC method
         name callers use; ``worker``: the name of another Worker that defines the class (the
         export binds it with ``script_name``)."""
         if not BINDING_NAME.fullmatch(name):
