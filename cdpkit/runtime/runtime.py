@@ -389,7 +389,7 @@ class Runtime:
     @property
     def trace(self) -> pd.DataFrame:
         """Every delivery: queue, batch, delivered_at, finished_at, message_id, attempts, disposition."""
-        return self.recorder.deliveries()
+        return self.recorder.deliveries(self.ledger)
 
     @property
     def batches(self) -> pd.DataFrame:

@@ -27,7 +27,7 @@ class Trace:
     """Collects batches and deliveries while a runtime runs."""
 
     __slots__ = ("_open", "_deliveries", "_batches", "_calls", "call_logs", "warnings", "errors",
-                 "keep_deliveries", "_ledger")
+                 "keep_deliveries")
 
     def __init__(self, keep_deliveries: bool = True) -> None:
         self.keep_deliveries = keep_deliveries   # a row per delivery (batches are always kept)
@@ -35,7 +35,6 @@ class Trace:
         self._calls: list[list] = []            # requests to code actors, one row each
         self.call_logs: list[CallLog] = []       # requests to spec actors, as columns
         self._deliveries: list[tuple] = []      # message_id holds the ledger row until asked for
-        self._ledger: Ledger | None = None
         self._batches: list[tuple] = []
         self.warnings: list[tuple[float, str, int, str]] = []
         self.errors: list[tuple[float, str, int, BaseException]] = []
@@ -52,7 +51,6 @@ class Trace:
             append = self._deliveries.append
             for row, tries, disposition in zip(batch, attempts, dispositions):
                 append((queue, batch_id, started, t, row, tries, disposition))
-            self._ledger = ledger
         self._batches.append((
             queue, batch_id, started, t, len(batch), "ok" if ok else "exception",
             result.retry_all, result.ack_all, dispositions.count("acked"),
@@ -94,13 +92,13 @@ class Trace:
             counts[queue] = counts.get(queue, 0) + size
         return counts
 
-    def deliveries(self) -> pd.DataFrame:
+    def deliveries(self, ledger: Ledger) -> pd.DataFrame:
         if not self.keep_deliveries:
             raise ValueError("this run did not keep a row per delivery; run it with "
                              "simulate(..., trace=True) (Results.messages and .batches are always kept)")
         frame = pd.DataFrame(self._deliveries, columns=DELIVERY_COLUMNS)   # message_id: a row so far
         if len(frame):
-            frame["message_id"] = self._ledger.ids(frame["message_id"].to_numpy(np.int64))
+            frame["message_id"] = ledger.ids(frame["message_id"].to_numpy(np.int64))
         return frame
 
     def batches(self) -> pd.DataFrame:
