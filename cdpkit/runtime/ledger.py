@@ -96,8 +96,8 @@ class Ledger:
         self.content_type.extend(array("B", [self._code(content_type, self._type_codes, self._type_names)]) * n)
         self.payload.extend(payloads)
         if isinstance(sizes, list) and isinstance(timestamps, list) and isinstance(sent, list):
-            self.bytes.extend(sizes)        # the broker's hot path: a few messages at a time
-            self.timestamp.extend(timestamps)
+            self.bytes.extend(sizes)        # the broker's hot path, a few messages at a time:
+            self.timestamp.extend(timestamps)   # the loop below costs 3-4 % of a simulation
             self.sent.extend(sent)
         else:
             for column, values in ((self.bytes, sizes), (self.timestamp, timestamps), (self.sent, sent)):
@@ -140,10 +140,9 @@ class Ledger:
 
     def batch_sizes(self) -> tuple[np.ndarray, np.ndarray]:
         """Per batch delivered, in order: its queue's code and its size."""
-        batches = self._delivered
-        sizes = np.fromiter(map(len, batches), np.int64, len(batches))
-        queue = self.queue
-        return np.fromiter((queue[rows[0]] for rows in batches), np.int64, len(batches)), sizes
+        batches, queue = self._delivered, self.queue
+        codes = np.fromiter((queue[rows[0]] for rows in batches), np.int64, len(batches))
+        return codes, np.fromiter(map(len, batches), np.int64, len(batches))
 
     def deliveries(self) -> tuple[np.ndarray, np.ndarray]:
         """Per row: how many times it was delivered, and when first (NaN if never)."""

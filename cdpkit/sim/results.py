@@ -116,7 +116,8 @@ class Results:
     def summary(self) -> pd.Series:
         """Headline numbers for the entry queue(s) and the whole pipeline."""
         ledger = self.runtime.ledger
-        entry = np.isin(ledger.column("queue"), [ledger.queue_code(q) for q in self.entry_queues])
+        entry_codes = [ledger.queue_code(q) for q in self.entry_queues]
+        entry = np.isin(ledger.column("queue"), entry_codes)
         outcome = ledger.column("outcome")[entry]
         counts = {name: int((outcome == code).sum()) for name, code in OUTCOME_CODES.items()}
         _, first, last, unfinished = self._end_to_end
@@ -130,7 +131,7 @@ class Results:
         finished = ledger.column("finished")
         finished = finished[~np.isnan(finished)]
         batch_queue, batch_size = ledger.batch_sizes()
-        entry_batches = batch_size[np.isin(batch_queue, [ledger.queue_code(q) for q in self.entry_queues])]
+        entry_batches = batch_size[np.isin(batch_queue, entry_codes)]
         out = {
             "messages": int(entry.sum()),
             **counts,
