@@ -155,6 +155,8 @@ class SpecConsumer:
         self.callers = callers          # actor/store -> function(body, then): calls then() when done
         self.bodies = bodies
         self.cpu_seconds = 0.0
+        pool = getattr(callers.get(spec.calls), "__self__", None)    # actors exist before consumers
+        self.simple_pool = pool if isinstance(pool, SpecActors) and pool.simple else None
         # An attempt fails with probability `failure`; a `permanent` share of those failures
         # are poison messages that fail every attempt, the rest fail independently with q.
         f, share = spec.failure, spec.permanent
@@ -234,10 +236,9 @@ class SpecConsumer:
                 for body in bodies:
                     self._default_steps(body, None, calls)
             elif spec.calls:
-                pool = getattr(self.callers[spec.calls], "__self__", None)
-                if isinstance(pool, SpecActors) and pool.simple:   # calls that are just service time
+                if self.simple_pool is not None:   # calls that are just service time
                     self._send(sends)
-                    pool.call_each(len(bodies), finish)
+                    self.simple_pool.call_each(len(bodies), finish)
                     return
                 caller = self.callers[spec.calls]
                 calls = [(caller, body) for body in bodies]
