@@ -113,6 +113,35 @@ def test_handler_code_runs_in_a_pipeline_on_the_same_engine():
     assert {b["type"] for b in bodies} == {"track", "identify"}
 
 
+def test_handler_code_calls_a_spec_actor_with_a_message_body():
+    """Handler code may call a spec actor with a workload message's body (its dict view);
+    a body that stands for no message is refused by name when the actor needs one (it
+    writes to a store), instead of writing rows for nothing."""
+    def run(pass_body):
+        async def handler(batch, env, ctx):
+            for m in batch.messages:
+                await env.WORKER.get_by_name("worker-0").handle(pass_body(m))
+
+        p = cdp.Pipeline("stub")
+        p.add_source("http", queue="jobs")
+        p.add_queue("jobs", max_batch_size=5, max_batch_timeout=1, max_retries=0)
+        p.add_consumer("jobs", handler=handler)
+        p.add_actor("Worker", service=0.01, writes=["DB"])
+        p.add_store("DB", kind="d1", latency=0.001)
+        return cdp.simulate(p, cdp.Constant(rate=10), duration=2, seed=1)
+
+    res = run(lambda m: m.body)
+    assert res.summary()["acked"] == 20
+    assert sorted(res.runtime.databases["DB"].table("writes")["origin"]) == list(range(20))
+    res = run(lambda m: "hello")
+    assert res.summary()["acked"] == 0 and len(res.runtime.databases["DB"].table("writes")) == 0
+    error = res.runtime.errors["error"][0]
+    assert isinstance(error, cdp.HandlerError)
+    assert str(error) == ("WORKER.handle: body='hello' is not allowed; allowed: a workload message's "
+                          "body (m.body) or its 'origin', because Worker writes to stores, calls "
+                          "actors or publishes")
+
+
 def test_spec_actor_matches_hand_written_actor():
     """One engine: a spec actor and the same behaviour written as code give the same run."""
     p = cdp.Pipeline("spec")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HandlerError
 from ..runtime.clock import Future, resolve_later
 from ..runtime.queues import BatchResult, Queue
 from ..runtime.trace import CallLog
@@ -418,6 +418,11 @@ class _SpecStub:
     def handle(self, body: Any) -> Future:
         if isinstance(body, dict) and "origin" in body:   # a spec message's body, as handlers see it
             body = body["origin"]
+        elif not self.pool.simple and not isinstance(body, int):
+            # its store writes and publishes need what a workload message stands for
+            raise HandlerError(f"{self.pool.binding}.handle: body={body!r:.60} is not allowed; allowed: "
+                               f"a workload message's body (m.body) or its 'origin', because "
+                               f"{self.pool.name} writes to stores, calls actors or publishes")
         future = Future()
         self.pool.call(body, lambda: future.set_result(None), self.key)
         return future
