@@ -380,3 +380,16 @@ def test_actor_node_with_user_code_runs_on_the_same_engine():
         pipeline(1, cls=Worker).to_yaml()
     with pytest.raises(cdp.ConfigError, match="handle"):
         pipeline(1, cls=int)
+
+
+def test_source_share_keeps_its_type_filter():
+    """A source with ``types`` and ``share < 1`` receives a share of *those* types only
+    (the share once replaced the type filter, so half of everything arrived)."""
+    p = cdp.Pipeline("filter")
+    p.add_source("a-only", queue="jobs", types=["a"], share=0.5)
+    p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    p.add_consumer("jobs")
+    res = cdp.simulate(p, cdp.Poisson(rate=100, types={"a": 0.5, "b": 0.5}), duration=50, seed=3)
+    types = res.messages["type"].value_counts().to_dict()
+    assert set(types) == {"a"}, types
+    assert 0.2 < types["a"] / 5_000 < 0.3      # half of the a's: ~1,250 of ~5,000 arrivals

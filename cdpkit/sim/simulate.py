@@ -96,7 +96,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
             codes = [arrivals.type_names.index(t) for t in spec["types"]]
             keep &= np.isin(arrivals.types, codes)
         if spec["share"] < 1:
-            keep = streams[source].random(len(arrivals)) < spec["share"]
+            keep &= streams[source].random(len(arrivals)) < spec["share"]
         feeds.setdefault(spec["queue"], []).append(np.flatnonzero(keep))
     # A run allocates millions of small acyclic objects (message bodies, batches): the
     # cyclic collector would rescan them again and again (40 % of the time on a million
