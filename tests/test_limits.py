@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 
 import cdpkit as cdp
@@ -114,17 +115,47 @@ def test_message_size_limit_is_128kb():
         rt.env.JOBS.send("é" * 64_001, content_type="text")  # counted in UTF-8 bytes
 
 
+ALLOWED_LOCAL = "a number of seconds from 0 to 86400 (fractions are truncated)"
+
+
 @pytest.mark.parametrize("delay, semantics, allowed", [
-    (-1, "local", "an integer from 0 to 86400"),
-    (86_401, "local", "an integer from 0 to 86400"),
-    (43_201, "production", "an integer from 0 to 43200"),
-    (1.5, "local", "an integer from 0 to 86400"),
+    (-1, "local", ALLOWED_LOCAL),
+    (-1.5, "local", ALLOWED_LOCAL),                # truncated to -1, then refused
+    (86_401, "local", ALLOWED_LOCAL),
+    (2**31 - 1, "local", ALLOWED_LOCAL),
+    (43_201, "production", "a number of seconds from 0 to 43200 (fractions are truncated)"),
+    (2**31, "local", "a number from -2147483648 to 2147483647 (workerd: 'Value out of range')"),
+    (-1e10, "local", "a number from -2147483648 to 2147483647 (workerd: 'Value out of range')"),
+    ("2", "local", "a number (int or float)"),
 ])
 def test_send_delay_bounds(delay, semantics, allowed):
     rt = rt_with_jobs(semantics)
-    with pytest.raises(LimitError, match=re.escape(f"send: delay_seconds={delay!r} is not allowed; "
-                                                  f"allowed: {allowed}")):
-        rt.env.JOBS.send(1, delay_seconds=delay)
+    for call in (lambda: rt.env.JOBS.send(1, delay_seconds=delay),
+                 lambda: rt.env.JOBS.send_batch([{"body": 1}], delay_seconds=delay)):
+        with pytest.raises(LimitError, match=re.escape(f"delay_seconds={delay!r} is not allowed; "
+                                                      f"allowed: {allowed}")):
+            call()
+    assert len(rt.ledger) == 0
+
+
+@pytest.mark.parametrize("delay, used", [
+    # workerd's jsg int conversion (wrangler dev 4.86 accepts all of these, see conformance)
+    (1.9, 1), (2.0, 2), (-0.5, 0), (86_400.9, 86_400), (float("nan"), 0), (float("inf"), 0),
+    (float("-inf"), 0), (True, 1), (False, 0), (np.float64(2.7), 2), (np.int32(3), 3),
+])
+def test_send_delay_is_a_js_number_truncated(delay, used):
+    rt = rt_with_jobs(max_batch_size=10, max_batch_timeout=0)
+    seen = []
+
+    @rt.consumer("jobs")
+    async def h(batch, env, ctx):
+        seen.extend((rt.now, m.body) for m in batch.messages)
+
+    rt.env.JOBS.send("send", delay_seconds=delay)
+    rt.env.JOBS.send_batch([{"body": "own", "delay_seconds": delay}, {"body": "call"},
+                            {"body": "none", "delay_seconds": None}], delay_seconds=delay)
+    rt.run()
+    assert seen == [(used, "send"), (used, "own"), (used, "call"), (used, "none")]
 
 
 def test_content_type_rules():
@@ -159,25 +190,56 @@ def test_send_batch_limits():
     assert len(rt.ledger) == 0  # a rejected batch sends nothing
 
 
-def test_retry_delay_checked_in_handler():
-    rt = rt_with_jobs(max_retries=0)
-    errors = []
+def retry_calls(semantics, *calls):
+    """Run each call on the first batch's first message/the batch; return errors and deliveries."""
+    rt = rt_with_jobs(semantics, max_retries=1, max_batch_timeout=0)
+    errors, seen = [], []
 
     @rt.consumer("jobs")
     async def h(batch, env, ctx):
-        for call in (lambda: batch.messages[0].retry(delay_seconds=-5),
-                     lambda: batch.retry_all(delay_seconds=10**6)):
-            try:
-                call()
-            except LimitError as exc:
-                errors.append(str(exc))
+        seen.append(rt.now)
+        if len(seen) == 1:
+            for call in calls:
+                try:
+                    call(batch)
+                except LimitError as exc:
+                    errors.append(str(exc))
 
     rt.env.JOBS.send(1)
-    rt.run()
+    rt.run(until=100)
+    return errors, seen
+
+
+def test_retry_delay_range_checked_in_production():
+    errors, _ = retry_calls("production", lambda b: b.messages[0].retry(delay_seconds=-5),
+                            lambda b: b.retry_all(delay_seconds=43_201))
+    allowed = "allowed: a number of seconds from 0 to 43200 (fractions are truncated)"
+    assert errors == [f"message.retry: delay_seconds=-5 is not allowed; {allowed}",
+                      f"batch.retry_all: delay_seconds=43201 is not allowed; {allowed}"]
+
+
+@pytest.mark.parametrize("call, redelivered", [
+    # miniflare hands retry delays to setTimeout unchecked: negative -> at once, long -> waits
+    (lambda b: b.messages[0].retry(delay_seconds=-5), [0.0]),
+    (lambda b: b.retry_all(delay_seconds=-7.5), [0.0]),
+    (lambda b: b.messages[0].retry(delay_seconds=10**6), []),
+    (lambda b: b.retry_all(delay_seconds=2.9), [2.0]),
+    (lambda b: b.messages[0].retry(delay_seconds=float("nan")), [0.0]),
+])
+def test_local_retry_delay_is_not_range_checked(call, redelivered):
+    errors, seen = retry_calls("local", call)
+    assert errors == [] and seen == [0.0, *redelivered]
+
+
+def test_retry_delay_outside_int32_raises_as_workerd():
+    errors, seen = retry_calls("local", lambda b: b.messages[0].retry(delay_seconds=2**31),
+                               lambda b: b.retry_all(delay_seconds="3"))
     assert errors == [
-        "message.retry: delay_seconds=-5 is not allowed; allowed: an integer from 0 to 86400",
-        "batch.retry_all: delay_seconds=1000000 is not allowed; allowed: an integer from 0 to 86400",
+        "message.retry: delay_seconds=2147483648 is not allowed; allowed: a number from "
+        "-2147483648 to 2147483647 (workerd: 'Value out of range')",
+        "batch.retry_all: delay_seconds='3' is not allowed; allowed: a number (int or float)",
     ]
+    assert seen == [0.0]      # neither call took effect: the message was acked
 
 
 def test_runtime_created_queue_errors():

@@ -159,6 +159,58 @@ def test_retry_all_after_ack(semantics, expected):
     assert rt.messages["outcome"].tolist() == expected
 
 
+def run_calls(calls: str, m, batch) -> None:
+    """'retry:5,ackAll' -> m.retry(delay_seconds=5); batch.ack_all()."""
+    for call in calls.split(","):
+        name, _, arg = call.partition(":")
+        delay = None if not arg else int(arg) if arg.lstrip("-").isdigit() else float(arg)
+        if name == "ack":
+            m.ack()
+        elif name == "retry":
+            m.retry(delay_seconds=delay)
+        elif name == "ackAll":
+            batch.ack_all()
+        else:
+            batch.retry_all(delay_seconds=delay)
+
+
+@pytest.mark.parametrize("calls, redelivered_at", [
+    # workerd's QueueMessage/QueueEvent bookkeeping, miniflare's use of it (retry_delay=11)
+    ("retry:5,retry", 11),          # a second retry() replaces the first, delay and all
+    ("retry,retry:5", 5),
+    ("retry:5,retry:2", 2),
+    ("ack,retry:5", None),          # retry() after ack(): no effect
+    ("retry:5,ack", 5),             # ack() after retry(): no effect
+    ("ackAll,retry:5", None),
+    ("ackAll,ack", None),
+    ("retry:5,ackAll", 5),          # the broker ignores ackAll; the retry stands
+    ("retry:5,ackAll,retry", 5),    # retry() after ackAll(): no effect
+    ("ack,ackAll", None),
+    ("retryAll:3,ack", 3),          # ack() after retryAll(): no effect
+    ("ack,retryAll:3", 3),          # local: retryAll retries explicit acks too
+    ("retryAll:3,retry:5", 5),      # a message's own delay beats the batch's
+    ("retryAll:3,retry", 3),
+    ("retry:5,retryAll:3", 5),
+    ("retry,retryAll:3", 3),
+    ("retryAll:3,retryAll", 3),     # a later retryAll() without a delay keeps the earlier one's
+    ("retryAll:3,retryAll:2", 2),
+    ("retryAll,retryAll:2", 2),
+    ("retryAll:3,ackAll", 3),       # ackAll() after retryAll(): no effect
+    ("ackAll,retryAll:3", None),    # retryAll() after ackAll(): no effect
+    ("retry:2.9", 2),               # delays are JS Numbers, truncated
+    ("retryAll:1.9", 1),
+])
+def test_every_ordering_of_calls_on_one_message(calls, redelivered_at):
+    async def handler(batch, env, ctx):
+        if batch.messages[0].attempts == 1:
+            run_calls(calls, batch.messages[0], batch)
+
+    rt, log = make(handler=handler, max_batch_size=1, max_batch_timeout=0, retry_delay=11)
+    rt.env.JOBS.send("x")
+    rt.run()
+    assert log == [(0.0, [("x", 1)])] + ([] if redelivered_at is None else [(redelivered_at, [("x", 2)])])
+
+
 def test_retry_delay_precedence_message_then_batch_then_consumer():
     async def handler(batch, env, ctx):
         if batch.messages[0].attempts == 1:

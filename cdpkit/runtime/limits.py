@@ -14,10 +14,11 @@ cdpkit.errors.ConfigError: queue name 'CDP_Queue' is not allowed: use 1-63 lower
 
 from __future__ import annotations
 
+import math
 import re
 from numbers import Integral, Real
 
-from ..errors import CdpkitError, ConfigError
+from ..errors import CdpkitError, ConfigError, LimitError
 
 QUEUE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 BINDING_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
@@ -59,6 +60,29 @@ def check_int(value: object, field: str, low: int, high: int,
     """An integer in ``low..high`` (bools are not integers here)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
         raise error(f"{field}={value!r} is not allowed; allowed: an integer from {low} to {high}")
+    return int(value)
+
+
+INT32_RANGE = (-2**31, 2**31 - 1)
+
+
+def js_int(value: object, field: str) -> int:
+    """A number as workerd converts a JS ``delaySeconds`` to its C++ ``int`` (jsg's
+    ``tryUnwrap(int*)``): truncated toward zero (``1.9`` -> 1, ``-0.5`` -> 0), NaN and
+    ±Infinity -> 0, ``True``/``False`` -> 1/0 (JS ``ToNumber``); outside the int32 range
+    workerd throws a TypeError, here a :class:`~cdpkit.errors.LimitError`.
+
+    >>> js_int(2.9, "delay_seconds"), js_int(float("nan"), "delay_seconds"), js_int(True, "x")
+    (2, 0, 1)
+    """
+    if not isinstance(value, Real):
+        raise LimitError(f"{field}={value!r} is not allowed; allowed: a number (int or float)")
+    if not isinstance(value, Integral) and not math.isfinite(value):
+        return 0
+    low, high = INT32_RANGE
+    if not low <= value <= high:
+        raise LimitError(f"{field}={value!r} is not allowed; allowed: a number from {low} to {high} "
+                         "(workerd: 'Value out of range')")
     return int(value)
 
 

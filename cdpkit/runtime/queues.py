@@ -37,6 +37,7 @@ from .limits import (
     check_int,
     check_number,
     check_queue_name,
+    js_int,
 )
 from .semantics import Semantics
 
@@ -160,9 +161,11 @@ class BatchResult:
 class Message:
     """A delivered message, as the handler sees it (``batch.messages[i]``).
 
-    ``ack()`` and ``retry()`` follow workerd: the first call on a message wins, and
-    neither has any effect after ``batch.ack_all()``; ``ack()`` has none after
-    ``batch.retry_all()``.
+    ``ack()`` and ``retry()`` follow workerd's ``QueueMessage``: after ``ack()``, ``retry()``
+    has no effect and after ``retry()``, ``ack()`` has none; a second ``retry()`` replaces
+    the first (its delay too: ``retry(delay_seconds=5)`` then ``retry()`` uses the batch or
+    consumer delay); neither has any effect after ``batch.ack_all()``, and ``ack()`` has
+    none after ``batch.retry_all()``. A delay is a JS Number: see :meth:`Queue.check_delay`.
     """
 
     __slots__ = ("timestamp", "body", "attempts", "_ledger", "_row", "_result", "_check_delay")
@@ -193,17 +196,19 @@ class Message:
         else:
             r.explicit_acks.add(self._row)
 
-    def retry(self, delay_seconds: int | None = None) -> None:
-        """Ask for this message to be redelivered, after ``delay_seconds`` if given."""
-        if delay_seconds is not None:
-            self._check_delay(delay_seconds, "message.retry: delay_seconds")
+    def retry(self, delay_seconds: float | None = None) -> None:
+        """Ask for this message to be redelivered, after ``delay_seconds`` if given
+        (truncated to whole seconds, as workerd does)."""
+        # workerd converts the argument before the call's own checks, so a bad one throws first
+        delay = None if delay_seconds is None else self._check_delay(
+            delay_seconds, "message.retry: delay_seconds", retry=True)
         r = self._result
         if r.ack_all:
             r.warnings.append(f"retry() on message {self.id} after ack_all() has no effect")
         elif self._row in r.explicit_acks:
             r.warnings.append(f"retry() on message {self.id} after ack() has no effect")
-        elif delay_seconds is not None or self._row not in r.retries:
-            r.retries[self._row] = delay_seconds
+        else:
+            r.retries[self._row] = delay      # kj's upsert: replaces an earlier retry(), delay and all
 
     def __repr__(self) -> str:
         return f"Message(id={self.id[:8]}…, attempts={self.attempts}, body={self.body!r:.60})"
@@ -230,17 +235,18 @@ class MessageBatch:
         else:
             r.ack_all = True
 
-    def retry_all(self, delay_seconds: int | None = None) -> None:
-        """Redeliver every message, after ``delay_seconds`` if given (no effect after ``ack_all()``)."""
-        if delay_seconds is not None:
-            self._check_delay(delay_seconds, "batch.retry_all: delay_seconds")
+    def retry_all(self, delay_seconds: float | None = None) -> None:
+        """Redeliver every message, after ``delay_seconds`` if given (no effect after
+        ``ack_all()``; a later ``retry_all()`` without a delay keeps this one's)."""
+        delay = None if delay_seconds is None else self._check_delay(
+            delay_seconds, "batch.retry_all: delay_seconds", retry=True)
         r = self._result
         if r.ack_all:
             r.warnings.append("retry_all() after ack_all() has no effect")
             return
         r.retry_all = True
-        if delay_seconds is not None:
-            r.retry_all_delay = delay_seconds
+        if delay is not None:
+            r.retry_all_delay = delay
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -513,8 +519,19 @@ class Queue:
                 kept.append(row)
         return kept, taken
 
-    def check_delay(self, value: object, field: str) -> int:
-        return check_int(value, field, 0, self.runtime.semantics.max_delay_seconds, LimitError)
+    def check_delay(self, value: object, field: str, retry: bool = False) -> int:
+        """A ``delay_seconds`` as the runtime uses it: a JS Number truncated to an int
+        (:func:`~cdpkit.runtime.limits.js_int`), in 0..max for a send. A retry delay is not
+        checked by miniflare's broker (it goes to ``setTimeout``: a negative one is 0), so
+        under ``local`` it is only clamped; ``production`` holds it to the documented range."""
+        delay = js_int(value, field)
+        high = self.runtime.semantics.max_delay_seconds
+        if retry and self.runtime.semantics.name == "local":
+            return max(delay, 0)
+        if not 0 <= delay <= high:
+            raise LimitError(f"{field}={value!r} is not allowed; allowed: a number of seconds from 0 "
+                             f"to {high} (fractions are truncated)")
+        return delay
 
     def _batch_done(self, batch_id: int, batch: list[int], ok: bool, result: BatchResult) -> None:
         """Apply the handler's decisions: ack, retry after a delay, dead-letter or drop."""
@@ -609,20 +626,22 @@ class Producer:
     def queue(self) -> Queue:
         return self._runtime.queue_named(self._queue_name)
 
-    def send(self, body: Any, *, delay_seconds: int | None = None,
+    def send(self, body: Any, *, delay_seconds: float | None = None,
              content_type: str | None = None) -> Future:
         """Send one message. Example: ``await env.JOBS.send({"id": 1}, delay_seconds=30)``."""
         queue = self.queue
         queue.enqueue(*self._prepare(queue, body, delay_seconds, content_type, "send"))
         return completed()
 
-    def send_batch(self, messages: Iterable[dict], *, delay_seconds: int | None = None) -> Future:
+    def send_batch(self, messages: Iterable[dict], *, delay_seconds: float | None = None) -> Future:
         """Send up to 100 messages at once: ``[{"body": ..., "delay_seconds": 5}, ...]``."""
         queue, sem = self.queue, self._runtime.semantics
         messages = list(messages)
         if len(messages) > sem.max_batch_messages:
             raise LimitError(f"send_batch: {len(messages)} messages; allowed: at most "
                              f"{sem.max_batch_messages} messages per batch")
+        if delay_seconds is not None:      # sent as a header: checked even if every message has its own
+            delay_seconds = queue.check_delay(delay_seconds, "send_batch: delay_seconds")
         prepared, total = [], 0
         for i, item in enumerate(messages):
             if not isinstance(item, dict) or "body" not in item:
@@ -632,7 +651,9 @@ class Producer:
             if unknown:
                 raise LimitError(f"send_batch: messages[{i}] has unknown keys {sorted(unknown)}; "
                                  "allowed: 'body', 'delay_seconds', 'content_type'")
-            own_delay = item.get("delay_seconds", delay_seconds)
+            own_delay = item.get("delay_seconds")
+            if own_delay is None:          # JS undefined: the call's delay
+                own_delay = delay_seconds
             prepared.append(self._encode(queue, item["body"], own_delay, item.get("content_type"),
                                          f"send_batch: messages[{i}]"))
             total += prepared[-1][2]
@@ -650,17 +671,17 @@ class Producer:
             queue.enqueue(rows, delay)
         return completed()
 
-    def _prepare(self, queue: Queue, body: Any, delay_seconds: int | None,
+    def _prepare(self, queue: Queue, body: Any, delay_seconds: float | None,
                  content_type: str | None, where: str) -> tuple[range, int]:
         """Check and encode one message, add it to the ledger: (its row, its delay)."""
         content_type, payload, size, delay = self._encode(queue, body, delay_seconds, content_type, where)
         return self._add(queue, content_type, [payload], [size]), delay
 
-    def _encode(self, queue: Queue, body: Any, delay_seconds: int | None,
+    def _encode(self, queue: Queue, body: Any, delay_seconds: float | None,
                 content_type: str | None, where: str) -> tuple[str, Any, int, int]:
         rt = self._runtime
         if delay_seconds is not None:
-            queue.check_delay(delay_seconds, f"{where}: delay_seconds")
+            delay_seconds = queue.check_delay(delay_seconds, f"{where}: delay_seconds")
         ct = "json" if content_type is None else content_type
         try:
             payload, size = encode_body(body, ct, rt.semantics.max_message_bytes)
