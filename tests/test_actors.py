@@ -1,6 +1,7 @@
 """Durable Objects: ids, RPC, single-threaded execution, storage, eviction, persist, alarms."""
 
 import dataclasses
+import inspect
 
 import pytest
 
@@ -47,7 +48,11 @@ def rt():
 
 
 def call_at(rt, t, coro_fn):
-    rt.call_at(t, lambda: rt.spawn(coro_fn()))
+    def start():
+        made = coro_fn()                 # a stub call has started already; a coroutine needs a task
+        if inspect.iscoroutine(made):
+            rt.spawn(made)
+    rt.call_at(t, start)
 
 
 def test_id_from_name_is_deterministic_and_per_namespace(rt):
@@ -435,3 +440,210 @@ def test_gather_is_promise_all():
     rt.spawn(script())
     rt.run()
     assert out == [["a", "b"], 2.0]
+
+
+# ------------------------------------------- workerd's gates, alarms, transactions (issue 19)
+class Gates(cdp.Actor):
+    """Logs the steps of requests that await KV, D1, a timer inside critical sections, ..."""
+
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.log = []
+        self.ready = False
+        if self.name == "boot":
+            self.done = ctx.block_concurrency_while(self._boot)
+
+    async def _boot(self):
+        await self.ctx.sleep(0.2)
+        self.ready = True
+
+    async def via_kv(self, who):
+        self.log.append(f"{who}:start")
+        await self.env.CACHE.get("nothing")
+        self.log.append(f"{who}:end")
+
+    async def via_d1(self, who):
+        self.log.append(f"{who}:start")
+        await self.env.DB.prepare("SELECT 1").first()
+        self.log.append(f"{who}:end")
+
+    async def critical(self, who):
+        async def section():
+            self.log.append(f"{who}:start")
+            await self.ctx.sleep(0.1)
+            self.log.append(f"{who}:end")
+        await self.ctx.block_concurrency_while(section)
+        return who
+
+    async def in_transaction(self, who):
+        async def closure(txn):
+            self.log.append(f"{who}:start")
+            await self.ctx.sleep(0.1)          # a timer: it would open the gate elsewhere
+            await txn.put(who, 1)
+            self.log.append(f"{who}:end")
+        await self.ctx.storage.transaction(closure)
+
+    async def hello(self, who):
+        return [who, self.ready, RT[0].now]
+
+    async def boom(self):
+        self.ready = "boomed"
+
+        async def fail():
+            raise RuntimeError("init failed")
+        await self.ctx.block_concurrency_while(fail)
+
+    async def memory(self):
+        return self.ready
+
+    async def order(self):
+        return self.log
+
+
+def gates_runtime():
+    rt = cdp.Runtime()
+    RT[:] = [rt]
+    rt.actor("GATES", Gates)
+    rt.kv("CACHE")
+    rt.d1("DB")
+    return rt
+
+
+def settle(rt, *calls):
+    """Start the calls together; their results or error texts once all are done."""
+    futures = [call() for call in calls]
+    rt.run()
+    return [f.value if f.error is None else f"error: {f.error}" for f in futures]
+
+
+@pytest.mark.parametrize("method", ["via_kv", "via_d1"])
+def test_kv_and_d1_awaits_let_queued_requests_in_at_zero_latency(method):
+    rt = gates_runtime()
+    stub = rt.env.GATES.get_by_name("g")
+    settle(rt, *(lambda w=w: getattr(stub, method)(w) for w in "ABC"))
+    assert settle(rt, stub.order) == [["A:start", "B:start", "C:start", "A:end", "B:end", "C:end"]]
+
+
+def test_block_concurrency_while_keeps_the_gate_closed_through_a_timer():
+    rt = gates_runtime()
+    stub = rt.env.GATES.get_by_name("g")
+    assert settle(rt, *(lambda w=w: stub.critical(w) for w in "ABC")) == ["A", "B", "C"]
+    assert settle(rt, stub.order) == [["A:start", "A:end", "B:start", "B:end", "C:start", "C:end"]]
+
+
+def test_block_concurrency_while_in_the_constructor_runs_before_any_request():
+    rt = gates_runtime()
+    stub = rt.env.GATES.get_by_name("boot")
+    assert settle(rt, lambda: stub.hello("A"), lambda: stub.hello("B")) == [["A", True, 0.2], ["B", True, 0.2]]
+
+
+def test_a_failing_block_concurrency_while_resets_the_object_and_fails_queued_requests():
+    rt = gates_runtime()
+    stub = rt.env.GATES.get_by_name("g")
+    settle(rt, lambda: stub.hello("warm"))
+    assert settle(rt, stub.boom, stub.memory) == ["error: init failed", "error: init failed"]
+    assert settle(rt, stub.memory) == [False]        # a new instance
+
+
+def test_transaction_keeps_the_gate_closed_through_io():
+    rt = gates_runtime()
+    stub = rt.env.GATES.get_by_name("g")
+    settle(rt, *(lambda w=w: stub.in_transaction(w) for w in "AB"))
+    assert settle(rt, stub.order) == [["A:start", "A:end", "B:start", "B:end"]]
+
+
+def test_transaction_rollback_undoes_writes_and_closes_the_txn():
+    from cdpkit.runtime.clock import Clock
+    from cdpkit.runtime.storage import Storage
+    s, clock = Storage(), Clock()
+    s.put("k", 1)
+    seen = []
+
+    async def closure(txn):
+        await txn.put("k", 2)
+        await txn.put("new", 3)
+        txn.rollback()
+        txn.rollback()                      # a second rollback is allowed
+        try:
+            await txn.get("k")
+        except HandlerError as exc:
+            seen.append(str(exc))
+        seen.append(txn)
+        return "returned"
+
+    task = clock.spawn(s.transaction(closure))
+    clock.run()
+    assert task.result() == "returned"
+    assert seen[0] == "Cannot get() on rolled back transaction"
+    assert s.get("k").result() == 1 and s.get("new").result() is None
+
+    async def keep(txn):
+        await txn.put("k", 5)
+        return txn
+
+    task = clock.spawn(s.transaction(keep))
+    clock.run()
+    with pytest.raises(HandlerError, match=r"Cannot call put\(\) on transaction that has already committed"):
+        task.result().put("k", 6)
+    assert s.get("k").result() == 5
+
+
+class Timed(cdp.Actor):
+    seen: list = []
+
+    async def arm(self, at, failures):
+        await self.ctx.storage.put("failures", failures)
+        await self.ctx.storage.set_alarm(at)
+        return await self.ctx.storage.get_alarm()
+
+    async def alarm(self, info):
+        Timed.seen.append(("in alarm", RT[0].now, await self.ctx.storage.get_alarm()))
+        left = await self.ctx.storage.get("failures")
+        if left:
+            await self.ctx.storage.put("failures", left - 1)
+            raise RuntimeError("alarm failed")
+
+    async def pending(self):
+        return await self.ctx.storage.get_alarm()
+
+
+def test_set_alarm_in_the_past_becomes_now():
+    rt = cdp.Runtime()
+    RT[:] = [rt]
+    Timed.seen = []
+    rt.actor("TIMED", Timed)
+    stub = rt.env.TIMED.get_by_name("t")
+    rt.run(until=100)
+    assert settle(rt, lambda: stub.arm(40.0, 0)) == [100.0]
+    assert Timed.seen == [("in alarm", 100.0, None)]
+
+
+def test_a_failed_alarm_keeps_its_time_until_it_succeeds():
+    rt = cdp.Runtime(semantics=dataclasses.replace(cdp.LOCAL, alarm_retry_jitter=0))
+    RT[:] = [rt]
+    Timed.seen = []
+    rt.actor("TIMED", Timed)
+    stub = rt.env.TIMED.get_by_name("t")
+    probes = {}
+    rt.call_at(0.0, lambda: stub.arm(10.0, 1))   # fails at 10, retried at 12
+    for t in (11.0, 13.0):
+        rt.call_at(t, lambda t=t: probes.__setitem__(t, stub.pending()))
+    rt.run()
+    assert Timed.seen == [("in alarm", 10.0, None), ("in alarm", 12.0, None)]
+    assert probes[11.0].value == 10.0 and probes[13.0].value is None
+
+
+def test_sql_exec_runs_several_statements_and_returns_the_last_cursor():
+    from cdpkit.runtime.storage import Storage
+    sql = Storage().sql
+    cursor = sql.exec("CREATE TABLE m(x); INSERT INTO m VALUES (1); INSERT INTO m VALUES ('a;b'); "
+                      "SELECT count(*) AS c FROM m")
+    assert cursor.to_array() == [{"c": 2}]
+    cursor = sql.exec("INSERT INTO m VALUES (3); SELECT x FROM m WHERE x > ?", 1)
+    assert (cursor.to_array(), cursor.rows_read, cursor.rows_written) == ([{"x": "a;b"}, {"x": 3}], 3, 0)
+    with pytest.raises(HandlerError, match="sql exec failed: When executing multiple SQL statements in a "
+                       "single call, only the last statement can have parameters."):
+        sql.exec("INSERT INTO m VALUES (?); SELECT 1", 5)
+    for empty in (";", "  "):
+        with pytest.raises(HandlerError, match="sql exec failed: SQL code did not contain a statement."):
+            sql.exec(empty)

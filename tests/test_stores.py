@@ -69,7 +69,7 @@ def test_d1_statements_batch_and_rollback():
     db.exec("CREATE TABLE dead_letters(id TEXT PRIMARY KEY, queue TEXT, attempts INTEGER)")
     insert = db.prepare("INSERT INTO dead_letters VALUES (?, ?, ?)")
     meta = insert.bind("m1", "cdp-dlq", 4).run().result()["meta"]
-    assert meta["changes"] == 1 and meta["rows_written"] == 1
+    assert meta["changes"] == 1 and meta["rows_written"] == 2   # the row + its PRIMARY KEY index entry
     db.batch([insert.bind("m2", "cdp-dlq", 4), insert.bind("m3", "cdp-dlq", 4)])
     assert db.prepare("SELECT count(*) AS n FROM dead_letters").first("n").result() == 3
     with pytest.raises(HandlerError, match="D1_ERROR: UNIQUE constraint failed"):
@@ -109,3 +109,51 @@ def test_dlq_consumer_writes_rows_to_d1_and_analytics():
         rt.env.METRICS.write_data_point({"blob": ["x"]})
     with pytest.raises(LimitError, match="at most one index of at most 96 bytes"):
         rt.env.METRICS.write_data_point({"indexes": ["a", "b"]})
+
+
+# Rows read / written as workerd reports them: observed under `wrangler dev` for these
+# statements, run in order (cursor.rowsRead/rowsWritten and D1's meta agree), as
+# (result rows, rows read, rows written). The actors conformance route b6-rows checks it.
+ROW_COUNTS = [
+    ("CREATE TABLE r(id INTEGER PRIMARY KEY, name TEXT UNIQUE, v INTEGER)", 0, 1, 3),
+    ("CREATE TABLE e(x)", 0, 1, 2),
+    ("INSERT INTO r(name, v) VALUES ('a', 1), ('b', 2), ('c', 3)", 0, 0, 6),
+    ("INSERT INTO e VALUES (1)", 0, 0, 1),
+    ("SELECT * FROM r", 3, 3, 0),
+    ("SELECT count(*) AS n FROM r", 1, 3, 0),
+    ("SELECT * FROM r WHERE id = 2", 1, 1, 0),
+    ("SELECT * FROM r WHERE name = 'b'", 1, 1, 0),
+    ("SELECT * FROM r WHERE v = 2", 1, 3, 0),
+    ("SELECT * FROM r WHERE id > 1", 2, 2, 0),
+    ("SELECT * FROM r ORDER BY v DESC LIMIT 1", 1, 6, 0),
+    ("SELECT max(id) AS m FROM r", 1, 1, 0),
+    ("UPDATE r SET v = v + 1 WHERE name = 'a'", 0, 1, 1),
+    ("UPDATE r SET name = 'z' WHERE id = 3", 0, 1, 2),
+    ("UPDATE r SET v = 0", 0, 3, 3),
+    ("DELETE FROM r WHERE name = 'b'", 0, 1, 1),
+    ("DELETE FROM e", 0, 0, 1),
+    ("SELECT * FROM e", 0, 1, 0),
+    ("INSERT INTO e SELECT id FROM r", 0, 2, 2),
+    ("DELETE FROM r", 0, 0, 2),
+]
+
+
+def test_rows_read_and_written_follow_what_sqlite_reads_and_writes():
+    from cdpkit.runtime.storage import Storage
+    rt = cdp.Runtime()
+    db, sql = rt.d1("DB"), Storage().sql
+    for query, found, read, written in ROW_COUNTS:
+        meta = db.prepare(query).all().result()["meta"]
+        cursor = sql.exec(query)
+        assert (len(cursor.to_array()), cursor.rows_read, cursor.rows_written) == (found, read, written), query
+        assert (meta["rows_read"], meta["rows_written"]) == (read, written), query
+    assert (db.rows_read, db.rows_written) == (sum(r[2] for r in ROW_COUNTS), sum(r[3] for r in ROW_COUNTS))
+
+
+def test_d1_exec_counts_rows_of_every_statement():
+    rt = cdp.Runtime()
+    db = rt.d1("DB")
+    assert db.exec("CREATE TABLE t(x UNIQUE); INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)").result()["count"] == 3
+    assert (db.rows_read, db.rows_written) == (1, 3 + 2 + 2)
+    with pytest.raises(HandlerError, match="D1_EXEC_ERROR: UNIQUE constraint failed: t.x"):
+        db.exec("INSERT INTO t VALUES (1)")

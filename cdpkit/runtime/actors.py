@@ -4,15 +4,19 @@
   ``new_unique_id``, ``id_from_string``) and stubs (``get(id)``).
 * ``await stub.method(*args)`` is an RPC: arguments and results are copied, a missing
   method is a clear error at the call.
-* Each object runs one thing at a time (a :class:`~cdpkit.runtime.clock.Gate`): CPU work
-  (``ctx.work``) is serial, and requests interleave only while one awaits outgoing I/O
-  (an RPC to another object, a timer, a KV/D1 call with latency). Storage calls keep the
-  gate closed, as workerd's input gate does.
+* Each object runs one thing at a time (an :class:`ObjectGate`, workerd's input gate): CPU
+  work (``ctx.work``) is serial, and requests interleave only while one awaits outgoing
+  I/O (an RPC to another object, a timer, any KV/D1 call). Storage calls keep the gate
+  closed, and so does ``ctx.block_concurrency_while`` (and ``storage.transaction``)
+  through any await; if its callback fails, the object is reset and its queued requests
+  fail with the same error.
 * Storage survives eviction (after ``evict_after`` idle seconds, or ``rt.evict``) and
   ``ctx.abort()``; the instance and its in-memory fields do not. :func:`persist` fields
   are kept in storage, like ``@Persist`` in ``@cloudflare/actors``.
-* Alarms: ``ctx.storage.set_alarm(t)`` calls ``alarm(info)`` at ``t``; a failing alarm is
-  retried with exponential backoff from 2 s, at most 6 times.
+* Alarms: ``ctx.storage.set_alarm(t)`` calls ``alarm(info)`` at ``t`` (a past ``t`` becomes
+  now); a failing alarm is retried with exponential backoff from 2 s, at most 6 times.
+  ``get_alarm()`` is None while the handler runs and the scheduled time again after it
+  fails; the alarm is deleted once it succeeds.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import inspect
 import pickle
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HandlerError
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from .env import Env
     from .runtime import Runtime
 
-__all__ = ["Actor", "persist", "ActorId", "ActorNamespace", "ActorStub", "ActorAborted"]
+__all__ = ["Actor", "persist", "ActorId", "ActorNamespace", "ActorStub", "ActorAborted", "ObjectGate"]
 
 HEX_ID = re.compile(r"[0-9a-f]{64}")
 ALARM_FIRST_BACKOFF = 2.0
@@ -144,13 +149,61 @@ class Actor:
         return self.ctx.id.name
 
 
+class ObjectGate(Gate):
+    """A Durable Object's input gate: a :class:`~cdpkit.runtime.clock.Gate` whose holder can
+    keep it closed through I/O awaits while it runs a critical section (workerd's
+    ``InputGate::CriticalSection``, used by ``blockConcurrencyWhile`` and transactions)."""
+
+    __slots__ = ("critical",)
+
+    def __init__(self, clock) -> None:
+        super().__init__(clock)
+        self.critical: Any = None       # the task in a critical section, if any
+
+    def leave(self, task) -> None:
+        if task is not self.critical:
+            super().leave(task)
+
+    def enter(self, task, value: Any = None, error: BaseException | None = None) -> None:
+        if task is self.critical:       # it kept the gate: resume at once
+            self.clock.call_later(0.0, task._step, value, error)
+        else:
+            super().enter(task, value, error)
+
+    async def hold(self, awaitable: Any) -> Any:
+        """Await ``awaitable`` in the running task with the gate closed to everyone else."""
+        outer, self.critical = self.critical, self.holder
+        try:
+            return await awaitable
+        finally:
+            self.critical = outer
+
+
 class ActorContext:
-    """``this.ctx`` of a Durable Object: id, storage, CPU work, sleep, wait_until, abort."""
+    """``this.ctx`` of a Durable Object: id, storage, CPU work, sleep, wait_until, abort,
+    block_concurrency_while."""
 
     def __init__(self, obj: ActorObject) -> None:
         self._obj = obj
         self.id = obj.id
         self.storage = obj.storage
+
+    def block_concurrency_while(self, callback: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``await callback()`` with no other request let in, even while it awaits I/O.
+
+        Await it in a method (``await self.ctx.block_concurrency_while(self._load)``); in
+        ``__init__`` just call it: it runs before the first request. If the callback fails,
+        the object is reset and the requests queued at it fail with that error.
+        """
+        if not callable(callback):
+            raise HandlerError(f"block_concurrency_while: callback={callback!r:.60} is not allowed; "
+                               "allowed: a function returning an awaitable (e.g. an async def)")
+        obj = self._obj
+        if obj.constructing:            # runs first thing, before the request (see serve)
+            done = Future()
+            obj.pending_critical.append((callback, done))
+            return done
+        return obj.critical(callback)
 
     def work(self, seconds: float):
         """Spend ``seconds`` of this object's (serial) CPU time."""
@@ -177,8 +230,14 @@ class ActorObject:
     def __init__(self, namespace: ActorNamespace, actor_id: ActorId) -> None:
         self.namespace = namespace
         self.id = actor_id
-        self.storage = Storage(namespace.sqlite, on_alarm_change=self._schedule_alarm)
-        self.gate = Gate(namespace.runtime.clock)
+        self.storage = Storage(namespace.sqlite, on_alarm_change=self._schedule_alarm,
+                               clock=namespace.runtime.clock)
+        self.gate = ObjectGate(namespace.runtime.clock)
+        self.storage.critical = self.gate.hold
+        self.constructing = False
+        self.pending_critical: list[tuple[Callable, Future]] = []
+        self.generation = 0             # +1 each time a failed critical section resets it
+        self.broken_by: BaseException | None = None
         self.instance: Any = None
         self.active = 0
         self.busy_seconds = 0.0
@@ -187,6 +246,7 @@ class ActorObject:
         self._evict_timer: list | None = None
         self._alarm_timer: list | None = None
         self._alarm_retries = 0
+        self._alarm_due: float | None = None
 
     @property
     def label(self) -> str:
@@ -195,8 +255,31 @@ class ActorObject:
     def ensure_instance(self) -> Any:
         if self.instance is None:
             ns = self.namespace
-            self.instance = ns.cls(ActorContext(self), ns.runtime.env)
+            self.constructing = True
+            try:
+                self.instance = ns.cls(ActorContext(self), ns.runtime.env)
+            finally:
+                self.constructing = False
         return self.instance
+
+    async def critical(self, callback: Callable[[], Awaitable[Any]]) -> Any:
+        """``callback()`` in a critical section; if it fails, the object is reset
+        (``broken.inputGateBroken`` in workerd) and the error goes to every queued request."""
+        try:
+            return await self.gate.hold(callback())
+        except BaseException as exc:
+            self._break(exc)
+            raise
+
+    def _break(self, error: BaseException) -> None:
+        self.instance = None
+        self.generation += 1
+        self.broken_by = error
+        waiting = self.gate.waiting
+        for i, (task, value, _) in enumerate(waiting):
+            if inspect.getcoroutinestate(task.coro) != inspect.CORO_CREATED:
+                waiting[i] = (task, value, error)   # in flight: fails where it awaits
+            # not started yet: serve() sees the new generation and fails
 
     def flush_persisted(self) -> None:
         instance = self.instance
@@ -216,11 +299,22 @@ class ActorObject:
             self._evict_timer = None
         args = _clone(args)
         kwargs = _clone(kwargs) if kwargs else kwargs
+        generation = self.generation
 
         async def serve():
             record[4] = rt.clock.now  # started: the gate is ours
             try:
+                if generation != self.generation:   # queued when a critical section failed
+                    raise self.broken_by
                 instance = self.ensure_instance()
+                while self.pending_critical:         # the constructor's block_concurrency_while
+                    callback, done = self.pending_critical.pop(0)
+                    try:
+                        done.set_result(await self.critical(callback))
+                    except BaseException as exc:
+                        self.pending_critical.clear()
+                        done.set_exception(exc)
+                        raise
                 value = getattr(instance, method)(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
@@ -265,7 +359,11 @@ class ActorObject:
 
     def _fire_alarm(self) -> None:
         self._alarm_timer = None
-        self.storage.alarm = None  # cleared before the handler runs; it may set a new one
+        # getAlarm() is None while the handler runs (unless it sets one); the time comes back
+        # if it fails (ActorSqlite::armAlarmHandler / cancelDeferredAlarmDeletion)
+        if self.storage.alarm is not None:
+            self._alarm_due = self.storage.alarm
+        self.storage.alarm = None
         retries = self._alarm_retries
         info = {"retry_count": retries, "is_retry": retries > 0}
         if not hasattr(self.namespace.cls, "alarm"):
@@ -275,7 +373,7 @@ class ActorObject:
 
     def _alarm_done(self, future: Future) -> None:
         if future.error is None or self._alarm_retries >= ALARM_MAX_RETRIES:
-            self._alarm_retries = 0
+            self._alarm_retries = 0     # done (or given up): the alarm stays deleted
             return
         rt = self.namespace.runtime
         clock = rt.clock
@@ -285,6 +383,7 @@ class ActorObject:
             delay *= 1 + jitter * rt.random_bits(32) / 2**32
         self._alarm_retries += 1
         if self.storage.alarm is None:  # the failed handler did not set a new alarm
+            self.storage.alarm = self._alarm_due
             self._alarm_timer = clock.call_later(delay, self._fire_alarm)
 
 

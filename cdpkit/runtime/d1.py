@@ -15,8 +15,9 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HandlerError
-from .clock import Future, resolve_later
-from .storage import execute_sql
+from .clock import Future
+from .env import io_later
+from .storage import SqlRunner, split_statements
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -32,6 +33,7 @@ class D1Database:
         self.database_name = database_name or binding.lower().replace("_", "-")
         self.latency = latency
         self.connection = sqlite3.connect(":memory:", isolation_level=None)
+        self._runner = SqlRunner(self.connection)
         self.rows_read = 0
         self.rows_written = 0
         self.queries = 0
@@ -41,17 +43,21 @@ class D1Database:
             raise HandlerError(f"{self.binding}.prepare: query={query!r} is not allowed; allowed: SQL text")
         return D1PreparedStatement(self, query, ())
 
-    def _execute(self, query: str, params: tuple) -> tuple[list[str], list[tuple], dict]:
-        columns, rows, written, last_row_id = execute_sql(self.connection, query, params, "D1_ERROR")
+    def _execute(self, query: str, params: tuple, error: str = "D1_ERROR") -> tuple[list[str], list[tuple], dict]:
+        columns, rows, read, written, changes, last_row_id = self._runner.run(query, params, error)
         self.queries += 1
-        self.rows_read += len(rows)
+        self.rows_read += read
         self.rows_written += written
-        meta = {"changes": written, "last_row_id": last_row_id, "rows_read": len(rows),
-                "rows_written": written, "duration": self.latency}
+        meta = {"changes": changes, "last_row_id": last_row_id, "rows_read": read,
+                "rows_written": written, "duration": self._duration()}
         return columns, rows, meta
 
+    def _duration(self) -> float:
+        return 0.0 if callable(self.latency) else self.latency
+
     def _io(self, value: Any) -> Future:
-        return resolve_later(self.runtime.clock, self.latency, value)
+        latency = self.latency   # seconds, or a function drawing each call's (simulate's stores)
+        return io_later(self.runtime.clock, latency() if callable(latency) else latency, value)
 
     def batch(self, statements: list[D1PreparedStatement]) -> Future:
         """Run statements in one transaction; if one fails, none of them applies."""
@@ -67,14 +73,13 @@ class D1Database:
         return self._io(results)
 
     def exec(self, query: str) -> Future:
-        """Run one or more ``;``-separated statements without bindings."""
-        try:
-            self.connection.executescript(query)
-        except sqlite3.Error as exc:
-            raise HandlerError(f"D1_EXEC_ERROR: {exc}") from None
-        count = len([q for q in query.split(";") if q.strip()])
-        self.queries += count
-        return self._io({"count": count, "duration": self.latency})
+        """Run one or more ``;``-separated statements without bindings (rows counted as
+        for ``prepare``)."""
+        statements = split_statements(query)
+        for statement in statements:
+            self._execute(statement, (), "D1_EXEC_ERROR")
+        count = len(statements)
+        return self._io({"count": count, "duration": self._duration()})
 
     def table(self, name: str):
         """A table as a pandas DataFrame (for notebooks and tests)."""

@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .clock import Future, Task, sleep, work
+from .clock import Clock, Future, Task, sleep, work
 from .limits import check_binding_name
 
 if TYPE_CHECKING:
@@ -56,6 +56,32 @@ class Env:
 
     def __repr__(self) -> str:
         return f"<Env {', '.join(sorted(self._bindings)) or '(empty)'}>"
+
+
+class IoFuture(Future):
+    """The result of a binding's I/O call (KV, D1): awaiting it always suspends, even at
+    zero latency, so a Durable Object awaiting it lets its queued requests in. workerd's
+    input gate stays locked only for the object's own storage; any other I/O opens it
+    (``IoContext::awaitIo`` vs ``awaitIoWithInputLock``)."""
+
+    __slots__ = ()
+
+    def __await__(self):
+        yield self
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def io_later(clock: Clock, delay: float, value: Any = None) -> IoFuture:
+    """An :class:`IoFuture` with ``value`` after ``delay`` (done at once when 0, so
+    ``.result()`` works outside handlers)."""
+    future = IoFuture()
+    if delay <= 0:
+        future.done, future.value = True, value
+    else:
+        clock.call_later(delay, future.set_result, value)
+    return future
 
 
 class ExecutionContext:

@@ -2,7 +2,8 @@
 
 KV is eventually consistent: with ``propagation_delay=d`` a write becomes visible to
 reads ``d`` seconds later (Cloudflare: up to ~60 s elsewhere). ``latency`` makes each
-call take that long (an I/O await: a Durable Object serves other requests meanwhile).
+call take that long. Every call is I/O: a Durable Object awaiting one serves its queued
+requests meanwhile, whatever the latency (as in workerd).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LimitError
-from .clock import Future, resolve_later
+from .clock import Future
+from .env import io_later
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -36,7 +38,8 @@ class KVNamespace:
         self.reads = self.writes = self.deletes = self.lists = 0
 
     def _io(self, value: Any = None) -> Future:
-        return resolve_later(self.runtime.clock, self.latency, value)
+        latency = self.latency   # seconds, or a function drawing each call's (simulate's stores)
+        return io_later(self.runtime.clock, latency() if callable(latency) else latency, value)
 
     def _key(self, key: object, op: str) -> str:
         if not isinstance(key, str) or not key:
