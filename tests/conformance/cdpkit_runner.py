@@ -8,6 +8,13 @@ SETTING_KEYS = ("max_batch_size", "max_batch_timeout", "max_retries", "dead_lett
                 "retry_delay", "max_concurrency")
 
 
+def js_number(value):
+    """A delay as the worker's ``Number(value)`` makes it: '1.9' -> 1.9, 'NaN' -> nan, 2 -> 2."""
+    if not isinstance(value, str):
+        return value
+    return int(value) if value.lstrip("-").isdigit() else float(value)
+
+
 def action_for(body: dict, attempts: int) -> str:
     plan = body.get("do") or []
     if not plan:
@@ -42,7 +49,7 @@ def run_scenario(scenario: dict, semantics: str = "local", seed: int = 0) -> tup
                 elif name == "ackAll":
                     batch.ack_all()
                 elif name == "retryAll":
-                    batch.retry_all(delay_seconds=int(arg) if arg else None)
+                    batch.retry_all(delay_seconds=js_number(arg) if arg else None)
                 elif name == "throw":
                     raise RuntimeError("scenario throws")
                 elif name == "sleep":
@@ -58,9 +65,11 @@ def run_scenario(scenario: dict, semantics: str = "local", seed: int = 0) -> tup
         if name == "ack":
             m.ack()
         elif name == "retry":
-            m.retry(delay_seconds=int(arg) if arg else None)
+            m.retry(delay_seconds=js_number(arg) if arg else None)
         elif name == "send":
-            await getattr(env, arg.replace("-", "_").upper()).send({"k": f"{m.body['k']}>{arg}", "do": []})
+            queue, _, delay = arg.partition(":")
+            await getattr(env, queue.replace("-", "_").upper()).send(
+                {"k": f"{m.body['k']}>{queue}", "do": []}, delay_seconds=js_number(delay) if delay else None)
         elif name == "sleep":
             await ctx.sleep(float(arg))
         elif name == "throw":
@@ -78,11 +87,12 @@ def run_scenario(scenario: dict, semantics: str = "local", seed: int = 0) -> tup
         if send.get("mode", "send") == "send":
             for item in messages:
                 body = {k: v for k, v in item.items() if k != "delay"}
-                producer.send(body, delay_seconds=item.get("delay", send.get("delay")))
+                delay = item.get("delay", send.get("delay"))
+                producer.send(body, delay_seconds=js_number(delay))
         else:
             producer.send_batch([{"body": {k: v for k, v in item.items() if k != "delay"},
-                                  **({"delay_seconds": item["delay"]} if "delay" in item else {})}
-                                 for item in messages], delay_seconds=send.get("delay"))
+                                  **({"delay_seconds": js_number(item["delay"])} if "delay" in item else {})}
+                                 for item in messages], delay_seconds=js_number(send.get("delay")))
 
     for send in scenario["sends"]:
         rt.call_at(send["at"], do_send, send)

@@ -10,6 +10,9 @@ def msgs(*keys, do=(), **per_key):
     return [{"k": k, "do": list(per_key.get(k, do))} for k in keys]
 
 
+LATER = 0.3
+
+
 def send(at, queue, items, mode="send", delay=None):
     return {"at": at, "queue": queue, "mode": mode, "delay": delay, "messages": items}
 
@@ -110,4 +113,53 @@ SCENARIOS = [
     dict(name="s24-no-consumer", duration=2,  # wrangler dev discards messages without a consumer
          queues={"void": None, "jobs": {"max_batch_size": 2, "max_batch_timeout": 1}},
          sends=[send(0, "void", msgs("v1", "v2")), send(0, "jobs", msgs("j1", "j2"))]),
+    # Delays are JS Numbers (workerd truncates toward zero; NaN, Infinity -> 0) ------------
+    # Timeouts of 0.5 s and whole-second delays: every landing is 0.5 s from any flush.
+    # Sent LATER than the burst of sends at 0, and in one sendBatch where the delay does not
+    # matter: the real runtime's HTTP sends queue up, and a late send shifts every delivery.
+    dict(name="s25-fractional-retry", duration=8,  # retry(): truncated; negative -> at once
+         queues={"jobs": {"max_batch_size": 10, "max_batch_timeout": 0.5, "retry_delay": 5}},
+         sends=[send(LATER, "jobs", msgs(*"abcdefghi", a=["retry:1.9", "ack"], b=["retry:2.9", "ack"],
+                                     c=["retry:-0.5", "ack"], d=["retry:-4", "ack"],
+                                     e=["retry:NaN", "ack"], f=["retry:Infinity", "ack"],
+                                     g=["retry:1,retry", "ack"],     # the second retry() resets
+                                     h=["retry,retry:3", "ack"], i=["retry:3,retry:1", "ack"]),
+                     mode="batch")]),
+    dict(name="s26-retry-all-delays", duration=6,
+         queues={q: {"max_batch_size": 10, "max_batch_timeout": 0.5, "retry_delay": 3}
+                 for q in ("r1", "r2", "r3", "r4")},
+         sends=[send(LATER, q, msgs(f"{q}a")) for q in ("r1", "r2", "r3", "r4")],
+         batches={"r1": {"0": ["retryAll:1.9"]},
+                  "r2": {"0": ["retryAll:2", "retryAll"]},    # a delay-less retryAll keeps 2
+                  "r3": {"0": ["retryAll:3", "retryAll:1.9"]},
+                  "r4": {"0": ["retryAll:NaN"]}}),            # 0, not retry_delay
+    dict(name="s27-call-orderings", duration=7,  # ack/retry/ackAll/retryAll on one message
+         queues={q: {"max_batch_size": 10, "max_batch_timeout": 0.5, "retry_delay": 4}
+                 for q in ("o1", "o2", "o3", "o4", "o5", "o6")},
+         sends=[send(LATER, "o1", msgs("a", "b", "c", a=["retry:1", "ack"], b=["ack"], c=["retry", "ack"]), mode="batch"),
+                send(LATER, "o2", msgs("a", "b", "c", a=["retry:2", "ack"], b=["ack"]), mode="batch"),
+                send(LATER, "o3", msgs("a", "b", "c", a=["retry:1", "ack"], b=["ack"]), mode="batch"),
+                send(LATER, "o4", msgs("a", "b", a=["retry:1"]), mode="batch"),
+                send(LATER, "o5", msgs("a", "b"), mode="batch"),
+                send(LATER, "o6", msgs("a", "b", "c", "d", a=["ack,retry:1"], b=["retry:1,ack", "ack"],
+                                   c=["retry:3,retry", "ack"], d=["retry,retry:2", "ack"]), mode="batch")],
+         batches={"o1": {"0": ["retryAll:2", "messages"]},     # own delay > batch's; ack: no effect
+                  "o2": {"0": ["messages", "ackAll"]},         # the broker ignores ackAll
+                  "o3": {"0": ["messages", "retryAll:3"]},     # local: retries the acked b too
+                  "o4": {"0": ["ackAll", "messages", "retryAll:1"]},   # nothing after ackAll
+                  "o5": {"0": ["retryAll:1", "ackAll"]}}),     # nor ackAll after retryAll
+    dict(name="s28-fractional-send", duration=5,  # send/sendBatch delays, per call and message
+         queues={"s": {"max_batch_size": 10, "max_batch_timeout": 0.5},
+                 "b": {"max_batch_size": 10, "max_batch_timeout": 0.5}},
+         sends=[send(LATER, "s", [{"k": "a", "do": [], "delay": 1.9}, {"k": "b", "do": [], "delay": "NaN"},
+                              {"k": "c", "do": [], "delay": -0.5}, {"k": "d", "do": [], "delay": "Infinity"}]),
+                send(LATER, "b", [{"k": "x", "do": []}, {"k": "y", "do": [], "delay": 0.5},
+                              {"k": "z", "do": [], "delay": "Infinity"}, {"k": "w", "do": [], "delay": 1.9},
+                              {"k": "v", "do": [], "delay": -0.5}], mode="batch", delay=2.9)]),
+    dict(name="s29-send-delay-in-handler", duration=4,  # -1 fails the send (and the batch);
+         queues={"jobs": {"max_batch_size": 10, "max_batch_timeout": 0.5},   # 86400.5 -> 86400
+                 "out": {"max_batch_size": 10, "max_batch_timeout": 0.5}},
+         sends=[send(LATER, "jobs", msgs("c", "b", "a", c=["send:out:1.9", "ack"],
+                                     b=["send:out:86400.5", "ack"], a=["send:out:-1", "ack"]),
+                     mode="batch")]),
 ]

@@ -9,6 +9,8 @@ let t0 = Date.now();
 
 const binding = (scenario, short) => `Q_${scenario}_${short}`.replace(/-/g, "_").toUpperCase();
 const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
+// A delay in scenarios.json is a number or a string naming one ("NaN", "Infinity", "1.9")
+const jsNumber = (value) => (typeof value === "string" ? Number(value) : value);
 
 function locate(queueName) {
   for (const s of SCENARIOS) {
@@ -31,7 +33,12 @@ async function runCall(call, message, env, scenario) {
   if (name === "none") return;
   if (name === "ack") message.ack();
   else if (name === "retry") arg ? message.retry({ delaySeconds: Number(arg) }) : message.retry();
-  else if (name === "send") await env[binding(scenario.name, arg)].send({ k: `${message.body.k}>${arg}`, do: [] }, { contentType: "json" });
+  else if (name === "send") {
+    const [queue, delay] = arg.split(/:(.*)/s);
+    const options = { contentType: "json" };
+    if (delay) options.delaySeconds = Number(delay);
+    await env[binding(scenario.name, queue)].send({ k: `${message.body.k}>${queue}`, do: [] }, options);
+  }
   else if (name === "sleep") await sleep(Number(arg));
   else if (name === "throw") throw new Error("message action throws");
   else throw new Error(`unknown message action ${call}`);
@@ -44,17 +51,17 @@ async function doSend(scenario, send, env) {
     for (const item of send.messages) {
       const delay = item.delay ?? send.delay;
       const options = { contentType: "json" };
-      if (delay !== undefined && delay !== null) options.delaySeconds = delay;
+      if (delay !== undefined && delay !== null) options.delaySeconds = jsNumber(delay);
       await producer.send(strip(item), options);
     }
   } else {
     const messages = send.messages.map((item) => {
       const m = { body: strip(item), contentType: "json" };
-      if (item.delay !== undefined && item.delay !== null) m.delaySeconds = item.delay;
+      if (item.delay !== undefined && item.delay !== null) m.delaySeconds = jsNumber(item.delay);
       return m;
     });
     const options = {};
-    if (send.delay !== undefined && send.delay !== null) options.delaySeconds = send.delay;
+    if (send.delay !== undefined && send.delay !== null) options.delaySeconds = jsNumber(send.delay);
     await producer.sendBatch(messages, options);
   }
 }
