@@ -20,21 +20,25 @@ from ..errors import ConfigError
 from ..model.pipeline import Pipeline
 from .provision import provisioning, queue_order
 from .schema import schema_errors, schema_path, validate_config
+from .sensitive import looks_secret
 from .skeleton import worker_skeleton
 from .wrangler import (
     configs,
     from_wrangler,
+    loads_jsonc,
     notes,
     read_config,
     secrets,
     to_jsonc,
     to_toml,
+    unmodelled,
     workers,
 )
 
 __all__ = ["configs", "notes", "to_toml", "to_jsonc", "from_wrangler", "read_config", "secrets",
            "workers", "provisioning", "queue_order", "worker_skeleton", "validate_config",
-           "schema_errors", "schema_path", "write_all", "render"]
+           "schema_errors", "schema_path", "write_all", "render", "loads_jsonc", "looks_secret",
+           "unmodelled"]
 
 FORMATS = ("toml", "jsonc")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 
 from ..model.pipeline import Pipeline
-from .wrangler import configs, database_name, secrets
+from .wrangler import configs, secrets
 
 
 def queue_order(p: Pipeline) -> list[str]:
@@ -24,17 +24,14 @@ def queue_order(p: Pipeline) -> list[str]:
     ['z-dlq', 'a']
     """
     order: list[str] = []
-
-    def visit(queue: str) -> None:
-        if queue in order:
-            return
-        dlq = p.spec(queue).get("dead_letter_queue")
-        if dlq:
-            visit(dlq)
-        order.append(queue)
-
+    placed: set[str] = set()
     for queue in p.nodes("queue"):
-        visit(queue)
+        chain: list[str] = []       # queue, its DLQ, the DLQ's DLQ, ... (a loop, not recursion:
+        while queue and queue in p.graph and queue not in placed and queue not in chain:
+            chain.append(queue)     # long chains and DLQ cycles must not overflow the stack)
+            queue = p.spec(queue).get("dead_letter_queue")
+        order += reversed(chain)
+        placed.update(chain)
     return order
 
 
@@ -48,13 +45,13 @@ def provisioning(p: Pipeline) -> str:
     kv, d1 = [], []
     for c in configs(p).values():
         kv += [b["binding"] for b in c.get("kv_namespaces", []) if b["binding"] not in kv]
-        d1 += [b["binding"] for b in c.get("d1_databases", []) if b["binding"] not in d1]
+        d1 += [b["database_name"] for b in c.get("d1_databases", []) if b["database_name"] not in d1]
     if kv:
         lines += ["", "# KV namespaces: put each printed id into kv_namespaces[].id"]
         lines += [f"$WRANGLER kv namespace create {q(b)}" for b in kv]
     if d1:
         lines += ["", "# D1 databases: put each printed database_id into d1_databases[].database_id"]
-        lines += [f"$WRANGLER d1 create {q(database_name(p, b))}" for b in d1]
+        lines += [f"$WRANGLER d1 create {q(name)}" for name in d1]
     names = secrets(p)
     if names:
         lines += ["", "# secrets (never written into wrangler.toml): you will be prompted for each value"]

@@ -8,6 +8,7 @@ and Worker names, dead-letter wiring, and a migration for every class a Worker d
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import warnings
@@ -16,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..runtime.limits import check_binding_name, check_queue_name, check_worker_name
+from ..runtime.limits import (
+    check_binding_name,
+    check_js_identifier,
+    check_queue_name,
+    check_worker_name,
+)
 from ..runtime.queues import ConsumerSettings
 from ..runtime.semantics import PRODUCTION
 
@@ -35,17 +41,107 @@ def schema_path() -> Path:
 
 
 @lru_cache(maxsize=2)
+def _schema(path: str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+@lru_cache(maxsize=2)
 def _validator(path: str):
     import jsonschema
-    schema = json.loads(Path(path).read_text())
-    return jsonschema.Draft7Validator(schema)
+    return jsonschema.Draft7Validator(_schema(path))
+
+
+def _where(path: list) -> str:
+    """``['queues', 'consumers', 0]`` -> ``queues.consumers[0]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}"
+    return out or "(top level)"
 
 
 def schema_errors(config: dict) -> list[str]:
     """Messages for every place ``config`` breaks wrangler's schema (empty: valid)."""
     validator = _validator(str(schema_path()))
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    return [f"{'.'.join(str(x) for x in e.absolute_path) or '(top level)'}: {e.message}" for e in errors]
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(x) for x in e.absolute_path])
+    return [f"{_where(list(e.absolute_path))}: {e.message}" for e in errors]
+
+
+def unknown_keys(config: dict) -> list[str]:
+    """Every key wrangler's schema does not know, with the nearest valid one (difflib).
+
+    >>> unknown_keys({"name": "w", "queues": {"consumers": [{"queue": "q", "max_batch_sise": 10}]}})
+    ["queues.consumers[0] (queue 'q'): unknown key 'max_batch_sise'; did you mean 'max_batch_size'?"]
+    """
+    schema = _schema(str(schema_path()))
+    found: list[str] = []
+
+    def walk(value: Any, node: dict, path: list) -> None:
+        while "$ref" in node:      # '#/definitions/Name'
+            node = schema["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+        if isinstance(value, dict):
+            known, extra = node.get("properties", {}), node.get("additionalProperties", True)
+            for key, sub in value.items():
+                if key in known:
+                    walk(sub, known[key], [*path, key])
+                elif isinstance(extra, dict):
+                    walk(sub, extra, [*path, key])
+                elif extra is False:
+                    near = difflib.get_close_matches(str(key), list(known), n=1)
+                    hint = (f"did you mean {near[0]!r}?" if near
+                            else f"allowed: {', '.join(sorted(known)) or 'none'}")
+                    label = next((f" ({k} {value[k]!r})" for k in ("queue", "binding", "class_name", "name")
+                                  if isinstance(value.get(k), str) and path), "")
+                    found.append(f"{_where(path)}{label}: unknown key {key!r}; {hint}")
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            for i, item in enumerate(value):
+                walk(item, node["items"], [*path, i])
+
+    walk(config, {"$ref": schema["$ref"]}, [])
+    return found
+
+
+# What cdpkit's import reads from each table: it must be a list of tables with these strings.
+IMPORTED = {"queues.producers": ("binding", "queue"), "queues.consumers": ("queue",),
+            "durable_objects.bindings": ("name", "class_name"), "kv_namespaces": ("binding",),
+            "d1_databases": ("binding",), "analytics_engine_datasets": ("binding",)}
+
+
+def check_imported(config: Any, path: str) -> None:
+    """Raise ConfigError naming the file, the table and the field for anything ``config``
+    (read from ``path``) gets wrong: unknown or misspelled keys (with the nearest valid one),
+    whatever wrangler's schema rejects, and the fields the import reads. Without wrangler
+    installed it warns and checks the fields the import reads."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the top level must be a table of settings, not {type(config).__name__}")
+    try:
+        problems = unknown_keys(config)
+        problems = problems or schema_errors(config)
+    except FileNotFoundError as missing:
+        if os.environ.get("CDPKIT_WRANGLER_SCHEMA"):
+            raise
+        warnings.warn(f"{missing}; unknown keys are not checked", stacklevel=3)
+        problems = []
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems[:5]))
+    if not isinstance(config.get("name"), str):
+        raise ConfigError(f"{path}: name={config.get('name')!r} is not allowed; allowed: the Worker's name")
+    for table, needed in IMPORTED.items():
+        *outer, inner = table.split(".")
+        holder: Any = config
+        for key in outer:
+            holder = holder.get(key) or {}
+            if not isinstance(holder, dict):
+                raise ConfigError(f"{path}: {key} must be a table, not {type(holder).__name__}")
+        entries = holder.get(inner) or []
+        if not isinstance(entries, list):
+            raise ConfigError(f"{path}: {table} must be a list of tables ([[{table}]]), not {type(entries).__name__}")
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{path}: {table}[{i}] must be a table, not {type(entry).__name__}")
+            for field_name in needed:
+                if not isinstance(entry.get(field_name), str):
+                    raise ConfigError(f"{path}: {table}[{i}].{field_name}={entry.get(field_name)!r} is not "
+                                      f"allowed; allowed: a string (required)")
 
 
 def validate_config(config: dict[str, Any], others: list[dict] = ()) -> None:
@@ -86,6 +182,7 @@ def validate_config(config: dict[str, Any], others: list[dict] = ()) -> None:
     elsewhere = {o.get("name") for o in others}
     for i, b in enumerate((config.get("durable_objects") or {}).get("bindings") or []):
         check_binding_name(b["name"])
+        check_js_identifier(b["class_name"], f"durable_objects.bindings[{i}].class_name")
         script = b.get("script_name")
         if script is None and b["class_name"] not in migrated:
             raise ConfigError(f"durable_objects.bindings[{i}]: class {b['class_name']!r} has no "

@@ -3,7 +3,12 @@
 :func:`configs` builds one plain config dict per Worker (the same data for TOML and
 JSONC), with :func:`notes` saying where tuned values came from; :func:`to_toml` and
 :func:`to_jsonc` write them (tomlkit; a small JSONC writer), :func:`from_wrangler` reads a
-``wrangler.toml`` / ``wrangler.jsonc`` back into a Pipeline.
+``wrangler.toml`` / ``wrangler.jsonc`` back into a Pipeline (JSONC with ``json5``).
+
+What imported configs declare but the model does not derive (a binding no modelled node
+uses, a producer in another Worker, keys cdpkit does not model such as ``triggers``, real
+KV ids) is kept in ``p.graph.graph["wrangler"]`` and written back by :func:`configs`, so
+export -> import -> export gives the same configs; :func:`unmodelled` lists it.
 
 >>> import cdpkit as cdp
 >>> p = cdp.Pipeline("shop")
@@ -30,23 +35,41 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
+import json5
+import numpy as np
 import tomlkit
 
 from ..errors import ConfigError
 from ..model.pipeline import Pipeline
-from ..runtime.limits import check_worker_name
+from ..runtime.limits import check_js_identifier, check_worker_name
+from .schema import check_imported
+from .sensitive import looks_secret
 
 COMPATIBILITY_DATE = "2025-09-01"
 MAIN = "src/index.ts"
 CONSUMER_KEYS = ("max_batch_size", "max_batch_timeout", "max_retries", "dead_letter_queue",
                  "max_concurrency", "retry_delay")
 PLACEHOLDER_ID = "00000000000000000000000000000000"   # replaced after `wrangler ... create`
-SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE|CREDENTIAL|AUTH", re.I)
-SECRET_VALUE = re.compile(r"^(sk|pk|rk|ghp|gho|xox[abp])[_-]|^[A-Za-z0-9+/_\-]{32,}={0,2}$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 Note = tuple  # a path into a config: ("queues", "consumers", 0, "max_batch_size")
+# The binding tables cdpkit models: what names an entry, and the fields the model owns.
+# Other fields of an imported entry (a real KV id, visibility_timeout_ms, ...) are kept.
+TABLES = {"queues.producers": ("queue", {"binding", "queue", "delivery_delay"}),
+          "queues.consumers": ("queue", {"queue", *CONSUMER_KEYS}),
+          "durable_objects.bindings": ("class_name", {"name", "class_name", "script_name"}),
+          "kv_namespaces": ("binding", {"binding"}),
+          "d1_databases": ("binding", {"binding"}),
+          "analytics_engine_datasets": ("binding", {"binding"})}
+MODELLED = {"name", "vars", "queues", "durable_objects", "migrations", "kv_namespaces",
+            "d1_databases", "analytics_engine_datasets"}
+# top-level keys kept from an import without a warning (they do not change behaviour)
+QUIET = {"$schema", "main", "compatibility_date", "migrations", "account_id"}
+# names the Worker skeleton declares itself: an actor class cannot take them
+SKELETON_NAMES = {"Env", "Body", "DurableObject", "keyOf", "count", "seen", "ensureQueue", "sendToQueue"}
 
 
 def binding_of(queue: str) -> str:
@@ -54,41 +77,54 @@ def binding_of(queue: str) -> str:
     return queue.upper().replace("-", "_")
 
 
+def _declared(p: Pipeline, part: str) -> dict[str, Any]:
+    """Per Worker, what imported configs declared beyond the model: ``bindings`` (node names
+    per table), ``fields`` (unmodelled fields per entry) and ``kept`` (unmodelled top-level keys)."""
+    return p.graph.graph.get("wrangler", {}).get(part, {})
+
+
 def worker_of(p: Pipeline, node: str) -> str:
-    """The Worker a node runs in: an actor's ``worker``, else the pipeline's own."""
+    """The Worker a node runs in: an actor's ``worker``; a consumer an imported config put in
+    another Worker runs there; else the pipeline's own."""
     data = p.graph.nodes[node]
+    if data["kind"] == "consumer":
+        for worker, tables in _declared(p, "bindings").items():
+            if data["queue"] in tables.get("queues.consumers", ()):
+                return worker
     return (data["spec"].worker if data["kind"] == "actor" else None) or p.name
 
 
 def workers(p: Pipeline) -> list[str]:
     """Worker names, the pipeline's own first."""
     check_worker_name(p.name, f"pipeline name (the Worker name) {p.name!r}:")
-    others = sorted({p.spec(a).worker for a in p.nodes("actor") if p.spec(a).worker} - {p.name})
-    return [p.name, *others]
+    others = {p.spec(a).worker for a in p.nodes("actor") if p.spec(a).worker}
+    others |= set(_declared(p, "bindings")) | set(_declared(p, "kept"))
+    return [p.name, *sorted(others - {p.name})]
 
 
-def looks_secret(name: str, value: Any) -> bool:
-    """A var that must not be written into a config file.
-
-    >>> looks_secret("API_TOKEN", "x"), looks_secret("REGION", "eu"), looks_secret("X", "sk_live_123")
-    (True, False, True)
-    """
-    return bool(SECRET_NAME.search(name)) or (isinstance(value, str) and bool(SECRET_VALUE.search(value)))
+def _vars(p: Pipeline, worker: str) -> dict[str, Any]:
+    """A Worker's vars: the pipeline's for its own Worker, as imported for the others."""
+    return p.vars if worker == p.name else _declared(p, "kept").get(worker, {}).get("vars") or {}
 
 
 def secrets(p: Pipeline) -> list[str]:
-    """Names to set with ``wrangler secret put``: sink URLs and vars that look like secrets."""
+    """Names to set with ``wrangler secret put``: sink URLs and vars that look like secrets
+    (see :mod:`cdpkit.deploy.sensitive`)."""
     names = [f"{s}_URL" for s in p.nodes("store") if p.spec(s).kind == "sink"]
-    names += [k for k, v in p.vars.items() if looks_secret(k, v)]
+    for worker in workers(p):
+        names += [k for k, v in _vars(p, worker).items() if looks_secret(k, v)]
     if p.runtime_queues:
         names += ["CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN"]
     return sorted(set(names))
 
 
-def _uses(p: Pipeline, worker: str) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(queues it produces to, queues it consumes, actors it binds, stores it binds)."""
+def _uses(p: Pipeline, worker: str, declared: bool = True) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(queues it produces to, queues it consumes, actors it binds, stores it binds);
+    ``declared``: with what imported configs declared beyond the model."""
     g = p.graph
     produce, consume, actors, stores = set(), set(), set(), set()
+    tables = _declared(p, "bindings") if declared else {}
+    bound_elsewhere = {s for t in tables.values() for s in t.get("stores", ())}
     for node, data in g.nodes(data=True):
         if worker_of(p, node) != worker:
             continue
@@ -104,58 +140,119 @@ def _uses(p: Pipeline, worker: str) -> tuple[list[str], list[str], list[str], li
                 actors.add(target)
             elif kind == "store":
                 stores.add(target)
-        if data["kind"] == "store" and worker == p.name and g.in_degree(node) == 0:
+        if (data["kind"] == "store" and worker == p.name and g.in_degree(node) == 0
+                and node not in bound_elsewhere):
             stores.add(node)    # declared, not written by anything yet: bound by the main Worker
+    mine = tables.get(worker, {})
+    kinds = {n: d["kind"] for n, d in g.nodes(data=True)}
+    produce |= {q for q in mine.get("queues.producers", ()) if kinds.get(q) == "queue"}
+    actors |= {a for a in mine.get("durable_objects.bindings", ()) if kinds.get(a) == "actor"}
+    stores |= {s for s in mine.get("stores", ()) if kinds.get(s) == "store"}
     return sorted(produce), sorted(consume), sorted(actors, key=lambda a: p.spec(a).binding), sorted(stores)
 
 
-def configs(p: Pipeline, compatibility_date: str = COMPATIBILITY_DATE) -> dict[str, dict]:
+def unmodelled(p: Pipeline) -> list[str]:
+    """What the configs declare that no modelled node uses: kept in the export, not simulated.
+
+    >>> import cdpkit as cdp
+    >>> unmodelled(cdp.Pipeline.from_yaml("examples/multi-worker.yaml"))
+    []
+    """
+    out = []
+    for worker in workers(p):
+        with_declared, modelled = _uses(p, worker), _uses(p, worker, declared=False)
+        for what, extra in (("produces to queue", set(with_declared[0]) - set(modelled[0])),
+                            ("binds Durable Object class", set(with_declared[2]) - set(modelled[2])),
+                            ("binds store", set(with_declared[3]) - set(modelled[3]))):
+            out += [f"Worker {worker!r} {what} {name!r}, but no modelled node of it uses it"
+                    for name in sorted(extra)]
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (a sweep row's ``np.int64(20)``) as the Python values TOML/JSON write."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def configs(p: Pipeline, compatibility_date: str | None = None) -> dict[str, dict]:
     """One Wrangler config (plain data) per Worker, keyed by Worker name."""
     p.validate(orphans=True)
-    out = {}
-    for worker in workers(p):
-        produce, consume, actors, stores = _uses(p, worker)
-        c: dict[str, Any] = {"name": worker, "main": MAIN, "compatibility_date": compatibility_date}
-        plain_vars = {k: v for k, v in sorted(p.vars.items()) if not looks_secret(k, v)}
-        if plain_vars and worker == p.name:
-            c["vars"] = plain_vars
-        queues: dict[str, list] = {}
-        if produce:
-            queues["producers"] = []
-            for q in produce:
-                producer = {"binding": binding_of(q), "queue": q}
-                if p.spec(q).get("delivery_delay") is not None:
-                    producer["delivery_delay"] = p.spec(q)["delivery_delay"]
-                queues["producers"].append(producer)
-        if consume:
-            queues["consumers"] = [{"queue": q, **{k: p.spec(q)[k] for k in CONSUMER_KEYS
-                                                  if p.spec(q).get(k) is not None}} for q in consume]
-        if queues:
-            c["queues"] = queues
-        if actors:
-            bindings = []
-            for a in actors:
-                b = {"name": p.spec(a).binding, "class_name": a}
-                if worker_of(p, a) != worker:
-                    b["script_name"] = worker_of(p, a)
-                bindings.append(b)
-            c["durable_objects"] = {"bindings": bindings}
-            own = [a for a in actors if worker_of(p, a) == worker]
-            if own:
-                c["migrations"] = [{"tag": "v1", "new_sqlite_classes": own}]
-        for s in stores:
-            spec = p.spec(s)
-            if spec.kind == "kv":
-                c.setdefault("kv_namespaces", []).append({"binding": s, "id": PLACEHOLDER_ID})
-            elif spec.kind == "d1":
-                c.setdefault("d1_databases", []).append(
-                    {"binding": s, "database_name": database_name(p, s), "database_id": PLACEHOLDER_ID})
-            elif spec.kind == "analytics":
-                c.setdefault("analytics_engine_datasets", []).append({"binding": s, "dataset": s.lower()})
-        if p.runtime_queues and worker == p.name and "QUEUE_IDS" not in stores:
-            c.setdefault("kv_namespaces", []).append({"binding": "QUEUE_IDS", "id": PLACEHOLDER_ID})
-        out[worker] = c
-    return out
+    for actor in p.nodes("actor"):
+        if actor in SKELETON_NAMES:
+            raise ConfigError(f"actor class name={actor!r} is not allowed; allowed: a name the Worker "
+                              f"skeleton does not declare itself ({', '.join(sorted(SKELETON_NAMES))})")
+    return {worker: _plain(_config(p, worker, compatibility_date)) for worker in workers(p)}
+
+
+def _config(p: Pipeline, worker: str, compatibility_date: str | None) -> dict[str, Any]:
+    kept = dict(_declared(p, "kept").get(worker, {}))
+    fields = _declared(p, "fields").get(worker, {})
+    produce, consume, actors, stores = _uses(p, worker)
+    c: dict[str, Any] = {"name": worker, "main": kept.pop("main", MAIN),
+                         "compatibility_date": compatibility_date or kept.pop("compatibility_date", COMPATIBILITY_DATE)}
+    kept.pop("compatibility_date", None)
+    plain_vars = {k: v for k, v in sorted(_vars(p, worker).items()) if not looks_secret(k, v)}
+    kept.pop("vars", None)
+    if plain_vars:
+        c["vars"] = plain_vars
+
+    def entry(table: str, item: dict) -> dict:
+        """A generated entry with the fields an import kept for it (those the model does not own)."""
+        key, owned = TABLES[table]
+        extra = fields.get(table, {}).get(item[key], {})
+        return {**item, **{k: v for k, v in extra.items() if k not in owned}}
+
+    queues: dict[str, list] = {}
+    if produce:
+        queues["producers"] = []
+        for q in produce:
+            producer = {"binding": binding_of(q), "queue": q}
+            if p.spec(q).get("delivery_delay") is not None:
+                producer["delivery_delay"] = p.spec(q)["delivery_delay"]
+            queues["producers"].append(entry("queues.producers", producer))
+    if consume:
+        queues["consumers"] = [entry("queues.consumers", {"queue": q, **{k: p.spec(q)[k] for k in CONSUMER_KEYS
+                                                                          if p.spec(q).get(k) is not None}})
+                               for q in consume]
+    if queues:
+        c["queues"] = queues
+    if actors:
+        bindings = []
+        for a in actors:
+            b = {"name": p.spec(a).binding, "class_name": a}
+            if worker_of(p, a) != worker:
+                b["script_name"] = worker_of(p, a)
+            bindings.append(entry("durable_objects.bindings", b))
+        c["durable_objects"] = {"bindings": bindings}
+    own = [a for a in actors if worker_of(p, a) == worker]
+    migrations = list(kept.pop("migrations", None) or [])
+    defined = {cls for m in migrations for key in ("new_sqlite_classes", "new_classes")
+               for cls in m.get(key) or []}
+    missing = [a for a in own if a not in defined]
+    if missing:       # a class the imported migrations do not define yet gets a migration of its own
+        migrations.append({"tag": f"v{len(migrations) + 1}", "new_sqlite_classes": missing})
+    if migrations:
+        c["migrations"] = migrations
+    for s in stores:
+        spec = p.spec(s)
+        if spec.kind == "kv":
+            c.setdefault("kv_namespaces", []).append(entry("kv_namespaces", {"binding": s, "id": PLACEHOLDER_ID}))
+        elif spec.kind == "d1":
+            c.setdefault("d1_databases", []).append(entry("d1_databases", {
+                "binding": s, "database_name": database_name(p, s), "database_id": PLACEHOLDER_ID}))
+        elif spec.kind == "analytics":
+            c.setdefault("analytics_engine_datasets", []).append(
+                entry("analytics_engine_datasets", {"binding": s, "dataset": s.lower()}))
+    if p.runtime_queues and worker == p.name and "QUEUE_IDS" not in stores:
+        c.setdefault("kv_namespaces", []).append({"binding": "QUEUE_IDS", "id": PLACEHOLDER_ID})
+    c.update(kept)      # keys cdpkit does not model, as the imported config wrote them
+    return c
 
 
 def database_name(p: Pipeline, store: str) -> str:
@@ -253,37 +350,25 @@ def to_jsonc(config: dict, comments: dict[Note, str] | None = None, header: str 
     return "\n".join(lines) + "\n"
 
 
-def strip_jsonc(text: str) -> str:
-    """JSONC -> JSON: drop ``//`` and ``/* */`` comments outside strings, and trailing commas.
 
-    >>> json.loads(strip_jsonc('{"a": "x // y", // note\\n "b": [1, 2,], /* c */}'))
-    {'a': 'x // y', 'b': [1, 2]}
+def loads_jsonc(text: str) -> Any:
+    """JSONC (``//`` and ``/* */`` comments, trailing commas) as plain data, with ``json5``.
+
+    >>> loads_jsonc('{"a": "x // y, ]", // note\\n "b": [1, 2,], /* c */}')
+    {'a': 'x // y, ]', 'b': [1, 2]}
     """
-    out, i, n, in_string = [], 0, len(text), False
-    while i < n:
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            if ch == "\\":
-                out.append(text[i + 1:i + 2])
-                i += 1
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif text.startswith("//", i):
-            i = text.find("\n", i)
-            i = n if i < 0 else i
-            continue
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        else:
-            out.append(ch)
-        i += 1
-    return re.sub(r",(\s*[}\]])", r"\1", "".join(out))
+    return _pairs(json5.loads(text))
+
+
+def _pairs(value: Any) -> Any:
+    """Join surrogate pairs json5 leaves split: ``"\\ud83d\\ude00"`` is one emoji (as ``json`` reads it)."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass") if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_pairs(k): _pairs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pairs(v) for v in value]
+    return value
 
 
 def read_config(path: str | Path) -> dict:
@@ -293,8 +378,8 @@ def read_config(path: str | Path) -> dict:
     try:
         if path.suffix == ".toml":
             return tomlkit.parse(text).unwrap()
-        return json.loads(strip_jsonc(text))
-    except (tomlkit.exceptions.ParseError, json.JSONDecodeError) as exc:
+        return loads_jsonc(text)
+    except (tomlkit.exceptions.ParseError, ValueError) as exc:
         raise ConfigError(f"{path}: not a valid Wrangler config ({exc})") from None
 
 
@@ -303,65 +388,129 @@ def read_config(path: str | Path) -> dict:
 
 def from_wrangler(*paths: str | Path) -> Pipeline:
     """Read Wrangler config file(s) into a Pipeline; the first is the pipeline's own Worker,
-    others define Durable Object classes it binds with ``script_name``.
+    the others are Workers it works with (e.g. defining Durable Object classes it binds
+    with ``script_name``).
 
     Behaviour defaults (a config says nothing about behaviour): every queue with a producer
-    binding gets an HTTP source sending to it; every consumer takes no time, never fails and
-    acks; every Durable Object class is an actor with one instance, no service time and the
-    RPC method ``handle``; KV and D1 have no latency. Consumer settings, dead-letter queues,
-    delivery delays, vars, KV, D1 and Analytics bindings are read as written. Actors are not
-    wired to callers (the config does not say who calls them): wire them before simulating,
-    e.g. ``p.add_consumer`` with ``calls=`` on a fresh pipeline, or ``p.set("<queue>.consumer.calls", "<Actor>")``.
+    binding in the first config gets an HTTP source sending to it; every consumer takes no
+    time, never fails and acks; every Durable Object class is an actor with one instance, no
+    service time and the RPC method ``handle``; KV and D1 have no latency. Consumer settings,
+    dead-letter queues, delivery delays, vars, KV, D1 and Analytics bindings are read as
+    written. Actors are not wired to callers (the config does not say who calls them): wire
+    them before simulating, e.g. ``p.add_consumer`` with ``calls=`` on a fresh pipeline, or
+    ``p.set("<queue>.consumer.calls", "<Actor>")``.
+
+    Nothing a config declares is lost: bindings no modelled node uses, fields and keys
+    cdpkit does not model are kept and exported again (a ``UserWarning`` lists what is kept
+    but not simulated). A key wrangler does not know is a ConfigError naming the file, the
+    table and the nearest valid key; so is every structural problem.
     """
     if not paths:
         raise ConfigError("from_wrangler: give at least one wrangler.toml / wrangler.jsonc path")
-    cfgs = [read_config(path) for path in paths]
-    main = cfgs[0]
-    name = main.get("name")
-    check_worker_name(name, f"{paths[0]}: name")
-    p = Pipeline(name)
+    cfgs = []
+    for path in paths:
+        c = read_config(path)
+        check_imported(c, str(path))
+        cfgs.append((str(path), c))
+    names = [c["name"] for _, c in cfgs]
+    for (path, _), worker in zip(cfgs, names):
+        check_worker_name(worker, f"{path}: name")
+        if names.count(worker) > 1:
+            raise ConfigError(f"{path}: name={worker!r} is not allowed; allowed: one config per Worker")
+    main = names[0]
+    p = Pipeline(main)
     p._strict = False
+    declared: dict[str, dict] = {"bindings": {}, "fields": {}, "kept": {}}
     queues: dict[str, dict] = {}
     producers: list[str] = []
-    consumers: list[str] = []
-    for c in cfgs:
-        q = c.get("queues") or {}
-        for producer in q.get("producers") or []:
+    consumed: dict[str, str] = {}
+    origin: dict[str, str] = {}        # the file a queue's settings came from
+    kept_notes: list[str] = []
+    for path, c in cfgs:
+        worker = c["name"]
+        tables = declared["bindings"].setdefault(worker, {})
+        fields = declared["fields"].setdefault(worker, {})
+        for table, (key, owned) in TABLES.items():
+            for item in _table(c, table):
+                name = item[key]
+                bucket = "stores" if "." not in table else table
+                tables.setdefault(bucket, []).append(name)
+                extra = {k: v for k, v in item.items() if k not in owned}
+                if extra:
+                    fields.setdefault(table, {})[name] = extra
+                    if table.startswith("queues."):
+                        kept_notes += [f"{path}: {table} {name!r} {k}" for k in extra]
+        kept = {k: v for k, v in c.items() if k not in MODELLED or k == "migrations"}
+        if worker != main and c.get("vars"):
+            kept["vars"] = c["vars"]
+        if kept:
+            declared["kept"][worker] = kept
+        kept_notes += [f"{path}: {k}" for k in kept if k not in QUIET]
+        for producer in _table(c, "queues.producers"):
             spec = queues.setdefault(producer["queue"], {})
             if "delivery_delay" in producer:
                 spec["delivery_delay"] = producer["delivery_delay"]
-            if c is main:
+            if worker == main:
                 producers.append(producer["queue"])
-        for consumer in q.get("consumers") or []:
-            spec = queues.setdefault(consumer["queue"], {})
+        for consumer in _table(c, "queues.consumers"):
+            queue = consumer["queue"]
+            if queue in consumed:
+                raise ConfigError(f"{path}: queues.consumers queue={queue!r} is not allowed; it is "
+                                  f"consumed by {consumed[queue]!r} already and a queue has one consumer Worker")
+            consumed[queue] = worker
+            origin[queue] = path
+            spec = queues.setdefault(queue, {})
             spec.update({k: consumer[k] for k in CONSUMER_KEYS if k in consumer})
-            consumers.append(consumer["queue"])
     for spec in list(queues.values()):
         if spec.get("dead_letter_queue"):
             queues.setdefault(spec["dead_letter_queue"], {})
     for queue in sorted(queues):
-        p.add_queue(queue, **queues[queue])
-    for queue in sorted(set(consumers)):
+        _add(origin.get(queue, str(paths[0])), f"queues.consumers queue={queue!r}", p.add_queue, queue,
+             **queues[queue])
+    for queue in sorted(consumed):
         p.add_consumer(queue)
     for queue in sorted(set(producers)):
         p.add_source(f"http-{queue}", queue=queue)
     defined: dict[str, str] = {}
-    for c in cfgs:
+    for _, c in cfgs:
         for m in c.get("migrations") or []:
             for cls in (m.get("new_sqlite_classes") or []) + (m.get("new_classes") or []):
                 defined[cls] = c["name"]
-    for c in cfgs:
-        for b in (c.get("durable_objects") or {}).get("bindings") or []:
+    for path, c in cfgs:
+        for i, b in enumerate(_table(c, "durable_objects.bindings")):
             cls = b["class_name"]
             if cls in p.graph:
                 continue
-            worker = b.get("script_name") or defined.get(cls, name)
-            p.add_actor(cls, binding=b["name"], worker=None if worker == name else worker)
-        for kind, key in (("kv", "kv_namespaces"), ("d1", "d1_databases"),
-                          ("analytics", "analytics_engine_datasets")):
-            for b in c.get(key) or []:
+            where = f"durable_objects.bindings[{i}]"
+            check_js_identifier(cls, f"{path}: {where}.class_name")
+            worker = b.get("script_name") or defined.get(cls, c["name"])
+            _add(path, where, p.add_actor, cls, binding=b["name"], worker=None if worker == main else worker)
+        for kind, table in (("kv", "kv_namespaces"), ("d1", "d1_databases"),
+                            ("analytics", "analytics_engine_datasets")):
+            for i, b in enumerate(_table(c, table)):
                 if b["binding"] not in p.graph:
-                    p.add_store(b["binding"], kind=kind)
-    p.vars.update(main.get("vars") or {})
+                    _add(path, f"{table}[{i}]", p.add_store, b["binding"], kind=kind)
+    p.vars.update(cfgs[0][1].get("vars") or {})
     p.wire(strict=False)
+    p.graph.graph["wrangler"] = declared
+    kept_notes += unmodelled(p)
+    if kept_notes:
+        warnings.warn("kept in the export as the config wrote it, not simulated: " + "; ".join(kept_notes),
+                      UserWarning, stacklevel=2)
     return p
+
+
+def _table(config: dict, table: str) -> list[dict]:
+    """The entries of ``queues.producers``, ``kv_namespaces``, ... (checked by check_imported)."""
+    *outer, inner = table.split(".")
+    for key in outer:
+        config = config.get(key) or {}
+    return config.get(inner) or []
+
+
+def _add(path: str, where: str, add: Any, *args: Any, **kwargs: Any) -> None:
+    """A model call whose ConfigError names the file and the table it came from."""
+    try:
+        add(*args, **kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {where}: {exc}") from None

@@ -25,7 +25,7 @@ from typing import Any
 import networkx as nx
 
 from ..errors import ConfigError
-from ..runtime.limits import BINDING_NAME, check_queue_name, check_worker_name
+from ..runtime.limits import BINDING_NAME, check_js_identifier, check_queue_name, check_worker_name
 from ..runtime.queues import ConsumerSettings
 from ..runtime.semantics import PRODUCTION
 from .dists import Dist
@@ -198,8 +198,7 @@ class Pipeline:
         ``body`` is ``{"type", "size", "origin", "origin_time"}``), called with the same key mapping (``instances``, ``skew``). ``method``: the RPC method
         name callers use; ``worker``: the name of another Worker that defines the class (the
         export binds it with ``script_name``)."""
-        if not BINDING_NAME.fullmatch(name):
-            raise ConfigError(f"actor {name!r}: the class name must be a JavaScript identifier")
+        check_js_identifier(name, "actor class name")
         self._new_node(name)
         if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
             raise ConfigError(f"actor {name!r}: instances={instances!r} is not allowed; allowed: an integer >= 1")
@@ -209,7 +208,8 @@ class Pipeline:
         if cls is not None and not callable(getattr(cls, "handle", None)):
             raise ConfigError(f"actor {name!r}: cls={cls!r} is not allowed; allowed: a cdpkit.Actor "
                               "subclass with an async handle(self, body) method")
-        if not isinstance(method, str) or not BINDING_NAME.fullmatch(method) or method.startswith("_"):
+        check_js_identifier(method, f"actor {name!r}: method")
+        if method.startswith("_"):
             raise ConfigError(f"actor {name!r}: method={method!r} is not allowed; allowed: a JavaScript "
                               "identifier not starting with '_'")
         if worker is not None:

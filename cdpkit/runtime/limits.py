@@ -50,6 +50,34 @@ def check_binding_name(name: object, field: str = "binding") -> str:
     return name
 
 
+# Words a generated class or method cannot be named: JavaScript's reserved words (ES2015+,
+# strict mode, which class bodies are), the strict-mode-only names, and TypeScript's built-in
+# type names (a class named ``string`` does not compile).
+JS_RESERVED = frozenset("""
+    await break case catch class const continue debugger default delete do else enum export
+    extends false finally for function if import in instanceof new null return super switch
+    this throw true try typeof var void while with yield let static implements interface
+    package private protected public arguments eval constructor
+    any bigint boolean never number object string symbol undefined unknown
+""".split())
+
+
+def check_js_identifier(name: object, field: str = "name") -> str:
+    """A name the generated TypeScript can declare: an identifier, not a reserved word.
+
+    >>> check_js_identifier("ScoringActor")
+    'ScoringActor'
+    >>> check_js_identifier("class", "actor class name")
+    Traceback (most recent call last):
+    ...
+    cdpkit.errors.ConfigError: actor class name='class' is not allowed; allowed: a JavaScript identifier that is not a reserved word (class, default, delete, ...)
+    """
+    if not isinstance(name, str) or not BINDING_NAME.fullmatch(name) or name in JS_RESERVED:
+        raise ConfigError(f"{field}={name!r} is not allowed; allowed: a JavaScript identifier that "
+                          "is not a reserved word (class, default, delete, ...)")
+    return name
+
+
 def binding_for(queue_name: str) -> str:
     """Conventional binding for a queue: ``cdp-command-queue`` -> ``CDP_COMMAND_QUEUE``."""
     return queue_name.replace("-", "_").upper()
