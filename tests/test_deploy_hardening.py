@@ -175,10 +175,11 @@ def test_reserved_words_are_not_method_names():
         shop().add_actor("Scorer", method="delete")
 
 
-def test_names_the_skeleton_declares_are_not_class_names():
+@pytest.mark.parametrize("name", ["Env", "Response"])
+def test_names_the_skeleton_declares_or_uses_are_not_class_names(name):
     p = shop()
-    p.add_actor("Env")
-    with pytest.raises(cdp.ConfigError, match="actor class name='Env' is not allowed; allowed: a name the "
+    p.add_actor(name)
+    with pytest.raises(cdp.ConfigError, match=f"actor class name='{name}' is not allowed; allowed: a name the "
                                               "Worker skeleton does not declare itself"):
         cdp.export.wrangler_toml(p)
 

@@ -68,8 +68,11 @@ MODELLED = {"name", "vars", "queues", "durable_objects", "migrations", "kv_names
             "d1_databases", "analytics_engine_datasets"}
 # top-level keys kept from an import without a warning (they do not change behaviour)
 QUIET = {"$schema", "main", "compatibility_date", "migrations", "account_id"}
-# names the Worker skeleton declares itself: an actor class cannot take them
-SKELETON_NAMES = {"Env", "Body", "DurableObject", "keyOf", "count", "seen", "ensureQueue", "sendToQueue"}
+# names the Worker skeleton declares or uses as globals: an actor class would shadow them
+SKELETON_NAMES = {"Env", "Body", "DurableObject", "keyOf", "count", "seen", "ensureQueue", "sendToQueue",
+                  "Response", "Request", "URL", "Math", "JSON", "String", "Error", "Promise", "Record",
+                  "crypto", "fetch", "ExecutionContext", "MessageBatch", "Queue", "DurableObjectNamespace",
+                  "KVNamespace", "D1Database", "AnalyticsEngineDataset"}
 
 
 def binding_of(queue: str) -> str:
@@ -186,7 +189,7 @@ def configs(p: Pipeline, compatibility_date: str | None = None) -> dict[str, dic
     for actor in p.nodes("actor"):
         if actor in SKELETON_NAMES:
             raise ConfigError(f"actor class name={actor!r} is not allowed; allowed: a name the Worker "
-                              f"skeleton does not declare itself ({', '.join(sorted(SKELETON_NAMES))})")
+                              f"skeleton does not declare itself or use as a global ({', '.join(sorted(SKELETON_NAMES))})")
     return {worker: _plain(_config(p, worker, compatibility_date)) for worker in workers(p)}
 
 
