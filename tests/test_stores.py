@@ -133,6 +133,7 @@ ROW_COUNTS = [
     ("DELETE FROM r WHERE name = 'b'", 0, 1, 1),
     ("DELETE FROM e", 0, 0, 1),
     ("SELECT * FROM e", 0, 1, 0),
+    ("SELECT count(*) AS n FROM e", 1, 0, 0),   # from the source (OP_Count adds the row count)
     ("INSERT INTO e SELECT id FROM r", 0, 2, 2),
     ("DELETE FROM r", 0, 0, 2),
 ]
