@@ -4,11 +4,16 @@
   exactly as for a handler): it spends the batch's service time, decides per message
   whether the attempt fails (retry with the spec's policy) and, for the rest, publishes,
   routes or calls an actor. One scheduled event per batch, no coroutine per message.
-* :class:`SpecActors` runs the instances of a spec actor class with the runtime's
-  object-gate rule (one call computes at a time, in arrival order) as arithmetic.
+* A spec actor class that writes to stores, calls actors or publishes is a generated
+  :class:`~cdpkit.runtime.actors.Actor` subclass (:func:`spec_actor_class`) run through the
+  runtime's own Durable Object machinery (its gate, stubs, KV/D1 calls), exactly as the
+  same class written by hand.
+* A service-only spec actor class is :class:`SpecActors`: the gate's events, replayed as
+  arithmetic in the clock's order (no coroutine per call).
 
-Spec messages carry a small tuple body ``(type, size, origin_time, origin_id)`` so that
-results can report end-to-end latency from the first send to the last step.
+A spec message's body is an int: the index of the workload arrival it descends from
+(:class:`SpecBodies` gives its type, size and origin time), so results can report
+end-to-end latency from the first send to the last step.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, HandlerError
+from ..runtime.actors import Actor
 from ..runtime.clock import Future, resolve_later
 from ..runtime.queues import BatchResult, Queue
 from ..runtime.trace import CallLog
 
 if TYPE_CHECKING:
-    from ..model.pipeline import ActorSpec, ConsumerSpec
+    from ..model.pipeline import ActorSpec, ConsumerSpec, StoreSpec
     from ..runtime.runtime import Runtime
 
 MAX_SEND_BATCH = 100   # messages per sendBatch
@@ -155,8 +161,8 @@ class SpecConsumer:
         self.callers = callers          # actor/store -> function(body, then): calls then() when done
         self.bodies = bodies
         self.cpu_seconds = 0.0
-        pool = getattr(callers.get(spec.calls), "__self__", None)    # actors exist before consumers
-        self.simple_pool = pool if isinstance(pool, SpecActors) and pool.simple else None
+        pool = callers.get(spec.calls)       # actors exist before consumers
+        self.simple_pool = pool if isinstance(pool, SpecActors) else None
         # An attempt fails with probability `failure`; a `permanent` share of those failures
         # are poison messages that fail every attempt, the rest fail independently with q.
         f, share = spec.failure, spec.permanent
@@ -258,153 +264,216 @@ class SpecConsumer:
         next_call()
 
 
-class SpecActors:
-    """The instances of a spec actor class, each a single-threaded object.
+def actor_streams(rng: np.random.Generator) -> tuple[np.random.Generator, np.random.Generator]:
+    """An actor node's two random streams, (keys, service times), spawned from its own:
+    separate, so that who draws keys (a pool, a caller, handler code) does not shift the
+    service times (a hand-written twin can draw the same ones)."""
+    keys, service = rng.spawn(2)
+    return keys, service
 
-    The rule is the runtime's object gate, written as arithmetic: a call computes for its
-    service time once every call that arrived earlier at the same instance has finished
-    computing (FIFO); while it waits for a store or a child actor the instance serves other
-    calls, and it continues in turn once the gate is free again. One scheduled event per
-    step, no coroutine per call (``tests/test_model.py`` checks it against a hand-written
-    :class:`~cdpkit.runtime.actors.Actor` through the real gate).
+
+class SpecActors:
+    """The instances of a service-only spec actor class (no store writes, child calls or
+    publishing), each a single-threaded object.
+
+    It replays the runtime's object gate (:class:`~cdpkit.runtime.clock.Gate`) as
+    arithmetic, event for event, with no coroutine per call: a call *enters* the gate when
+    it arrives (an entry event at once if the instance is free, else it waits in FIFO
+    order); its entry event draws its service time and schedules its *exit* that much
+    later; the exit hands the gate to the next waiting call (its entry event, now) and then
+    tells the caller. These events carry (time, sequence number) keys taken from the clock
+    exactly when the gate would take them, and run in the clock's order among the clock's
+    own events (the pool keeps them in its own queues, with one entry in the clock at its
+    earliest). ``tests/test_spec_actors_property.py`` checks it, call for call, against a
+    hand-written :class:`~cdpkit.runtime.actors.Actor` through the real gate.
     """
 
-    def __init__(self, runtime: Runtime, name: str, spec: ActorSpec, rng: np.random.Generator,
-                 callers: dict[str, Callable[[int], Any]], bodies: SpecBodies) -> None:
-        self.runtime, self.name, self.spec, self.bodies = runtime, name, spec, bodies
+    def __init__(self, runtime: Runtime, name: str, spec: ActorSpec, rng: np.random.Generator) -> None:
+        if spec.writes or spec.calls or spec.publish:
+            raise ConfigError(f"actor {name!r}: SpecActors runs service-only classes; "
+                              "one that writes, calls or publishes runs as spec_actor_class")
+        self.runtime, self.name, self.spec = runtime, name, spec
         self.binding = spec.binding
-        self.picker = KeyPicker(name.lower(), spec.instances, spec.skew, rng)
-        self.service = spec.service.sampler(rng)
-        self.free_at = [0.0] * spec.instances
-        self.starts: list[float] = []       # heap of start times not yet reached (queued calls)
+        keys, service = actor_streams(rng)
+        self.picker = KeyPicker(name.lower(), spec.instances, spec.skew, keys)
+        self.service = spec.service.sampler(service)
+        self.busy = [False] * spec.instances      # does a call hold the instance's gate
+        self.waiting: dict[int, deque] = {}       # instance -> calls waiting at its gate
         self.busy_seconds = 0.0
-        self.callers = callers
-        self.steps = [*spec.writes, *spec.calls]
-        self.simple = not self.steps and not spec.publish   # a call is just its service time
         self.log = log = CallLog(spec.binding, spec.method, self.picker.names)
         runtime.recorder.call_logs.append(log)
-        self._chains: list[tuple] = []      # heap of (time, seq, calls left, then) of call_each
-        self._wakes: list[tuple] = []       # heap of the (time, seq) of its entries in the clock
-        self._hot = (self.free_at, self.starts, self.service, self.picker.pick_index,   # for _issue
-                     log.key.append, log.arrived.append, log.started.append, log.finished.append)
+        # pending gate events: entries "now" in order, (time, seq, row, calls left, then);
+        # exits in a heap, same tuples
+        self._entries: deque[tuple] = deque()
+        self._exits: list[tuple] = []
+        self._wakes: list[tuple] = []             # the (time, seq) of its entries in the clock
 
-    def _issue(self, t: float, key: int | None = None) -> float:
-        """The gate rule as arithmetic: a request arriving at an instance at ``t`` computes
-        once the calls that arrived there before it have. Returns when it finishes."""
-        free_at, starts, service, pick, keys, arrived, started, finished = self._hot
-        k = pick() if key is None else key
-        free = free_at[k]
-        start = free if free > t else t
-        seconds = service()
-        self.busy_seconds += seconds
-        free_at[k] = finish = start + seconds
-        if start > t:
-            heapq.heappush(starts, start)
-        keys(k)
-        arrived(t)
-        started(start)
-        finished(finish)
-        return finish
+    def __call__(self, body: int, then: Callable[[], Any]) -> None:
+        """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
+        self.call(body, then)
 
     def call(self, body: int, then: Callable[[], Any], key: int | None = None) -> None:
-        """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
-        clock = self.runtime.clock
-        finish = self._issue(clock.now, key)
-        if self.simple:
-            clock.call_at(finish, then)
-        else:
-            clock.call_at(finish, self._step, self.log.key[-1], body, len(self.log) - 1, then, 0)
+        """A request to instance ``key`` (default: picked); ``then()`` runs when it is done."""
+        entry = self._enter(self.runtime.clock.now, 0, then, key)
+        if entry is not None:
+            self._entries.append(entry)
+        self._schedule()
 
     def call_each(self, count: int, then: Callable[[], Any]) -> None:
-        """``count`` simple requests one after another (each when the previous is done),
-        then ``then()``.
-
-        Each step is an event at (time, sequence number) exactly as if it were in the
-        clock's queue, but the pool keeps its chains in its own small heap with a single
-        entry in the clock's: when that fires, the pool runs every step of its chains that
-        comes before the clock's next event, in the same order the clock would have.
-        """
+        """``count`` requests one after another (each when the previous is done), then
+        ``then()``: a consumer calling the actor for each message of a batch in turn."""
         if not count:
             then()
             return
-        clock = self.runtime.clock
-        finish = self._issue(clock.now)
-        if count == 1:
-            clock.call_at(finish, then)
-        else:
-            heapq.heappush(self._chains, (finish, clock.next_seq(), count - 1, then))
-            self._schedule_chains()
+        entry = self._enter(self.runtime.clock.now, count - 1, then, None)
+        if entry is not None:
+            self._entries.append(entry)
+        self._schedule()
 
-    def _run_chains(self) -> None:
-        """Run, in clock order, every chain step due before the clock's next event."""
-        clock, chains, issue, pop = self.runtime.clock, self._chains, self._issue, heapq.heappop
-        pop(self._wakes)                     # the pool's earliest entry in the clock: this one
+    def _enter(self, t: float, left: int, then: Callable[[], Any], key: int | None) -> tuple | None:
+        """A call arrives at ``t``. It enters its instance's gate, with an entry event now
+        and the next sequence number, as ``Gate.enter`` schedules it (returned: the caller
+        queues it), or waits behind the call that holds it (None)."""
+        log = self.log
+        k = self.picker.pick_index() if key is None else key
+        row = len(log)
+        log.key.append(k)
+        log.arrived.append(t)
+        log.started.append(t)
+        log.finished.append(t)
+        if self.busy[k]:
+            self.waiting.setdefault(k, deque()).append((row, left, then))
+            return None
+        self.busy[k] = True
+        return t, self.runtime.clock.next_seq(), row, left, then, False
+
+    def _run(self) -> None:
+        """Run, in clock order, every gate event due before the clock's next event. (It
+        sets ``clock.now`` only to an event's time, only when that event comes first.)
+        Events are (time, seq, row, calls left, then, is exit); one just made that is
+        provably next runs at once instead of going through the queues."""
+        clock, entries, exits, push, pop = self.runtime.clock, self._entries, self._exits, heapq.heappush, heapq.heappop
+        started, finished, keys = self.log.started, self.log.finished, self.log.key
+        service, busy, waiting, next_seq = self.service, self.busy, self.waiting, clock.next_seq
+        pop(self._wakes)                    # the pool's earliest entry in the clock: this one
         bound = clock.head()
-        while chains and chains[0] < bound:
-            t, _, left, then = pop(chains)
-            while True:
-                clock.now = t
-                t = issue(t)
-                left -= 1
-                if not left:
-                    clock.call_at(t, then)
-                    bound = clock.head()
+        event = None
+        while True:
+            if event is None:
+                if entries and (not exits or entries[0] < exits[0]):
+                    if not entries[0] < bound:
+                        break
+                    event = entries.popleft()
+                elif exits and exits[0] < bound:
+                    event = pop(exits)
+                else:
                     break
-                step = (t, clock.next_seq())
-                if step < bound and (not chains or step < chains[0]):
-                    continue                 # this chain's next step is also the next event
-                heapq.heappush(chains, (*step, left, then))
-                break
-        self._schedule_chains()
+            t, _, row, left, then, is_exit = event
+            clock.now = t
+            if not is_exit:                 # the call has the gate: compute, then exit
+                seconds = service()         # drawn when the call gets the gate, as code does
+                self.busy_seconds += seconds
+                started[row] = t
+                event = (t + seconds, next_seq(), row, left, then, True)
+                if event < bound and not entries and (not exits or event < exits[0]):
+                    continue
+                push(exits, event)
+                event = None
+                continue
+            event = None
+            finished[row] = t
+            k = keys[row]
+            queue = waiting.get(k)
+            if queue:                       # Gate.leave: the next call gets the gate now
+                nxt, nleft, nthen = queue.popleft()
+                entries.append((t, next_seq(), nxt, nleft, nthen, False))
+            else:
+                busy[k] = False
+            if left:                        # the caller's next call, at once
+                event = self._enter(t, left - 1, then, None)
+                # an entry at (t, newest seq) is next only if nothing else is due at t
+                if event is not None and (entries or not bound[0] > t or (exits and not exits[0][0] > t)):
+                    entries.append(event)
+                    event = None
+            else:
+                then()
+                bound = clock.head()        # then() may have scheduled events
+        self._schedule()
 
-    def _schedule_chains(self) -> None:
-        """Make sure the pool has an entry in the clock at or before its earliest step.
-        Entries are never cancelled (a cancelled one would still hold its (time, seq) in
-        the clock's heap); one that finds nothing due does nothing."""
-        chains, wakes = self._chains, self._wakes
-        if chains:
-            head = chains[0][:2]
-            if not wakes or head < wakes[0]:
-                heapq.heappush(wakes, head)
-                self.runtime.clock.call_at_seq(head[0], head[1], self._run_chains)
-
-    def _step(self, k: int, body: int, row: int, then: Callable[[], Any], i: int,
-              entered: bool = False) -> None:
-        """Continue call ``row`` at its ``i``-th store write / child call, or finish it."""
-        clock = self.runtime.clock
-        if i and not entered and self.free_at[k] > clock.now:   # re-enter behind earlier calls
-            clock.call_at(self.free_at[k], self._step, k, body, row, then, i, True)
+    def _schedule(self) -> None:
+        """Make sure the pool has an entry in the clock at its earliest gate event's
+        (time, seq). Entries are never cancelled; one that finds nothing due does nothing."""
+        entries, exits, wakes = self._entries, self._exits, self._wakes
+        if entries and (not exits or entries[0] < exits[0]):
+            head = entries[0][:2]
+        elif exits:
+            head = exits[0][:2]
+        else:
             return
-        if i < len(self.steps):
-            self.callers[self.steps[i]](body, lambda: self._step(k, body, row, then, i + 1))
-            return
-        rt = self.runtime
-        for queue in self.spec.publish:
-            send_spec_messages(rt, rt.queues[queue], [body], self.bodies)
-        self.log.finished[row] = clock.now
-        then()
+        if not wakes or head < wakes[0]:
+            heapq.heappush(wakes, head)
+            self.runtime.clock.call_at_seq(head[0], head[1], self._run)
 
     def load(self, now: float) -> tuple[int, int]:
-        """(calls queued, instances computing) at ``now``."""
-        starts = self.starts
-        while starts and starts[0] <= now:
-            heapq.heappop(starts)
-        return len(starts), sum(1 for f in self.free_at if f > now)
+        """(calls waiting at a gate, instances holding one) now."""
+        return sum(map(len, self.waiting.values())), sum(self.busy)
 
     def get_by_name(self, name: str) -> _SpecStub:
         """A stub for handler code: ``env.BINDING.get_by_name(key).handle(body)``."""
         return _SpecStub(self, self.picker.index(name))
 
 
-def code_actor_caller(namespace: Any, picker: KeyPicker, bodies: SpecBodies
+def spec_origin(body: Any, where: str, why: str) -> int:
+    """The arrival index a spec body stands for: an int, or the dict handler code sees."""
+    if isinstance(body, dict) and "origin" in body:
+        body = body["origin"]
+    if isinstance(body, int) and not isinstance(body, bool):
+        return body
+    raise HandlerError(f"{where}: body={body!r:.60} is not allowed; allowed: a workload message's "
+                       f"body (m.body) or its 'origin', because {why}")
+
+
+def _awaitable(call: Callable[[int, Callable[[], Any]], None], body: int) -> Future:
+    future = Future()
+    call(body, future.set_result)
+    return future
+
+
+def spec_actor_class(runtime: Runtime, name: str, spec: ActorSpec, service_rng: np.random.Generator,
+                     callers: dict[str, Any], bodies: SpecBodies) -> type[Actor]:
+    """The :class:`~cdpkit.runtime.actors.Actor` subclass a spec actor stands for, to run
+    through the runtime's gate: its ``handle(body)`` computes for a service time, then
+    writes to each store (the store's own call, awaited), calls each child actor (awaited)
+    and publishes ``body`` to each queue. ``callers``: the stores' writers, and the
+    children's callers once every actor node is built (looked up at the call)."""
+    service = spec.service.sampler(service_rng)     # the node's service stream (actor_streams)
+    writes = [callers[store].write for store in spec.writes]     # stores are built first
+    queues = [runtime.queues[queue] for queue in spec.publish]
+    where, why = f"{spec.binding}.{spec.method}", f"{name} writes to stores, calls actors or publishes"
+
+    async def handle(self: Actor, body: Any) -> None:
+        body = spec_origin(body, where, why)
+        await self.ctx.work(service())
+        for write in writes:
+            await write(body)
+        for child in spec.calls:
+            await _awaitable(callers[child], body)
+        for queue in queues:
+            send_spec_messages(runtime, queue, [body], bodies)
+
+    return type(name, (Actor,), {spec.method: handle, "__doc__": f"Generated from spec actor {name!r}."})
+
+
+def code_actor_caller(namespace: Any, picker: KeyPicker, method: str, view: Callable[[int], Any] | None
                       ) -> Callable[[int, Callable[[], Any]], None]:
-    """Calls into a user-code actor class (``add_actor(..., cls=...)``) through the runtime's
-    namespace: ``handle(body)`` on the instance the body's key maps to, then ``then()``."""
+    """Calls into an actor class through the runtime's namespace: ``method(body)`` on the
+    instance the next picked key maps to, then ``then()``. ``view``: how the class gets the
+    body (user code: :meth:`SpecBodies.view`; None: the int itself)."""
     names = picker.names
 
     def call(body: int, then: Callable[[], Any]) -> None:
         stub = namespace.get_by_name(names[picker.pick_index()])
-        stub.handle(bodies.view(body)).add_done_callback(lambda _f: then())
+        getattr(stub, method)(body if view is None else view(body)).add_done_callback(lambda _f: then())
 
     return call
 
@@ -416,61 +485,61 @@ class _SpecStub:
         self.pool, self.key = pool, key
 
     def handle(self, body: Any) -> Future:
-        if isinstance(body, dict) and "origin" in body:   # a spec message's body, as handlers see it
-            body = body["origin"]
-        elif not self.pool.simple and not isinstance(body, int):
-            # its store writes and publishes need what a workload message stands for
-            raise HandlerError(f"{self.pool.binding}.handle: body={body!r:.60} is not allowed; allowed: "
-                               f"a workload message's body (m.body) or its 'origin', because "
-                               f"{self.pool.name} writes to stores, calls actors or publishes")
         future = Future()
-        self.pool.call(body, lambda: future.set_result(None), self.key)
+        self.pool.call(body, future.set_result, self.key)   # a service-only call: any body
         return future
 
 
 class Sink:
-    """An outside endpoint (webhook, analytics, e-mail): counts calls; each takes its latency."""
+    """An outside endpoint (webhook, analytics, e-mail): counts calls; each takes its latency
+    (``latency``: seconds, or a function drawing each call's)."""
 
-    def __init__(self, runtime: Runtime, name: str) -> None:
-        self.runtime, self.name, self.calls = runtime, name, 0
+    def __init__(self, runtime: Runtime, name: str, latency: float | Callable[[], float] = 0.0) -> None:
+        self.runtime, self.name, self.calls, self.latency = runtime, name, 0, latency
 
-    def call(self, latency: float):
+    def call(self, latency: float | None = None) -> Future:
         self.calls += 1
+        if latency is None:
+            latency = self.latency() if callable(self.latency) else self.latency
         return resolve_later(self.runtime.clock, latency)
 
 
-def store_writer(runtime: Runtime, name: str, spec, rng: np.random.Generator, bodies: SpecBodies
-                 ) -> Callable[[int, Callable[[], Any]], None]:
-    """One write per message to a KV namespace, D1 database or sink, taking its latency;
-    the returned ``write(body, then)`` runs ``then()`` when the write is done."""
-    if spec.kind == "sink":
-        sink = runtime.sinks[name] = Sink(runtime, name)
+class StoreWriter:
+    """One write per message to a KV namespace, D1 database, sink or Analytics Engine
+    dataset, through the runtime's own store (its latency is drawn per call from the
+    store's stream, by the store): ``write(body)`` is the store's awaitable call,
+    ``writer(body, then)`` runs ``then()`` when it is done."""
 
-        def write(body: int):
-            return sink.call(spec.latency.sample(rng))
-    elif spec.kind == "analytics":   # writeDataPoint is fire-and-forget: no latency
-        dataset = runtime.analytics(name)
+    def __init__(self, runtime: Runtime, name: str, spec: StoreSpec, rng: np.random.Generator,
+                 bodies: SpecBodies) -> None:
+        latency = spec.latency.a if spec.latency.kind == "const" else spec.latency.sampler(rng)
+        if spec.kind == "sink":
+            sink = runtime.sinks[name] = Sink(runtime, name, latency)
+            self.write = lambda body: sink.call()
+        elif spec.kind == "analytics":   # writeDataPoint is fire-and-forget: no latency
+            dataset = runtime.analytics(name)
 
-        def write(body: int):
-            dataset.write_data_point({"blobs": [bodies.type_name(body)], "doubles": [float(bodies.times[body])],
-                                      "indexes": [str(body)]})
-            return resolve_later(runtime.clock, 0.0)
-    elif spec.kind == "kv":
-        kv = runtime.kv(name)
+            def write(body: int) -> Future:
+                dataset.write_data_point({"blobs": [bodies.type_name(body)],
+                                          "doubles": [float(bodies.times[body])], "indexes": [str(body)]})
+                return resolve_later(runtime.clock, 0.0)
+            self.write = write
+        elif spec.kind == "kv":
+            kv = runtime.kv(name)
+            kv.latency = latency
+            self.write = lambda body: kv.put(f"message:{body}", "1")
+        else:
+            db = runtime.d1(name)
+            db.exec("CREATE TABLE writes (origin INTEGER, type INTEGER)")
+            db.latency = latency
+            insert, types = db.prepare("INSERT INTO writes VALUES (?, ?)"), bodies.types
+            self.write = lambda body: insert.bind(body, types[body]).run()
 
-        def write(body: int):
-            kv.latency = spec.latency.sample(rng)
-            return kv.put(f"message:{body}", "1")
-    else:
-        db = runtime.d1(name)
-        db.exec("CREATE TABLE writes (origin INTEGER, type INTEGER)")
-        insert = db.prepare("INSERT INTO writes VALUES (?, ?)")
+    def __call__(self, body: int, then: Callable[[], Any]) -> None:
+        self.write(body).add_done_callback(lambda _future: then())
 
-        def write(body: int):
-            db.latency = spec.latency.sample(rng)
-            return insert.bind(body, bodies.types[body]).run()
 
-    def write_then(body: int, then: Callable[[], Any]) -> None:
-        write(body).add_done_callback(lambda _future: then())
-
-    return write_then
+def store_writer(runtime: Runtime, name: str, spec: StoreSpec, rng: np.random.Generator,
+                 bodies: SpecBodies) -> StoreWriter:
+    """The writer of store ``name`` (:class:`StoreWriter`)."""
+    return StoreWriter(runtime, name, spec, rng, bodies)
