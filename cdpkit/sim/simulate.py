@@ -28,7 +28,9 @@ from .behaviour import (
     SpecActors,
     SpecBodies,
     SpecConsumer,
+    actor_streams,
     code_actor_caller,
+    spec_actor_class,
     spec_records,
     store_writer,
 )
@@ -65,14 +67,17 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         callers[store] = store_writer(rt, store, pipeline.spec(store), streams[store], bodies)
     for actor in pipeline.nodes("actor"):
         spec = pipeline.spec(actor)
-        if spec.cls is not None:      # user code: the runtime's own Durable Object machinery
-            namespace = rt.actor(spec.binding, spec.cls)
-            picker = KeyPicker(actor.lower(), spec.instances, spec.skew, streams[actor])
-            callers[actor] = code_actor_caller(namespace, picker, bodies)
+        if spec.cls is None and not (spec.writes or spec.calls or spec.publish):
+            pool = pools[actor] = SpecActors(rt, actor, spec, streams[actor])   # the gate as arithmetic
+            rt.env.bind(spec.binding, pool)
+            callers[actor] = pool
             continue
-        pool = pools[actor] = SpecActors(rt, actor, spec, streams[actor], callers, bodies)
-        rt.env.bind(spec.binding, pool)
-        callers[actor] = pool.call
+        # user code, or a spec that does I/O: the runtime's own Durable Object machinery
+        keys, service = actor_streams(streams[actor])
+        cls = spec.cls or spec_actor_class(rt, actor, spec, service, callers, bodies)
+        picker = KeyPicker(actor.lower(), spec.instances, spec.skew, keys)
+        callers[actor] = code_actor_caller(rt.actor(spec.binding, cls), picker, spec.method if spec.cls is None
+                                           else "handle", bodies.view if spec.cls else None)
     for node in pipeline.nodes("consumer"):
         data = pipeline.graph.nodes[node]
         spec = data["spec"]
