@@ -3,10 +3,15 @@ conserved, runs are deterministic per seed and virtual time never goes backwards
 
 import random
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cdpkit as cdp
+from cdpkit.model.dists import Dist
+from cdpkit.model.pipeline import ActorSpec
+from cdpkit.runtime.clock import work
+from cdpkit.sim.behaviour import SpecActors, actor_streams
 
 queue_settings = st.fixed_dictionaries({
     "max_batch_size": st.integers(1, 8),
@@ -203,3 +208,41 @@ def test_arrivals_absorbed_by_index_batch_like_one_event_per_arrival(semantics, 
         return seen
 
     assert run(absorbed=True) == run(absorbed=False)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=25),
+       st.sampled_from([0.0, 0.1, 0.2, {"exp": 0.15}]), st.sampled_from([0, 1, 2]))
+def test_service_only_spec_actor_replays_the_gate(requests, service, handler_work):
+    """SpecActors (a service-only spec actor as arithmetic) against a hand-written class
+    through the real gate, called from handler code: each request is a chain of calls to
+    one key, started on a 0.1 s grid (ties everywhere); every call's key, arrival, start
+    and finish must be equal, as must the callers' resumption times."""
+    def run(spec_pool: bool):
+        rt = cdp.Runtime()
+        spec = ActorSpec(Dist.parse(service), instances=3, binding="WORKER")
+        if spec_pool:
+            rt.env.bind("WORKER", SpecActors(rt, "Worker", spec, np.random.default_rng(7)))
+        else:
+            draw = spec.service.sampler(actor_streams(np.random.default_rng(7))[1])
+
+            class Worker(cdp.Actor):
+                async def handle(self, body):
+                    await self.ctx.work(draw())
+
+            rt.actor("WORKER", Worker)
+        resumed = []
+
+        async def chain(i, key, calls):
+            for _ in range(calls):
+                await rt.env.WORKER.get_by_name(f"worker-{key}").handle(i)
+                resumed.append((i, rt.now))
+                await work(handler_work / 10)     # the caller's own CPU between calls: more ties
+
+        for i, (at, key, calls) in enumerate(requests):
+            rt.call_at(at / 10, lambda i=i, key=key, calls=calls: rt.spawn(chain(i, key, calls)))
+        rt.run()
+        return rt.actor_calls[["object", "arrived", "started", "finished"]].values.tolist(), resumed
+
+    assert run(spec_pool=True) == run(spec_pool=False)
+
