@@ -93,7 +93,7 @@ def demo(args: argparse.Namespace) -> int:
 def _workload(args: argparse.Namespace, pipeline):
     from .model import Poisson
 
-    types = sorted({t for s in pipeline.nodes("source") for t in (pipeline.spec(s)["types"] or [])})
+    types = sorted({t for s in pipeline.nodes("source") for t in (pipeline.spec(s).types or [])})
     return Poisson(rate=args.rate, types=dict.fromkeys(types, 1.0) if types else {"message": 1.0})
 
 

@@ -23,8 +23,8 @@ def test_round_trip_yaml_and_json():
     p = cdp.Pipeline.from_yaml(EXAMPLE)
     again = cdp.Pipeline.from_yaml(p.to_yaml())
     assert again.to_dict() == p.to_dict()
-    from cdpkit.model.io import to_json
-    assert cdp.Pipeline.from_yaml(to_json(p)).to_dict() == p.to_dict()  # JSON is YAML
+    from cdpkit.model.io import dump_json
+    assert cdp.Pipeline.from_yaml(dump_json(p.to_dict())).to_dict() == p.to_dict()  # JSON is YAML
 
 
 def test_example_simulates_and_dead_letters_reach_d1():
@@ -41,9 +41,9 @@ def test_example_simulates_and_dead_letters_reach_d1():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: x\nqueus: {}", "model: unknown field 'queus'; allowed: name, sources, queues, actors, stores"),
+    ("name: x\nqueus: {}", "model: unknown field 'queus' \\(did you mean 'queues'\\?\\); allowed: name, sources, queues, actors, stores"),
     ("queues:\n  jobs: {max_batch_size: 500}", "queues.jobs: queue 'jobs': max_batch_size=500 is not allowed"),
-    ("queues:\n  jobs: {consumer: {servce: 1}}", "queues.jobs.consumer: unknown field 'servce'; allowed: service"),
+    ("queues:\n  jobs: {consumer: {servce: 1}}", "queues.jobs.consumer: unknown field 'servce' \\(did you mean 'service'\\?\\); allowed: service"),
     ("queues:\n  jobs: {consumer: {service: {base: -1}}}", "queues.jobs.consumer: consumer of 'jobs': service base -1 is not allowed"),
     ("actors:\n  Orch: {instances: many}", "actors.Orch: actor 'Orch': instances='many' is not allowed"),
     ("sources:\n  http: {share: 1}", "sources.http: missing field 'queue'"),

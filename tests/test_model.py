@@ -221,7 +221,7 @@ def test_validation_errors_name_the_node_and_field():
         p.validate()
     with pytest.raises(ConfigError, match="queue 'big': max_batch_size=500 is not allowed; allowed: an integer from 1 to 100"):
         p.add_queue("big", max_batch_size=500)
-    with pytest.raises(ConfigError, match=r"queue 'x': unknown settings \['batch_size'\]"):
+    with pytest.raises(ConfigError, match=r"queue 'x': unknown setting 'batch_size' \(did you mean 'max_batch_size'\?\)"):
         p.add_queue("x", batch_size=5)
     with pytest.raises(ConfigError, match="node 'jobs' already exists"):
         p.add_queue("jobs")

@@ -65,7 +65,7 @@ def test_progress_bar(capsys):
     ({"jobs.max_batch_size": []}, r"sweep grid\['jobs.max_batch_size'\]=\[\] is not allowed"),
     ({"jobs.max_batch_size": [5, 500]}, "max_batch_size=500 is not allowed"),
     ({"jbos.max_batch_size": [5]}, "setting 'jbos.max_batch_size': no node 'jbos'"),
-    ({"jobs.batch": [5]}, "'batch' is not a queue setting"),
+    ({"jobs.batch": [5]}, "setting 'jobs.batch': unknown setting 'batch'"),
 ])
 def test_bad_grids_fail_before_running(grid, message):
     with pytest.raises(ConfigError, match=message):

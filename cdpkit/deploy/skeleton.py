@@ -89,7 +89,7 @@ def worker_skeleton(p: Pipeline, worker: str | None = None) -> str:
               "    if (url.pathname === \"/_cdpkit/seen\") return Response.json(seen);",
               f"    if (url.pathname === \"/\") return new Response({_js(worker + ': POST /<source> to send')} + \"\\n\");"]
     for source in sources:
-        queue = p.spec(source)["queue"]
+        queue = p.spec(source).queue
         lines += [f"    if (request.method === \"POST\" && url.pathname === {_js('/' + source)}) {{",
                   "      const body = (await request.json()) as Body;",
                   f"      await env.{binding_of(queue)}.send(body);",

@@ -13,7 +13,7 @@ A distribution is given as a number (a constant) or a one-key dict:
 >>> Dist.parse({"gamma": 1})
 Traceback (most recent call last):
 ...
-cdpkit.errors.ConfigError: distribution {'gamma': 1} is not allowed; allowed: a number >= 0, or one of {'const': v}, {'exp': mean}, {'uniform': [low, high]}, {'normal': [mean, sd]}, {'lognormal': [mean, sigma]}
+cdpkit.errors.ConfigError: distribution {'gamma': 1} is not allowed; allowed: a finite number >= 0, or one of {'const': v}, {'exp': mean}, {'uniform': [low, high]}, {'normal': [mean, sd]}, {'lognormal': [mean, sigma]}
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import ConfigError
 
 KINDS = ("const", "exp", "uniform", "normal", "lognormal")
-ALLOWED = ("a number >= 0, or one of {'const': v}, {'exp': mean}, {'uniform': [low, high]}, "
+ALLOWED = ("a finite number >= 0, or one of {'const': v}, {'exp': mean}, {'uniform': [low, high]}, "
            "{'normal': [mean, sd]}, {'lognormal': [mean, sigma]}")
 
 
@@ -43,7 +43,7 @@ class Dist:
     def parse(cls, value: object, field: str = "distribution") -> Dist:
         if isinstance(value, Dist):
             return value
-        if isinstance(value, Real) and not isinstance(value, bool) and value >= 0:
+        if _nonneg(value):
             return cls("const", float(value))
         if isinstance(value, dict) and len(value) == 1:
             (kind, arg), = value.items()

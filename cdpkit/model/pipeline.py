@@ -19,112 +19,32 @@ plain networkx: inspect it with any networkx function.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import fields, replace
 from typing import Any
 
 import networkx as nx
 
 from ..errors import ConfigError
-from ..runtime.limits import BINDING_NAME, check_js_identifier, check_queue_name, check_worker_name
+from ..runtime.limits import BINDING_NAME, check_js_identifier, check_queue_name
 from ..runtime.queues import ConsumerSettings
-from ..runtime.semantics import PRODUCTION
-from .dists import Dist
+from ..runtime.settings import QUEUE_SETTINGS, check_setting_names
+from . import io
+from .specs import (
+    RETRY_MODES,
+    RETRY_POLICIES,
+    SOURCE_KINDS,
+    STORE_KINDS,
+    ActorSpec,
+    ConsumerSpec,
+    QueueSpec,
+    RetryPolicy,
+    SourceSpec,
+    StoreSpec,
+)
 
-QUEUE_KEYS = ("max_batch_size", "max_batch_timeout", "max_retries", "dead_letter_queue",
-              "retry_delay", "max_concurrency", "delivery_delay", "retention")
-RETRY_POLICIES = ("fixed", "exponential")
-SOURCE_KINDS = ("http", "cron", "producer")
-RETRY_MODES = ("per_message", "retry_all")
-
-
-@dataclass
-class RetryPolicy:
-    """Delay before a failed message is retried: fixed, or ``min(cap, base * 2**attempts)``."""
-
-    policy: str = "fixed"
-    base: float = 0.0
-    cap: float = 60.0
-    mode: str = "per_message"
-
-    def delay(self, attempts: int) -> int:
-        if self.policy == "fixed":
-            return int(self.base)
-        return int(min(self.cap, self.base * 2 ** attempts))
-
-    @classmethod
-    def parse(cls, value: Any, where: str) -> RetryPolicy:
-        if value is None:
-            return cls()
-        if isinstance(value, RetryPolicy):
-            return value
-        if not isinstance(value, dict) or set(value) - {"policy", "base", "cap", "mode"}:
-            raise ConfigError(f"{where}: retry={value!r} is not allowed; allowed: a dict with policy "
-                              "('fixed' or 'exponential'), base, cap (seconds) and mode "
-                              "('per_message' or 'retry_all')")
-        policy = cls(**value)
-        if policy.policy not in RETRY_POLICIES:
-            raise ConfigError(f"{where}: retry policy={policy.policy!r} is not allowed; allowed: "
-                              "'fixed', 'exponential'")
-        if policy.mode not in RETRY_MODES:
-            raise ConfigError(f"{where}: retry mode={policy.mode!r} is not allowed; allowed: "
-                              "'per_message', 'retry_all'")
-        for name in ("base", "cap"):
-            v = getattr(policy, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= PRODUCTION.max_delay_seconds:
-                raise ConfigError(f"{where}: retry {name}={v!r} is not allowed; allowed: 0 to "
-                                  f"{PRODUCTION.max_delay_seconds} seconds")
-        return policy
-
-
-@dataclass
-class ConsumerSpec:
-    """Behaviour of a queue consumer: batch service time, failures, retries, and where acked
-    messages go: a message whose type is in ``routes`` goes to that queue or actor (the seed's
-    Pattern 2); any other is published to ``publish`` and/or sent to the ``calls`` actor
-    (Pattern 1), one message after another."""
-
-    base: Dist = field(default_factory=lambda: Dist("const", 0.0))
-    per_message: Dist = field(default_factory=lambda: Dist("const", 0.0))
-    failure: float = 0.0
-    permanent: float = 0.0          # share of failing messages that fail every attempt (poison)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    publish: list[str] = field(default_factory=list)
-    routes: dict[str, str] = field(default_factory=dict)
-    calls: str | None = None
-    writes: list[str] = field(default_factory=list)   # stores written once per acked message
-    handler: Any = None             # user code instead of a spec: async def (batch, env, ctx)
-
-
-@dataclass
-class ActorSpec:
-    """A Durable Object class in a spec: service time per call, how keys map to instances
-    (``instances`` distinct keys, Zipf ``skew``; 0 = uniform), calls to child actors and
-    publishing to queues."""
-
-    service: Dist = field(default_factory=lambda: Dist("const", 0.0))
-    instances: int = 1
-    skew: float = 0.0
-    calls: list[str] = field(default_factory=list)
-    publish: list[str] = field(default_factory=list)
-    writes: list[str] = field(default_factory=list)
-    binding: str = ""
-    cls: Any = None                 # user code instead of a spec: a cdpkit.Actor subclass whose
-                                    # handle(self, body) method receives each call
-    method: str = "handle"          # the RPC method callers use (named in the Worker skeleton)
-    worker: str | None = None       # defined by another Worker (bound with script_name); None = main
-
-
-STORE_KINDS = ("kv", "d1", "sink", "analytics")
-
-
-@dataclass
-class StoreSpec:
-    """A KV namespace, a D1 database, or a sink (an outside endpoint: webhook, analytics,
-    e-mail); each write or call takes ``latency`` seconds of I/O."""
-
-    kind: str = "d1"
-    latency: Dist = field(default_factory=lambda: Dist("const", 0.0))
-    binding: str = ""
+__all__ = ["Pipeline", "QueueSpec", "SourceSpec", "ConsumerSpec", "ActorSpec", "StoreSpec", "RetryPolicy",
+           "RETRY_MODES", "RETRY_POLICIES", "SOURCE_KINDS", "STORE_KINDS"]
 
 
 class Pipeline:
@@ -137,99 +57,186 @@ class Pipeline:
 
     # -- building ------------------------------------------------------------------------
     def add_queue(self, name: str, **settings: Any) -> None:
-        """A queue and its consumer settings (keys as in ``[[queues.consumers]]``)."""
+        """A queue and its settings.
+
+        Parameters
+        ----------
+        name : str
+            The queue's name (1-63 lowercase letters, digits and dashes, starting with a letter).
+        **settings
+            Any of :data:`cdpkit.runtime.settings.QUEUE_SETTINGS`: ``max_batch_size`` (1-100),
+            ``max_batch_timeout`` (0-60 s), ``max_retries`` (0-100), ``dead_letter_queue``,
+            ``retry_delay`` and ``delivery_delay`` (whole seconds), ``max_concurrency``
+            (1-250), ``retention`` (60 s to 14 days). Unset = the semantics profile's default.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown setting (naming the nearest one) or a value out of range.
+
+        Examples
+        --------
+        >>> p = Pipeline("demo")
+        >>> p.add_queue("jobs", max_batch_size=50, max_retries=5)
+        >>> p.spec("jobs")
+        {'max_batch_size': 50, 'max_retries': 5}
+        >>> p.add_queue("jobs2", max_batch_size=500)
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: queue 'jobs2': max_batch_size=500 is not allowed; allowed: an integer from 1 to 100 (messages)
+        """
         check_queue_name(name)
-        self._new_node(name)
-        unknown = set(settings) - set(QUEUE_KEYS)
-        if unknown:
-            raise ConfigError(f"queue {name!r}: unknown settings {sorted(unknown)}; allowed: "
-                              + ", ".join(QUEUE_KEYS))
-        consumer = {k: v for k, v in settings.items() if k in ConsumerSettings.__dataclass_fields__}
-        ConsumerSettings(**consumer).validated(name, PRODUCTION)
-        self.graph.add_node(name, kind="queue", spec=dict(settings))
-        self.wire(strict=False)
+        self._add(name, "queue", QueueSpec(settings), f"queue {name!r}")
 
     def add_source(self, name: str, *, queue: str, share: float = 1.0,
                    types: list[str] | None = None, via: str = "http") -> None:
-        """Where messages enter: ``via`` an HTTP ingress Worker, a ``cron`` trigger or another
-        ``producer``; the workload's messages of ``types`` (default: all), a ``share`` of them."""
-        self._new_node(name)
-        if via not in SOURCE_KINDS:
-            raise ConfigError(f"source {name!r}: via={via!r} is not allowed; allowed: "
-                              + ", ".join(repr(k) for k in SOURCE_KINDS))
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
-            raise ConfigError(f"source {name!r}: share={share!r} is not allowed; allowed: 0 < share <= 1")
-        if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
-            raise ConfigError(f"source {name!r}: types={types!r} is not allowed; allowed: a list of message types")
-        self.graph.add_node(name, kind="source", spec={"queue": queue, "share": share, "types": types,
-                                                       "via": via})
-        self.wire(strict=False)
+        """Where messages enter the pipeline.
+
+        Parameters
+        ----------
+        name : str
+            The source's name (any unique node name).
+        queue : str
+            The queue it sends to.
+        share : float
+            The share of the workload's messages (of ``types``) that enter here, 0 < share <= 1.
+        types : list of str, optional
+            The workload's message types that enter here (default: all).
+        via : {"http", "cron", "producer"}
+            An HTTP ingress Worker, a cron trigger, or another producer.
+
+        Examples
+        --------
+        >>> p = Pipeline("demo")
+        >>> p.add_queue("jobs")
+        >>> p.add_source("web", queue="jobs", types=["click"], share=0.5)
+        >>> p.spec("web")
+        SourceSpec(queue='jobs', share=0.5, types=['click'], via='http')
+        """
+        self._add(name, "source", SourceSpec(queue, share, types, via), f"source {name!r}")
 
     def add_consumer(self, queue: str, *, service: Any = None, failure: float = 0.0,
                      permanent: float = 0.0, retry: Any = None, publish: list[str] | None = None,
                      routes: dict[str, str] | None = None, calls: str | None = None,
                      writes: list[str] | None = None, handler: Any = None) -> None:
-        """The consumer of ``queue``: a behaviour spec, or user ``handler`` code."""
+        """The consumer of ``queue``: a behaviour spec, or user ``handler`` code.
+
+        Parameters
+        ----------
+        queue : str
+            The queue it consumes (node ``"<queue>.consumer"``).
+        service : dict, optional
+            ``{"base": dist, "per_message": dist}``: seconds per batch plus per message; a
+            dist is a number or ``{"exp": mean}``, ``{"uniform": [lo, hi]}``, ... (see :class:`Dist`).
+        failure : float
+            Probability that one attempt at a message fails (it is retried).
+        permanent : float
+            Share of failing messages that fail on every attempt (poison messages).
+        retry : dict, optional
+            ``{"policy": "fixed" | "exponential", "base": s, "cap": s, "mode": "per_message" |
+            "retry_all"}``; delays are whole seconds.
+        publish : list of str
+            Queues every acked message is published to.
+        routes : dict
+            Message type -> queue or actor (type-routed consumers).
+        calls : str, optional
+            The actor each acked message is sent to.
+        writes : list of str
+            Stores written once per acked message.
+        handler : callable, optional
+            ``async def handler(batch, env, ctx)``: user code instead of the spec.
+
+        Examples
+        --------
+        >>> p = Pipeline("demo")
+        >>> p.add_queue("jobs")
+        >>> p.add_consumer("jobs", service={"per_message": 0.001}, failure=0.01,
+        ...                retry={"policy": "exponential", "base": 5, "cap": 60})
+        >>> p.spec("jobs.consumer").retry
+        RetryPolicy(policy='exponential', base=5, cap=60, mode='per_message')
+        >>> p.add_consumer("jobs", publish="events")
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: node 'jobs.consumer' already exists in pipeline 'demo'; allowed: unique names
+        """
         where = f"consumer of {queue!r}"
-        service = service or {}
+        service = {} if service is None else service
         if not isinstance(service, dict) or set(service) - {"base", "per_message"}:
             raise ConfigError(f"{where}: service={service!r} is not allowed; allowed: "
                               "{'base': dist, 'per_message': dist} (seconds)")
-        for name, value in (("failure", failure), ("permanent", permanent)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ConfigError(f"{where}: {name}={value!r} is not allowed; allowed: a probability 0 to 1")
-        spec = ConsumerSpec(
-            base=Dist.parse(service.get("base", 0.0), f"{where}: service base"),
-            per_message=Dist.parse(service.get("per_message", 0.0), f"{where}: service per_message"),
-            failure=float(failure), permanent=float(permanent),
-            retry=RetryPolicy.parse(retry, where), publish=list(publish or []),
-            routes=dict(routes or {}), calls=calls, writes=list(writes or []), handler=handler)
-        node = f"{queue}.consumer"
-        self._new_node(node)
-        self.graph.add_node(node, kind="consumer", spec=spec, queue=queue)
-        self.wire(strict=False)
+        spec = ConsumerSpec(service.get("base", 0.0), service.get("per_message", 0.0), failure,
+                            permanent, retry, publish, routes, calls, writes, handler)
+        self._add(f"{queue}.consumer", "consumer", spec, where, queue=queue)
 
     def add_actor(self, name: str, *, service: Any = 0.0, instances: int = 1, skew: float = 0.0,
                   calls: list[str] | None = None, publish: list[str] | None = None,
                   writes: list[str] | None = None, binding: str | None = None,
                   cls: type | None = None, method: str = "handle", worker: str | None = None) -> None:
-        """A Durable Object class (``name`` is its class name): a behaviour spec, or user
-        code ``cls`` (a :class:`cdpkit.Actor` subclass with ``async def handle(self, body)``;
-        ``body`` is ``{"type", "size", "origin", "origin_time"}``), called with the same key mapping (``instances``, ``skew``). ``method``: the RPC method
-        name callers use; ``worker``: the name of another Worker that defines the class (the
-        export binds it with ``script_name``)."""
+        """A Durable Object class: a behaviour spec, or user code ``cls``.
+
+        Parameters
+        ----------
+        name : str
+            Its class name (a JavaScript identifier, not a reserved word).
+        service : dist
+            Seconds of the object's serial time per call (a number or ``{"exp": mean}``, ...).
+        instances : int
+            How many distinct keys (objects) calls are spread over.
+        skew : float
+            Zipf exponent of the key popularity (0 = uniform).
+        calls, publish, writes : list of str
+            Child actors called, queues published to and stores written, once per call.
+        binding : str, optional
+            Its binding name (default: the class name in UPPER_SNAKE_CASE).
+        cls : type, optional
+            A :class:`cdpkit.Actor` subclass with ``async def handle(self, body)``; ``body``
+            is ``{"type", "size", "origin", "origin_time"}``.
+        method : str
+            The RPC method callers use (named in the Worker skeleton).
+        worker : str, optional
+            Another Worker that defines the class (the export binds it with ``script_name``).
+
+        Examples
+        --------
+        >>> p = Pipeline("demo")
+        >>> p.add_actor("ProfileScorer", service={"exp": 0.002}, instances=10, skew=1.2)
+        >>> p.spec("ProfileScorer").binding
+        'PROFILE_SCORER'
+        >>> p.add_actor("class")
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: actor class name='class' is not allowed; allowed: a JavaScript identifier that is not a reserved word (class, default, delete, ...)
+        """
         check_js_identifier(name, "actor class name")
-        self._new_node(name)
-        if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
-            raise ConfigError(f"actor {name!r}: instances={instances!r} is not allowed; allowed: an integer >= 1")
-        if isinstance(skew, bool) or not isinstance(skew, (int, float)) or skew < 0:
-            raise ConfigError(f"actor {name!r}: skew={skew!r} is not allowed; allowed: a number >= 0 "
-                              "(Zipf exponent; 0 = uniform)")
-        if cls is not None and not callable(getattr(cls, "handle", None)):
-            raise ConfigError(f"actor {name!r}: cls={cls!r} is not allowed; allowed: a cdpkit.Actor "
-                              "subclass with an async handle(self, body) method")
-        check_js_identifier(method, f"actor {name!r}: method")
-        if method.startswith("_"):
-            raise ConfigError(f"actor {name!r}: method={method!r} is not allowed; allowed: a JavaScript "
-                              "identifier not starting with '_'")
-        if worker is not None:
-            check_worker_name(worker, f"actor {name!r}: worker")
-        spec = ActorSpec(Dist.parse(service, f"actor {name!r}: service"), instances, float(skew),
-                         list(calls or []), list(publish or []), list(writes or []),
-                         binding or _snake(name).upper(), cls, method, worker)
-        self.graph.add_node(name, kind="actor", spec=spec)
-        self.wire(strict=False)
+        spec = ActorSpec(service, instances, skew, calls, publish, writes,
+                         _snake(name).upper() if binding is None else binding, cls, method, worker)
+        self._add(name, "actor", spec, f"actor {name!r}")
 
     def add_store(self, name: str, *, kind: str = "d1", latency: Any = 0.0) -> None:
-        """A KV namespace (``kind="kv"``), D1 database (``"d1"``) or sink (``"sink"``: an
-        outside HTTP endpoint) that consumers and actors write to; ``name`` is its binding."""
-        if not BINDING_NAME.fullmatch(name):
+        """A store that consumers and actors write to; ``name`` is its binding.
+
+        Parameters
+        ----------
+        kind : {"kv", "d1", "analytics", "sink"}
+            A KV namespace, a D1 database, an Analytics Engine dataset, or a sink (an outside
+            HTTP endpoint).
+        latency : dist
+            Seconds of I/O per write.
+
+        Examples
+        --------
+        >>> p = Pipeline("demo")
+        >>> p.add_store("DB", kind="d1", latency=0.005)
+        >>> p.spec("DB").latency.mean
+        0.005
+        """
+        if not isinstance(name, str) or not BINDING_NAME.fullmatch(name):
             raise ConfigError(f"store {name!r}: the name is its binding and must be a JavaScript identifier")
-        if kind not in STORE_KINDS:
-            raise ConfigError(f"store {name!r}: kind={kind!r} is not allowed; allowed: 'kv', 'd1', 'sink'")
-        self._new_node(name)
-        self.graph.add_node(name, kind="store",
-                            spec=StoreSpec(kind, Dist.parse(latency, f"store {name!r}: latency"), name))
+        self._add(name, "store", StoreSpec(kind, latency, name), f"store {name!r}")
+
+    def _add(self, node: str, kind: str, spec: Any, where: str, **attrs: Any) -> None:
+        self._new_node(node)
+        self.graph.add_node(node, kind=kind, spec=spec.validated(where), **attrs)
         self.wire(strict=False)
 
     def _new_node(self, name: str) -> None:
@@ -245,7 +252,7 @@ class Pipeline:
         for node, data in g.nodes(data=True):
             kind, spec = data["kind"], data["spec"]
             if kind == "source":
-                self._edge(node, spec["queue"], "sends")
+                self._edge(node, spec.queue, "sends")
             elif kind == "queue" and spec.get("dead_letter_queue"):
                 self._edge(node, spec["dead_letter_queue"], "dead_letters")
             elif kind == "consumer":
@@ -282,8 +289,8 @@ class Pipeline:
         g = self.graph
         for node, data in g.nodes(data=True):
             kind = data["kind"]
-            if kind == "source" and g.nodes[data["spec"]["queue"]]["kind"] != "queue":
-                raise ConfigError(f"source {node!r} sends to {data['spec']['queue']!r}, which is not a queue")
+            if kind == "source" and g.nodes[data["spec"].queue]["kind"] != "queue":
+                raise ConfigError(f"source {node!r} sends to {data['spec'].queue!r}, which is not a queue")
             if kind == "consumer" and data["queue"] not in g:
                 raise ConfigError(f"consumer {node!r}: queue {data['queue']!r} does not exist")
             if kind == "queue":
@@ -299,16 +306,21 @@ class Pipeline:
             if g.degree(node) == 0 and len(g) > 1 and not orphans:
                 raise ConfigError(f"node {node!r} is not connected to anything (orphan); wire it or remove it")
         consumers = {d["queue"] for _, d in g.nodes(data=True) if d["kind"] == "consumer"}
-        for node, data in g.nodes(data=True):
-            if data["kind"] == "queue" and node not in consumers and any(
-                    k in data["spec"] for k in ConsumerSettings.__dataclass_fields__):
+        for node in self.nodes("queue"):
+            if node not in consumers and ConsumerSettings.of(self.spec(node)).given():
                 raise ConfigError(f"queue {node!r} has consumer settings but no consumer; add one "
                                   f"with add_consumer({node!r}, ...)")
-        # cycles are allowed only through queues (a queue decouples); actor call cycles deadlock
-        actors = g.subgraph(n for n, d in g.nodes(data=True) if d["kind"] == "actor")
-        for cycle in nx.simple_cycles(actors):
-            raise ConfigError(f"actors call each other in a cycle {' -> '.join([*cycle, cycle[0]])}; "
-                              "cycles are allowed only through a queue")
+        # cycles are allowed only through queues (a queue decouples); actor call cycles deadlock,
+        # and a dead-letter cycle would pass a poison message round for ever
+        for kind, edges, why in (("actor", ("calls",), "actors call each other in a cycle"),
+                                 ("queue", ("dead_letters",), "dead-letter queues form a cycle")):
+            sub = nx.DiGraph([(a, b) for a, b, k in g.edges(data="kind") if k in edges
+                              and g.nodes[a]["kind"] == kind == g.nodes[b]["kind"]])
+            for cycle in nx.simple_cycles(sub):
+                start = cycle.index(min(cycle))       # name a cycle the same way every time
+                cycle = cycle[start:] + cycle[:start]
+                raise ConfigError(f"{why} {' -> '.join([*cycle, cycle[0]])}; allowed: no cycle "
+                                  f"({'cycles are allowed only through a queue' if kind == 'actor' else 'a DLQ chain must end'})")
 
     # -- access ----------------------------------------------------------------------------
     def nodes(self, kind: str) -> list[str]:
@@ -318,34 +330,62 @@ class Pipeline:
         return self.graph.nodes[node]["spec"]
 
     def set(self, key: str, value: Any, why: str | None = None) -> Pipeline:
-        """A copy with one setting changed: ``p.set("jobs.max_batch_size", 50)``.
+        """A copy with one setting changed, validated as ``add_*`` validates it.
 
-        ``why`` records where the value came from (e.g. ``"sweep row 3: p99 1.2 s, $4.10/month"``);
-        the export writes it as a comment next to the setting (see :attr:`provenance`).
+        Parameters
+        ----------
+        key : str
+            ``"<queue>.<setting>"`` (a queue setting; ``None`` unsets it),
+            ``"<queue>.consumer.<field>"``, ``"<Actor>.<field>"``, ``"<store>.<field>"`` or
+            ``"<source>.<field>"``: a field of that node's spec (:class:`ConsumerSpec`, ...).
+        value
+            The new value (a dict for distributions and retry policies, as in ``add_*``).
+        why : str, optional
+            Where the value came from (e.g. ``"sweep row 3: p99 1.2 s, $4.10/month"``); the
+            export writes it as a comment next to the setting (see :attr:`provenance`).
 
-        Keys are ``<queue>.<setting>``, ``<queue>.consumer.<field>`` or ``<Actor>.<field>``.
+        Raises
+        ------
+        ConfigError
+            For an unknown node or field, or a value ``add_*`` would refuse.
+
+        Examples
+        --------
+        >>> p = Pipeline("demo")
+        >>> p.add_queue("jobs", max_batch_size=10)
+        >>> p.add_consumer("jobs")
+        >>> p.set("jobs.max_batch_size", 50).spec("jobs")["max_batch_size"]
+        50
+        >>> p.set("jobs.consumer.failure", 2.0)
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: setting 'jobs.consumer.failure': consumer of 'jobs': failure=2.0 is not allowed; allowed: a probability from 0 to 1
         """
-        node, _, attr = key.rpartition(".")
+        node, _, attr = key.rpartition(".") if isinstance(key, str) else ("", "", "")
         if node not in self.graph:
-            raise ConfigError(f"setting {key!r}: no node {node!r}; nodes: {', '.join(sorted(self.graph))}")
-        copy_ = self.copy()
-        data = copy_.graph.nodes[node]
-        spec = data["spec"]
-        if isinstance(spec, dict):
-            if data["kind"] == "queue" and attr not in QUEUE_KEYS:
-                raise ConfigError(f"setting {key!r}: {attr!r} is not a queue setting; allowed: "
-                                  + ", ".join(QUEUE_KEYS))
-            spec[attr] = value
-            if data["kind"] == "queue":
-                consumer = {k: v for k, v in spec.items() if k in ConsumerSettings.__dataclass_fields__}
-                ConsumerSettings(**consumer).validated(node, PRODUCTION)
+            raise ConfigError(f"setting {key!r}: no node {node!r}; allowed: '<node>.<field>' with a "
+                              f"node of {', '.join(sorted(self.graph))}")
+        data = self.graph.nodes[node]
+        spec, kind = data["spec"], data["kind"]
+        where = f"consumer of {data['queue']!r}" if kind == "consumer" else f"{kind} {node!r}"
+        if kind == "queue":
+            check_setting_names([attr], f"setting {key!r}")
+            changed = QueueSpec({**spec, attr: value})
         else:
-            if not hasattr(spec, attr):
-                raise ConfigError(f"setting {key!r}: {data['kind']} {node!r} has no field {attr!r}")
-            current = getattr(spec, attr)
-            setattr(spec, attr, Dist.parse(value, key) if isinstance(current, Dist) else value)
+            names = [f.name for f in fields(spec)]
+            if attr not in names:
+                raise ConfigError(f"setting {key!r}: {kind} {node!r} has no field {attr!r}; "
+                                  f"allowed: {', '.join(names)}")
+            changed = replace(spec, **{attr: value})
+        try:
+            changed = changed.validated(where)
+        except ConfigError as exc:
+            raise ConfigError(f"setting {key!r}: {exc}") from None
+        copy_ = self.copy()
+        copy_.graph.nodes[node]["spec"] = changed
+        copy_.wire(strict=False)
         if why is not None:
-            copy_.graph.graph.setdefault("provenance", {})[key] = str(why)
+            copy_.provenance[key] = str(why)
         return copy_
 
     @property
@@ -365,31 +405,131 @@ class Pipeline:
         """Why settings have their values: ``{"jobs.max_batch_size": "sweep row 3: ..."}``."""
         return self.graph.graph.setdefault("provenance", {})
 
+    # -- model files ---------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path_or_text: str | Any) -> Pipeline:
-        """Read a model file (YAML or JSON), e.g. ``Pipeline.from_yaml("examples/cdp-gateway.yaml")``."""
-        from .io import from_yaml
-        return from_yaml(path_or_text)
+        """Read a model file (YAML or JSON) or YAML text (see :meth:`from_dict` for the format).
+
+        >>> p = Pipeline.from_yaml("examples/cdp-gateway.yaml")   # doctest: +SKIP
+        """
+        return cls.from_dict(io.load_document(path_or_text))
 
     @classmethod
     def from_wrangler(cls, *paths: str | Any) -> Pipeline:
-        """Read ``wrangler.toml`` / ``wrangler.jsonc`` file(s) (see :func:`cdpkit.deploy.from_wrangler`
-        for the behaviour defaults): ``Pipeline.from_wrangler("wrangler.toml")``."""
+        """Deprecated here: use :func:`cdpkit.from_wrangler` (the import belongs to ``deploy``)."""
         from ..deploy.wrangler import from_wrangler
         return from_wrangler(*paths)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Pipeline:
-        from .io import from_dict
-        return from_dict(data)
+    def from_dict(cls, data: Any) -> Pipeline:
+        """Build a pipeline from plain data, as a YAML or JSON model file holds it::
+
+            name: cdp-gateway
+            sources:   {http: {queue: cdp-command-queue}}
+            queues:
+              cdp-command-queue:
+                max_batch_size: 10             # any queue setting
+                consumer: {service: {base: 0.005, per_message: 0.001}, failure: 0.01,
+                           retry: {policy: exponential, base: 5, cap: 60}, calls: Orchestrator}
+            actors:    {Orchestrator: {service: 0.003, instances: 100, publish: [cdp-event-queue]}}
+            stores:    {DB: {kind: d1, latency: 0.005}}
+
+        The fields of each section are the keyword arguments of ``add_source``, ``add_queue``
+        (plus ``consumer``: those of ``add_consumer``), ``add_actor`` and ``add_store``.
+
+        >>> p = Pipeline.from_dict({"name": "d", "sources": {"http": {"queue": "jobs"}},
+        ...                         "queues": {"jobs": {"max_batch_size": 5, "consumer": {}}}})
+        >>> p.spec("jobs")
+        {'max_batch_size': 5}
+        >>> Pipeline.from_dict({"queues": {"jobs": {"max_batch_sise": 5}}})
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: queues.jobs: unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, delivery_delay, retention, consumer
+        """
+        data = io.check_keys("model", data, SECTIONS)
+        name = data.get("name", "pipeline")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"name={name!r} is not allowed; allowed: a non-empty string")
+        p = cls(name)
+
+        def section(key: str) -> dict:
+            value = data.get(key) or {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a mapping of name -> settings, got {type(value).__name__}")
+            return value
+
+        def build(where: str, method, name: str, spec: Any, allowed: tuple[str, ...]) -> None:
+            spec = io.check_keys(where, spec, allowed)
+            try:
+                method(name, **spec)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+
+        for name, spec in section("stores").items():
+            build(f"stores.{name}", p.add_store, name, spec, _keywords(p.add_store))
+        for name, spec in section("queues").items():
+            spec = dict(io.check_keys(f"queues.{name}", spec, (*QUEUE_SETTING_NAMES, "consumer"),
+                                      what="setting"))
+            consumer = spec.pop("consumer", None)
+            build(f"queues.{name}", p.add_queue, name, spec, QUEUE_SETTING_NAMES)
+            if consumer is not None:
+                build(f"queues.{name}.consumer", p.add_consumer, name, consumer,
+                      _keywords(p.add_consumer, "handler"))
+        for name, spec in section("actors").items():
+            build(f"actors.{name}", p.add_actor, name, spec, _keywords(p.add_actor, "cls"))
+        for name, spec in section("sources").items():
+            if isinstance(spec, dict) and "queue" not in spec:
+                raise ConfigError(f"sources.{name}: missing field 'queue' (the queue it sends to)")
+            build(f"sources.{name}", p.add_source, name, spec, _keywords(p.add_source))
+        provenance = data.get("provenance") or {}
+        if not isinstance(provenance, dict) or not all(isinstance(v, str) for v in provenance.values()):
+            raise ConfigError(f"provenance: {provenance!r:.80} is not allowed; allowed: a mapping of "
+                              "'<node>.<setting>' -> why (text)")
+        p.provenance.update(provenance)
+        p.validate()
+        return p
 
     def to_dict(self) -> dict:
-        from .io import to_dict
-        return to_dict(self)
+        """Plain data that :meth:`from_dict` turns back into an equal pipeline.
+
+        >>> p = Pipeline("d")
+        >>> p.add_queue("jobs", max_batch_size=5)
+        >>> p.add_source("http", queue="jobs")
+        >>> p.add_consumer("jobs")
+        >>> Pipeline.from_dict(p.to_dict()).to_dict() == p.to_dict()
+        True
+        """
+        out: dict[str, Any] = {"name": self.name, "sources": {}, "queues": {}, "actors": {}, "stores": {}}
+        for node in self.nodes("source"):
+            spec = self.spec(node)
+            out["sources"][node] = _changed(spec, SourceSpec(spec.queue), keep=("queue",))
+        for node in self.nodes("queue"):
+            out["queues"][node] = dict(self.spec(node))
+        for node in self.nodes("consumer"):
+            spec = self.spec(node)
+            if spec.handler is not None:
+                raise ConfigError(f"consumer {node!r} runs Python handler code, which a model file cannot hold")
+            c = {"service": {"base": spec.base.to_data(), "per_message": spec.per_message.to_data()},
+                 **_changed(spec, ConsumerSpec(), skip=("base", "per_message", "retry"))}
+            c["retry"] = vars(spec.retry).copy()
+            out["queues"][self.graph.nodes[node]["queue"]]["consumer"] = c
+        for node in self.nodes("actor"):
+            spec = self.spec(node)
+            if spec.cls is not None:
+                raise ConfigError(f"actor {node!r} runs Python code ({spec.cls.__name__}), which a "
+                                  "model file cannot hold")
+            out["actors"][node] = {"service": spec.service.to_data(), "instances": spec.instances,
+                                   "binding": spec.binding,
+                                   **_changed(spec, ActorSpec(), skip=("service", "instances", "binding"))}
+        for node in self.nodes("store"):
+            spec = self.spec(node)
+            out["stores"][node] = {"kind": spec.kind, "latency": spec.latency.to_data()}
+        out["provenance"] = dict(self.provenance)
+        return {k: v for k, v in out.items() if v or k == "name"}
 
     def to_yaml(self) -> str:
-        from .io import to_yaml
-        return to_yaml(self)
+        """The model file (YAML) of this pipeline."""
+        return io.dump_yaml(self.to_dict())
 
     def copy(self) -> Pipeline:
         other = Pipeline(self.name)
@@ -402,6 +542,22 @@ class Pipeline:
             counts[d["kind"]] = counts.get(d["kind"], 0) + 1
         parts = ", ".join(f"{n} {k}s" for k, n in sorted(counts.items()))
         return f"<Pipeline {self.name!r}: {parts or 'empty'}>"
+
+
+SECTIONS = ("name", "sources", "queues", "actors", "stores", "provenance")
+QUEUE_SETTING_NAMES = tuple(QUEUE_SETTINGS)
+
+
+def _keywords(method: Any, *code_only: str) -> tuple[str, ...]:
+    """The keyword arguments of an ``add_*`` method a model file may give (not user code)."""
+    return tuple(name for name, param in inspect.signature(method).parameters.items()
+                 if param.kind is param.KEYWORD_ONLY and name not in code_only)
+
+
+def _changed(spec: Any, default: Any, keep: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> dict:
+    """The fields of ``spec`` that differ from ``default`` (and those in ``keep``), as plain data."""
+    return {f.name: getattr(spec, f.name) for f in fields(spec)
+            if f.name not in skip and (f.name in keep or getattr(spec, f.name) != getattr(default, f.name))}
 
 
 def _snake(name: str) -> str:

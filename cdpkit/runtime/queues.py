@@ -21,7 +21,7 @@ import pickle
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, make_dataclass, replace
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -30,16 +30,10 @@ from ..errors import ConfigError, LimitError
 from .clock import Future, completed
 from .ledger import ACKED, Ledger
 from .limits import (
-    MAX_BATCH_SIZE,
-    MAX_BATCH_TIMEOUT,
-    MAX_CONCURRENCY,
-    MAX_RETRIES,
-    check_int,
-    check_number,
-    check_queue_name,
     js_int,
 )
 from .semantics import Semantics
+from .settings import settings_in
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -56,38 +50,19 @@ _json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow
 # ---------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class ConsumerSettings:
-    """Consumer settings of one queue, as in ``[[queues.consumers]]``. None = profile default."""
-
-    max_batch_size: int | None = None
-    max_batch_timeout: float | None = None
-    max_retries: int | None = None
-    dead_letter_queue: str | None = None
-    retry_delay: int | None = None
-    max_concurrency: int | None = None
+class _ConsumerSettingsMethods:
+    """What :class:`ConsumerSettings` can do; its fields come from the settings table."""
 
     def validated(self, queue: str, semantics: Semantics) -> ConsumerSettings:
-        """Check every value against Cloudflare's limits; raise ConfigError naming the field."""
-        where = f"queue {queue!r}: "
-        if self.max_batch_size is not None:
-            check_int(self.max_batch_size, where + "max_batch_size", 1, MAX_BATCH_SIZE)
-        if self.max_batch_timeout is not None:
-            check_number(self.max_batch_timeout, where + "max_batch_timeout", 0, MAX_BATCH_TIMEOUT)
-        if self.max_retries is not None:
-            check_int(self.max_retries, where + "max_retries", 0, MAX_RETRIES)
-        if self.retry_delay is not None:
-            check_int(self.retry_delay, where + "retry_delay", 0, semantics.max_delay_seconds)
-        if self.max_concurrency is not None:
-            check_int(self.max_concurrency, where + "max_concurrency", 1, MAX_CONCURRENCY)
-        if self.dead_letter_queue is not None:
-            check_queue_name(self.dead_letter_queue, where + "dead_letter_queue")
-            if self.dead_letter_queue == queue:
-                raise ConfigError(
-                    f"{where}dead_letter_queue={queue!r} is the queue itself; "
-                    "allowed: the name of a different queue"
-                )
-        return self
+        """Check every given value against Cloudflare's limits (ConfigError naming the field);
+        return the settings as plain ``int``/``float``/``str`` values."""
+        where = f"queue {queue!r}"
+        checked = {s.name: s.check(getattr(self, s.name), where, semantics)
+                   for s in settings_in("consumer") if getattr(self, s.name) is not None}
+        if checked.get("dead_letter_queue") == queue:
+            raise ConfigError(f"{where}: dead_letter_queue={queue!r} is the queue itself; "
+                              "allowed: the name of a different queue")
+        return replace(self, **checked)
 
     def given(self) -> dict[str, Any]:
         """The settings that were set explicitly."""
@@ -95,14 +70,22 @@ class ConsumerSettings:
 
     def resolved(self, semantics: Semantics) -> ConsumerSettings:
         """Fill unset values with the profile's defaults."""
-        return replace(
-            self,
-            max_batch_size=_default(self.max_batch_size, semantics.default_max_batch_size),
-            max_batch_timeout=float(_default(self.max_batch_timeout, semantics.default_max_batch_timeout)),
-            max_retries=_default(self.max_retries, semantics.default_max_retries),
-            retry_delay=_default(self.retry_delay, 0),
-            max_concurrency=_default(self.max_concurrency, semantics.default_max_concurrency),
-        )
+        return replace(self, **{s.name: s.default_for(semantics) for s in settings_in("consumer")
+                                if getattr(self, s.name) is None})
+
+    @classmethod
+    def of(cls, settings: dict[str, Any]) -> ConsumerSettings:
+        """The consumer settings among a queue's settings (``max_batch_size``, ... not
+        ``delivery_delay`` or ``retention``)."""
+        return cls(**{k: v for k, v in settings.items() if k in CONSUMER_KEYS})
+
+
+CONSUMER_KEYS = tuple(s.name for s in settings_in("consumer"))
+#: Consumer settings of one queue, as in ``[[queues.consumers]]``; None = the profile's default.
+#: One field per consumer-scope row of :data:`~cdpkit.runtime.settings.QUEUE_SETTINGS`.
+ConsumerSettings = make_dataclass(
+    "ConsumerSettings", [(name, Any, None) for name in CONSUMER_KEYS],
+    bases=(_ConsumerSettingsMethods,), frozen=True, namespace={"__module__": __name__})
 
 
 def _default(value, fallback):

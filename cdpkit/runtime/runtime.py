@@ -41,7 +41,6 @@ from .limits import (
     BINDING_NAME,
     binding_for,
     check_binding_name,
-    check_int,
     check_number,
     check_queue_name,
 )
@@ -54,6 +53,7 @@ from .queues import (
     Queue,
 )
 from .semantics import Semantics, resolve
+from .settings import QUEUE_SETTINGS, check_setting_names
 from .trace import Trace
 
 __all__ = ["Runtime", "HandlerConsumer"]
@@ -127,27 +127,37 @@ class Runtime:
         self.env.bind("QUEUES_API", QueuesAPI(self))
 
     # -- declaring ---------------------------------------------------------------------
-    def queue(self, name: str, *, binding: str | None = None, max_batch_size: int | None = None,
-              max_batch_timeout: float | None = None, max_retries: int | None = None,
-              dead_letter_queue: str | None = None, retry_delay: int | None = None,
-              max_concurrency: int | None = None, delivery_delay: int | None = None,
-              retention: float | None = None) -> Queue | None:
-        """Declare a queue with its consumer settings and a producer binding.
+    def queue(self, name: str, *, binding: str | None = None, **settings: Any) -> Queue | None:
+        """Declare a queue with its settings and a producer binding.
 
+        ``settings`` are the keys of ``[[queues.consumers]]`` and more, as listed in
+        :data:`cdpkit.runtime.settings.QUEUE_SETTINGS`: ``max_batch_size``,
+        ``max_batch_timeout``, ``max_retries``, ``dead_letter_queue``, ``retry_delay``,
+        ``max_concurrency``, ``delivery_delay`` (seconds every send waits unless it gives its
+        own) and ``retention`` (seconds a message may wait). Unset = the profile's default.
         The binding defaults to the name in UPPER_SNAKE_CASE (``jobs-dlq`` -> ``JOBS_DLQ``).
         A name containing ``*`` declares a *template* for queues created at run time
         (``rt.create_queue`` or ``env.QUEUES_API.create_queue``), e.g. ``"tenant-*"``.
+
+        >>> rt = Runtime()
+        >>> rt.queue("jobs", max_batch_size=10, max_retries=2).settings.max_batch_size
+        10
+        >>> rt.queue("jobs2", max_batch_sise=10)
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: queue 'jobs2': unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, delivery_delay, retention
         """
-        settings = ConsumerSettings(max_batch_size, max_batch_timeout, max_retries,
-                                    dead_letter_queue, retry_delay, max_concurrency)
-        if delivery_delay is not None:
-            check_int(delivery_delay, f"queue {name!r}: delivery_delay", 0,
-                      self.semantics.max_delay_seconds)
-        if retention is not None:
-            check_number(retention, f"queue {name!r}: retention", 60, 14 * 86_400)
+        where = f"queue {name!r}"
+        check_setting_names(settings, where)
+        settings = {k: v for k, v in settings.items() if v is not None}
+        for key, value in settings.items():   # consumer settings are checked by validated()
+            if QUEUE_SETTINGS[key].scope != "consumer":
+                settings[key] = QUEUE_SETTINGS[key].check(value, where, self.semantics)
+        delivery_delay, retention = settings.get("delivery_delay"), settings.get("retention")
+        settings = ConsumerSettings.of(settings)
         if isinstance(name, str) and "*" in name:
             check_queue_name(name.replace("*", "x"), "queue name pattern")
-            settings.validated(name, self.semantics)
+            settings = settings.validated(name, self.semantics)
             if binding is not None:
                 raise ConfigError(f"queue pattern {name!r}: binding={binding!r} is not allowed; "
                                   "queues created at run time have no binding (use env.QUEUES_API)")
@@ -157,7 +167,7 @@ class Runtime:
         check_queue_name(name)
         if name in self.queues:
             raise ConfigError(f"queue {name!r} is already declared; allowed: each name once")
-        settings.validated(name, self.semantics)
+        settings = settings.validated(name, self.semantics)
         binding = binding_for(name) if binding is None else check_binding_name(binding)
         queue = Queue(self, name, settings, delivery_delay, retention)
         self.env.bind(binding, Producer(self, name, binding))

@@ -37,7 +37,7 @@ class Results:
         self.duration = duration
         self._timeline = timeline
         self.actor_pools = actor_pools or {}     # spec actor class -> SpecActors
-        self.entry_queues = sorted({pipeline.spec(s)["queue"] for s in pipeline.nodes("source")})
+        self.entry_queues = sorted({pipeline.spec(s).queue for s in pipeline.nodes("source")})
 
     @property
     def messages(self) -> pd.DataFrame:

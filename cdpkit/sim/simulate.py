@@ -93,16 +93,16 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     for source in pipeline.nodes("source"):
         spec = pipeline.spec(source)
         keep = np.ones(len(arrivals), dtype=bool)
-        if spec.get("types"):
-            unknown = set(spec["types"]) - set(arrivals.type_names)
+        if spec.types:
+            unknown = set(spec.types) - set(arrivals.type_names)
             if unknown:
                 raise ConfigError(f"source {source!r}: types {sorted(unknown)} are not in the workload's "
                                   f"types {arrivals.type_names}")
-            codes = [arrivals.type_names.index(t) for t in spec["types"]]
+            codes = [arrivals.type_names.index(t) for t in spec.types]
             keep &= np.isin(arrivals.types, codes)
-        if spec["share"] < 1:
-            keep &= streams[source].random(len(arrivals)) < spec["share"]
-        feeds.setdefault(spec["queue"], []).append(np.flatnonzero(keep))
+        if spec.share < 1:
+            keep &= streams[source].random(len(arrivals)) < spec.share
+        feeds.setdefault(spec.queue, []).append(np.flatnonzero(keep))
     # A run allocates millions of small acyclic objects (message bodies, batches): the
     # cyclic collector would rescan them again and again (40 % of the time on a million
     # messages) and free nothing.

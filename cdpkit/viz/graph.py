@@ -142,9 +142,9 @@ def edge_labels(pipeline: Pipeline, results: Results | None = None) -> dict[tupl
             out[(a, b)] = data["message_type"]
         elif kind == "sends":
             spec = pipeline.spec(a)
-            parts = [textwrap.fill(", ".join(spec["types"]), 24)] if spec.get("types") else []
-            if spec["share"] < 1:
-                parts.append(f"{spec['share']:.0%}")
+            parts = [textwrap.fill(", ".join(spec.types), 24)] if spec.types else []
+            if spec.share < 1:
+                parts.append(f"{spec.share:.0%}")
             if parts:
                 out[(a, b)] = "\n".join(parts)
     return out
@@ -155,8 +155,7 @@ def _consumes_label(pipeline: Pipeline, queue: str, consumer: str, results: Resu
     if results is not None and queue in results.runtime.queues:
         settings = results.runtime.queues[queue].settings
     else:
-        fields = ConsumerSettings.__dataclass_fields__
-        settings = ConsumerSettings(**{k: v for k, v in given.items() if k in fields}).resolved(PRODUCTION)
+        settings = ConsumerSettings.of(given).resolved(PRODUCTION)
     lines = [f"batch {settings.max_batch_size} / {fmt_value(float(settings.max_batch_timeout))} s",
              f"retries {settings.max_retries}"]
     spec = pipeline.spec(consumer)
@@ -180,7 +179,7 @@ def node_labels(pipeline: Pipeline) -> dict[str, str]:
         if kind == "consumer":
             out[node] = "consumer"
         elif kind == "source":
-            out[node] = f"{node} ({data['spec']['via']})"
+            out[node] = f"{node} ({data['spec'].via})"
         elif kind == "store":
             out[node] = f"{node} ({data['spec'].kind})"
         else:

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..runtime.settings import QUEUE_SETTINGS
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -47,9 +49,7 @@ SERVICE_COLOURS = {"Queues": "#f6821f", "Workers": "#1e88e5", "Durable Objects":
                    "KV": "#43a047", "D1": "#6d4c41"}
 PERCENTILES = (0.50, 0.95, 0.99)
 #: Short names for queue settings in labels ("batch=100, timeout=1").
-SHORT_SETTINGS = {"max_batch_size": "batch", "max_batch_timeout": "timeout", "max_retries": "retries",
-                  "max_concurrency": "concurrency", "retry_delay": "retry delay",
-                  "delivery_delay": "delivery delay"}
+SHORT_SETTINGS = {s.name: s.short for s in QUEUE_SETTINGS.values()}
 
 
 # ------------------------------------------------------------------ shared frames (computed once)
@@ -181,10 +181,10 @@ def _node_stats(res: Results) -> pd.DataFrame:
                                "utilisation": np.nan, "max_backlog": np.nan}
         if kind == "source":
             offered = len(arrivals)
-            if spec.get("types"):
-                codes = [arrivals.type_names.index(t) for t in spec["types"] if t in arrivals.type_names]
+            if spec.types:
+                codes = [arrivals.type_names.index(t) for t in spec.types if t in arrivals.type_names]
                 offered = int(np.isin(arrivals.types, codes).sum())
-            row.update(throughput=offered * spec["share"] / duration, unit="msg/s")
+            row.update(throughput=offered * spec.share / duration, unit="msg/s")
         elif kind == "queue":
             row.update(throughput=acked.get(node, 0) / duration, unit="msg/s",
                        max_backlog=float(backlog.get(node, 0)))

@@ -36,9 +36,9 @@ import ipywidgets as widgets
 
 from ..errors import CdpkitError, ConfigError
 from ..model.workload import Constant, Diurnal, Piecewise, Poisson, Workload
-from ..runtime.limits import MAX_BATCH_SIZE, MAX_BATCH_TIMEOUT, MAX_CONCURRENCY, MAX_RETRIES
 from ..runtime.queues import ConsumerSettings
-from ..runtime.semantics import resolve
+from ..runtime.semantics import PRODUCTION, resolve
+from ..runtime.settings import QUEUE_SETTINGS
 from ..sim.simulate import simulate
 from .plots import dashboard, headline
 
@@ -50,6 +50,20 @@ if TYPE_CHECKING:
 QUEUE_KNOBS = {"batch_size": "max_batch_size", "timeout": "max_batch_timeout",
                "retries": "max_retries", "retry_delay": "retry_delay",
                "concurrency": "max_concurrency", "failure": "consumer.failure"}
+
+
+#: Slider ends where the table's range is wider than a slider can show usefully (the slider
+#: grows when a model's value is larger).
+SLIDER_MAX = {"retry_delay": 300}
+
+
+def _setting_slider(name: str, **slider: Any) -> widgets.Widget:
+    """A slider over one queue setting: range and label from the settings table."""
+    setting = QUEUE_SETTINGS[name]
+    high = SLIDER_MAX.get(name, setting.high_for(PRODUCTION))
+    if setting.kind == "int":
+        return widgets.IntSlider(min=setting.low, max=high, description=setting.label, **slider)
+    return widgets.FloatSlider(min=setting.low, max=high, step=0.5, description=setting.label, **slider)
 
 
 # ------------------------------------------------------------------------------ workload
@@ -129,7 +143,7 @@ class Explorer(widgets.VBox):
         queues = [d["queue"] for _, d in pipeline.graph.nodes(data=True) if d["kind"] == "consumer"]
         if not queues:
             raise ConfigError(f"pipeline {pipeline.name!r} has no consumer to explore; add one with add_consumer()")
-        entry = [pipeline.spec(s)["queue"] for s in pipeline.nodes("source")]
+        entry = [pipeline.spec(s).queue for s in pipeline.nodes("source")]
         queue = queue if queue is not None else next((q for q in entry if q in queues), queues[0])
         if queue not in queues:
             raise ConfigError(f"explore: queue={queue!r} is not allowed; allowed: a queue with a "
@@ -154,13 +168,8 @@ class Explorer(widgets.VBox):
         rate = base_rate(self.base_workload)
         return {
             "queue": widgets.Dropdown(options=queues, value=queue, description="queue", style=style),
-            "batch_size": widgets.IntSlider(min=1, max=MAX_BATCH_SIZE, description="batch size", **slider),
-            "timeout": widgets.FloatSlider(min=0, max=MAX_BATCH_TIMEOUT, step=0.5,
-                                           description="batch timeout (s)", **slider),
-            "retries": widgets.IntSlider(min=0, max=MAX_RETRIES, description="max retries", **slider),
-            "retry_delay": widgets.IntSlider(min=0, max=300, description="retry delay (s)", **slider),
-            "concurrency": widgets.IntSlider(min=1, max=MAX_CONCURRENCY, description="max concurrency",
-                                             **slider),
+            **{name: _setting_slider(QUEUE_KNOBS[name], **slider)
+               for name in ("batch_size", "timeout", "retries", "retry_delay", "concurrency")},
             "failure": widgets.FloatSlider(min=0, max=1, step=0.005, readout_format=".3f",
                                            description="failure rate", **slider),
             "rate": widgets.FloatSlider(value=rate or 0.0, min=0, max=max(4 * (rate or 0.0), 10.0),
@@ -176,9 +185,7 @@ class Explorer(widgets.VBox):
 
     def _model_value(self, name: str, queue: str) -> Any:
         """What the model (not the overrides) says for a queue control."""
-        given = self.model.spec(queue)
-        fields = ConsumerSettings.__dataclass_fields__
-        settings = ConsumerSettings(**{k: v for k, v in given.items() if k in fields}).resolved(
+        settings = ConsumerSettings.of(self.model.spec(queue)).resolved(
             resolve(self.controls["semantics"].value))
         consumer = self.model.spec(f"{queue}.consumer")
         if name == "failure":
