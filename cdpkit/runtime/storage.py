@@ -8,8 +8,8 @@ does not change what is stored.
 >>> s = Storage(sqlite=True)
 >>> _ = s.put("count", 1); s.get("count").result()
 1
->>> s.sql.exec("CREATE TABLE t(x)").rows_written
-0
+>>> s.sql.exec("CREATE TABLE t(x)").rows_written     # SQLite writes the schema row too
+2
 >>> _ = s.sql.exec("INSERT INTO t VALUES (?), (?)", 1, 2)
 >>> s.sql.exec("SELECT sum(x) AS total FROM t").one()
 {'total': 3}
