@@ -9,13 +9,14 @@
 from . import deploy as deploy
 from . import export as export
 from . import viz as viz
-from .errors import CdpkitError, ConfigError, HandlerError, LimitError
+from .errors import BudgetError, CdpkitError, ConfigError, HandlerError, LimitError
 from .model import Constant, Dist, Diurnal, Piecewise, Pipeline, Poisson, Replay, Workload
 from .runtime import LOCAL, PRODUCTION, Actor, ActorAborted, Runtime, Semantics, persist
+from .runtime.budget import Budget
 from .sim import Results, choose, simulate, sweep
 
 __version__ = "0.1.0"
 
 __all__ = ["Pipeline", "Dist", "Workload", "Poisson", "Constant", "Piecewise", "Diurnal", "Replay",
            "simulate", "sweep", "choose", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
-           "LimitError", "HandlerError", "__version__"]
+           "LimitError", "HandlerError", "Budget", "BudgetError", "__version__"]

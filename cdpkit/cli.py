@@ -103,13 +103,14 @@ def simulate_cmd(args: argparse.Namespace) -> int:
     from .sim import simulate
 
     pipeline = Pipeline.from_yaml(args.model)
+    out = Path(args.out) if args.out else None
+    if out is not None:       # before the run, not after it: a bad folder fails at once
+        out.mkdir(parents=True, exist_ok=True)
     res = simulate(pipeline, _workload(args, pipeline), duration=args.duration, seed=args.seed,
                    semantics=args.semantics, progress=True)
     pd.set_option("display.width", 140)
     _show(f"{pipeline.name}: {args.rate:g} messages/s for {args.duration:g} virtual s", res.summary().round(4))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         for path in _report(res, out):
             print(f"wrote {path}")
     return 0
@@ -177,14 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=lab)
 
     args = parser.parse_args(argv)
+    from .errors import CdpkitError
     try:
         return args.func(args)
-    except Exception as exc:  # a clear message on the command line, not a traceback
-        from .errors import CdpkitError
-        if isinstance(exc, (CdpkitError, FileExistsError, FileNotFoundError)):
-            print(f"cdpkit {args.command}: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except (CdpkitError, OSError) as exc:   # a bad model, argument or folder: one line, no traceback
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        print(f"error: cdpkit {args.command}: {' '.join(lines)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

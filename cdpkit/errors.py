@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CdpkitError", "ConfigError", "LimitError", "HandlerError"]
+__all__ = ["CdpkitError", "ConfigError", "LimitError", "HandlerError", "BudgetError"]
 
 
 class CdpkitError(ValueError):
@@ -19,3 +19,9 @@ class LimitError(CdpkitError):
 
 class HandlerError(CdpkitError):
     """User handler code used the Workers API in a way the platform rejects."""
+
+
+class BudgetError(CdpkitError):
+    """A run would do, or did, more work than its :class:`~cdpkit.Budget` allows (events,
+    messages, memory, or events at one virtual instant); the message says which limit,
+    the figure, and what to change."""

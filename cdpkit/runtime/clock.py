@@ -32,11 +32,23 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["Clock", "Future", "Gate", "Task", "gather", "sleep", "work", "TimeError"]
+from ..errors import CdpkitError
+
+__all__ = ["Clock", "Future", "Gate", "Task", "gather", "sleep", "work", "TimeError", "Interrupted"]
 
 
-class TimeError(ValueError):
-    """Raised when something would make virtual time go backwards."""
+class TimeError(CdpkitError):
+    """Raised for a time that is not allowed: before now, or not a finite number."""
+
+
+class Interrupted(RuntimeError):
+    """What a task's awaiters see when it was stopped by KeyboardInterrupt, SystemExit or
+    GeneratorExit (that exception itself stops the run, once)."""
+
+
+def _bad_time(what: str, when: Any, now: float, more: str = "") -> TimeError:
+    why = f"is before now={now:g}" if when < now else "is not a finite number"
+    return TimeError(f"{what} {why}; allowed: a finite time >= now{more}")
 
 
 class Future:
@@ -163,15 +175,15 @@ class _Sleep:
 
 def sleep(seconds: float) -> _Sleep:
     """Awaitable pause of ``seconds`` of virtual time (``await sleep(1.5)``)."""
-    if not seconds >= 0:  # also rejects NaN
-        raise TimeError(f"sleep: seconds={seconds!r} is not allowed; use a number >= 0")
+    if not 0 <= seconds < math.inf:  # also rejects NaN
+        raise TimeError(f"sleep: seconds={seconds!r} is not allowed; use a finite number >= 0")
     return _Sleep(float(seconds))
 
 
 def work(seconds: float) -> _Sleep:
     """Awaitable use of ``seconds`` of virtual CPU: like sleep, but it keeps a task's gate."""
-    if not seconds >= 0:
-        raise TimeError(f"work: seconds={seconds!r} is not allowed; use a number >= 0")
+    if not 0 <= seconds < math.inf:
+        raise TimeError(f"work: seconds={seconds!r} is not allowed; use a finite number >= 0")
     return _Sleep(float(seconds), busy=True)
 
 
@@ -208,14 +220,21 @@ class Gate:
 
 
 class Task(Future):
-    """A coroutine driven by the clock. Completes with the coroutine's return value."""
+    """A coroutine driven by the clock. Completes with the coroutine's return value.
 
-    __slots__ = ("clock", "coro", "name", "gate")
+    If it fails while nothing awaits it and ``surface`` is set (``rt.spawn`` sets it), the
+    exception also propagates out of ``run``: a producer script that stopped silently would
+    make every later figure wrong. KeyboardInterrupt, SystemExit and GeneratorExit always
+    propagate (awaiters see :class:`Interrupted`).
+    """
+
+    __slots__ = ("clock", "coro", "name", "gate", "surface")
 
     def __init__(self, clock: Clock, coro: Coroutine, name: str = "",
                  gate: Gate | None = None) -> None:
         super().__init__()
         self.clock, self.coro, self.name, self.gate = clock, coro, name, gate
+        self.surface = False
 
     def _step(self, value: Any = None, error: BaseException | None = None) -> None:
         try:
@@ -228,11 +247,22 @@ class Task(Future):
                 self.gate.leave(self)
             self.set_result(stop.value)
             return
-        except BaseException as exc:  # the task failed; whoever awaits it sees why
+        except Exception as exc:  # the task failed; whoever awaits it sees why
             if self.gate is not None:
                 self.gate.leave(self)
+            unawaited = self.surface and self._callbacks is None
             self.set_exception(exc)
+            if unawaited:
+                exc.add_note(f"(in task {self.name or self.coro.__qualname__!r} started with spawn, "
+                             f"which nothing awaited; it failed at t={self.clock.now:g}s)")
+                raise
             return
+        except BaseException as exc:  # Ctrl-C, sys.exit(): stop the run, as in asyncio
+            if self.gate is not None:
+                self.gate.leave(self)
+            self.set_exception(Interrupted(f"task {self.name or self.coro.__qualname__!r} was "
+                                           f"stopped by {type(exc).__name__}"))
+            raise
         gate = self.gate
         if type(yielded) is _Sleep:
             if gate is None or yielded.busy:
@@ -269,7 +299,8 @@ class Clock:
     ``run()`` runs until nothing is left to do.
     """
 
-    __slots__ = ("now", "_heap", "_seq", "events_processed", "_limit")
+    __slots__ = ("now", "_heap", "_seq", "events_processed", "_limit", "_watch", "_watch_every",
+                 "_countdown")
 
     def __init__(self, start: float = 0.0) -> None:
         self.now = float(start)
@@ -277,11 +308,18 @@ class Clock:
         self._seq = 0
         self.events_processed = 0
         self._limit = float("inf")     # run(until=...) while it runs
+        self._watch: Callable[[], None] | None = None
+        self._watch_every = self._countdown = 0
+
+    def set_watch(self, watch: Callable[[], None] | None, every: int = 4096) -> None:
+        """Call ``watch()`` after every ``every`` events (it may raise to stop the run).
+        Checking in chunks keeps the per-event loop as it is (see :class:`BudgetWatch`)."""
+        self._watch, self._watch_every, self._countdown = watch, every, every
 
     def call_at(self, when: float, fn: Callable, *args: Any) -> list:
         """Run ``fn(*args)`` at virtual time ``when``. Returns a handle for :meth:`cancel`."""
-        if when < self.now:
-            raise TimeError(f"cannot schedule at t={when} before now={self.now}")
+        if not self.now <= when < math.inf:     # also NaN, which would poison every later time
+            raise _bad_time(f"call_at: when={when!r}", when, self.now)
         self._seq += 1
         entry = [when, self._seq, fn, args]
         heapq.heappush(self._heap, entry)
@@ -339,30 +377,53 @@ class Clock:
         return end
 
     def run(self, until: float | None = None, max_events: int | None = None) -> None:
-        """Process events in (time, sequence) order up to ``until`` (inclusive)."""
-        if until is not None and until < self.now:
-            raise TimeError(f"run(until={until}) is before now={self.now}")
+        """Process events in (time, sequence) order up to ``until`` (inclusive).
+
+        Events run in chunks between calls of the watch (see :meth:`set_watch`), so the
+        loop per event is only the heap and the counter.
+        """
+        if until is not None and not self.now <= until < math.inf:
+            raise _bad_time(f"run: until={until!r}", until, self.now, ", or None to run until nothing is left to do")
         heap, pop = self._heap, heapq.heappop
         limit = float("inf") if until is None else until
-        budget = -1 if max_events is None else max_events
+        left = -1 if max_events is None else max_events     # events this call may still run
+        watch = self._watch
         processed = 0
         self._limit = limit
         try:
-            while heap and budget != processed:
-                entry = heap[0]
-                if entry[0] > limit:
+            while True:
+                stop = self._countdown if watch is not None else -1
+                if left >= 0 and (stop < 0 or left < stop):
+                    stop = left
+                while heap and processed != stop:
+                    entry = heap[0]
+                    if entry[0] > limit:
+                        break
+                    pop(heap)
+                    fn = entry[2]
+                    if fn is None:
+                        continue
+                    self.now = entry[0]
+                    processed += 1
+                    fn(*entry[3])
+                finished = processed != stop or left == processed
+                self.events_processed += processed
+                if left >= 0:
+                    left -= processed
+                if watch is not None:
+                    self._countdown -= processed
+                processed = 0
+                if watch is not None and self._countdown == 0:
+                    self._countdown = self._watch_every
+                    watch()
+                if finished:
                     break
-                pop(heap)
-                fn = entry[2]
-                if fn is None:
-                    continue
-                self.now = entry[0]
-                processed += 1
-                fn(*entry[3])
         finally:
             self._limit = float("inf")
             self.events_processed += processed
-        if until is not None and budget != processed:
+            if watch is not None:
+                self._countdown -= processed
+        if until is not None and left != 0:
             self.now = until
 
     def __len__(self) -> int:

@@ -58,7 +58,8 @@ class Ledger:
 
     __slots__ = ("queue", "content_type", "payload", "bytes", "timestamp", "sent", "failed", "outcome",
                  "finished", "drop_reasons", "same_as", "_delivered", "_delivered_at",
-                 "size", "_queue_codes", "_queue_names", "_type_codes", "_type_names", "_salt", "raw_view")
+                 "size", "_queue_codes", "_queue_names", "_type_codes", "_type_names", "_salt", "raw_view",
+                 "max_size", "on_full")
 
     def __init__(self, seed: int = 0) -> None:
         self.queue = array("H")            # code into _queue_names
@@ -82,6 +83,8 @@ class Ledger:
         rng = np.random.default_rng([seed, 0x1D5])
         self._salt = [int(v) for v in rng.integers(0, 2**63, size=2)]
         self.raw_view: Callable[[Any], Any] | None = None   # "raw" payload -> body (spec messages)
+        self.max_size: float = float("inf")   # the run's message budget: on_full(size) raises
+        self.on_full: Callable[[int], None] | None = None
 
     def __len__(self) -> int:
         return self.size
@@ -106,6 +109,8 @@ class Ledger:
                 else:
                     column.extend(values)
         self.size = start + n
+        if self.size > self.max_size:
+            self.on_full(self.size)
         if self.size > len(self.outcome):   # the state columns grow in chunks
             grow = max(n, _CHUNK)
             self.finished.extend(array("d", [float("nan")]) * grow)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import numbers
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -32,6 +33,7 @@ import pandas as pd
 from ..errors import ConfigError
 from .actors import ActorId, ActorNamespace
 from .analytics import AnalyticsDataset
+from .budget import Budget, BudgetWatch
 from .clock import Clock, Future, Task, completed, gather, sleep
 from .d1 import D1Database
 from .env import Env, ExecutionContext
@@ -104,15 +106,25 @@ class Runtime:
         uses Cloudflare's production defaults, limits and consumer concurrency.
     seed:
         Seeds message ids (and anything random); the same seed gives the same run.
+    budget:
+        The most work a run may do (:class:`~cdpkit.Budget`: events, messages, memory,
+        events at one virtual instant); over it ``run`` raises ``BudgetError``.
     """
 
-    def __init__(self, semantics: str | Semantics = "local", seed: int = 0) -> None:
+    def __init__(self, semantics: str | Semantics = "local", seed: int = 0,
+                 budget: Budget | None = None) -> None:
         self.semantics = resolve(semantics)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ConfigError(f"seed={seed!r} is not allowed; allowed: an int >= 0")
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigError(f"budget={budget!r} is not allowed; allowed: a cdpkit.Budget or None")
         self.seed = seed
+        self.budget = Budget() if budget is None else budget
         self.clock = Clock()
         self.env = Env()
         self.recorder = Trace()
         self.ledger = Ledger(seed)
+        self.watch = BudgetWatch(self, self.budget)
         self.queues: dict[str, Queue] = {}
         self._templates: dict[str, dict[str, Any]] = {}
         self._template_handlers: dict[str, Callable] = {}
@@ -319,17 +331,45 @@ class Runtime:
         return gather(self.clock, *awaitables)
 
     def spawn(self, coro: Coroutine, name: str = "") -> Task:
-        """Run a coroutine (a producer script, say) in virtual time."""
-        return self.clock.spawn(coro, name)
+        """Run a coroutine (a producer script, say) in virtual time.
+
+        If it raises while nothing awaits it, :meth:`run` re-raises the exception then
+        (with a note naming the task): like ``asyncio.run`` with its main coroutine, or
+        Node's unhandled rejections, a failure is not swallowed. To handle it instead,
+        await the task (or ``rt.gather`` it) from another task, or catch it inside.
+        """
+        if not inspect.iscoroutine(coro):
+            raise ConfigError(f"spawn: {coro!r:.80} is not allowed; allowed: a coroutine, "
+                              "e.g. rt.spawn(producer()) for an async def producer")
+        task = self.clock.spawn(coro, name)
+        task.surface = True
+        return task
 
     def call_at(self, when: float, fn: Callable, *args: Any) -> None:
-        """Call ``fn(*args)`` at virtual time ``when``."""
+        """Call ``fn(*args)`` at virtual time ``when`` (finite, not before now)."""
         self.clock.call_at(when, fn, *args)
 
     def run(self, until: float | None = None) -> None:
-        """Run until virtual time ``until`` (seconds), or until nothing is left to do."""
+        """Run until virtual time ``until`` (seconds), or until nothing is left to do.
+
+        It always returns or raises: over the runtime's :class:`~cdpkit.Budget` (too many
+        events or messages, too much memory, or virtual time standing still) it raises
+        ``BudgetError``; an exception in a task from :meth:`spawn` that nothing awaits,
+        KeyboardInterrupt and SystemExit propagate. ``until`` must be a finite time not
+        before now.
+        """
         self.validate()
         self.clock.run(until)
+
+    def activity(self) -> dict[str, int]:
+        """Batches cut per queue and requests per actor class so far (what a zero-time
+        cycle's error names)."""
+        counts = {f"queue {name!r}": queue.batches for name, queue in self.queues.items()}
+        for namespace in self.namespaces.values():
+            counts[f"actor {namespace.binding!r}"] = sum(o.requests for o in namespace.objects.values())
+        for log in self.recorder.call_logs:
+            counts[f"actor {log.binding!r}"] = len(log)
+        return counts
 
     def validate(self) -> None:
         """Check the wiring before anything runs; raises ConfigError naming the problem."""

@@ -14,15 +14,19 @@ True
 from __future__ import annotations
 
 import gc
+import math
+import numbers
 
+import networkx as nx
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from ..errors import BudgetError, ConfigError
 from ..model.pipeline import Pipeline
-from ..model.workload import Workload
+from ..model.workload import Diurnal, Piecewise, Replay, Workload, _Rated
+from ..runtime.budget import Budget, check_plan
 from ..runtime.runtime import Runtime
-from ..runtime.semantics import Semantics
+from ..runtime.semantics import Semantics, resolve
 from .behaviour import (
     KeyPicker,
     SpecActors,
@@ -37,25 +41,52 @@ from .behaviour import (
 from .results import Results
 
 TIMELINE_POINTS = 400
+DRAIN_TRIPS = 100      # around a cycle, messages a drain may enter per message in flight
 
 
 def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int = 0,
              semantics: str | Semantics = "production", drain: bool = True,
-             trace: bool = False, progress: bool = False) -> Results:
+             trace: bool = False, progress: bool = False, budget: Budget | None = None) -> Results:
     """Simulate ``duration`` seconds of ``workload`` through ``pipeline``.
 
     Arrivals stop at ``duration``; with ``drain=True`` the run continues until every
     message has finished (acked, dead-lettered or dropped), which gives time-to-drain.
+    If the pipeline has a cycle (a consumer publishing back upstream, dead letter queues
+    that lead back), the drain may enter at most 100 messages per message in flight when
+    arrivals stop (and 100,000 more): past that, messages are taken to go round without
+    end and ``BudgetError`` names the cycle.
     ``trace=True`` also keeps a row per delivery (``res.runtime.trace``); per-message and
     per-batch results are always kept. ``progress=True`` shows a bar over virtual time.
+
+    It always returns or raises. ``budget`` (default ``cdp.Budget()``: 20 million
+    messages, 100 million events, ~8 GiB, 250,000 events at one virtual instant) bounds
+    the run: checked before it starts, from the workload's expected arrivals and the
+    actors' instances, and while it runs; over it, ``BudgetError`` says which limit, the
+    figure and what to change.
+
+    Raises
+    ------
+    ConfigError
+        An argument is not allowed (``duration`` must be a finite number > 0, ``seed`` an
+        int >= 0, ``drain``/``trace``/``progress`` bools), or the pipeline is invalid.
+    BudgetError
+        The run would exceed, or exceeded, ``budget``.
     """
+    _check_arguments(pipeline, workload, duration, seed, semantics, drain, trace, progress, budget)
+    budget = Budget() if budget is None else budget
     pipeline.validate()
-    rt = Runtime(semantics=semantics, seed=seed)
+    expected = expected_arrivals(workload, duration)
+    instances = {a: pipeline.spec(a).instances for a in pipeline.nodes("actor")}
+    check_plan(budget, 0 if expected is None else expected, instances)
+    rt = Runtime(semantics=semantics, seed=seed, budget=budget)
+    rt.watch.where, rt.watch.how = "simulate", "budget=cdp.Budget({}=...)"
     rt.recorder.keep_deliveries = trace
     names = sorted(pipeline.graph)
     streams = dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1))))
     workload_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(len(names) + 1)[-1])
     arrivals = workload.arrivals(duration, workload_rng)
+    if expected is None:        # a workload class of the user's own: check what it drew
+        check_plan(budget, len(arrivals), instances)
     bodies = SpecBodies(arrivals)
     rt.ledger.raw_view = bodies.view     # how handler code sees a spec message's body
 
@@ -118,13 +149,80 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         _sample(rt, pools, timeline, duration / TIMELINE_POINTS, duration, bar)
         rt.clock.run(until=duration)
         if drain:
-            rt.clock.run()
+            _drain(rt, pipeline, duration)
     finally:
         bar.close()
         if collecting:
             gc.enable()
     rt.check_conservation()
     return Results(pipeline, rt, arrivals, duration, timeline, pools)
+
+
+def _drain(rt: Runtime, pipeline: Pipeline, duration: float) -> None:
+    """Run until every message has finished; around a cycle, only while messages do."""
+    cycles = _cycles(pipeline)
+    ledger = rt.ledger
+    if cycles:
+        start = len(ledger)
+        in_flight = int(np.count_nonzero(np.frombuffer(ledger.outcome, dtype=np.int8)[:start] == 0))
+        cap = start + DRAIN_TRIPS * in_flight + 100_000
+
+        def round_and_round(rows: int) -> None:
+            raise BudgetError(
+                f"simulate: draining after duration={duration:g}, {rows - start:,} messages "
+                f"entered queues by t={rt.now:g}s for the {in_flight:,} in flight when arrivals stopped: "
+                f"messages go round the cycle {cycles} without end; use drain=False (the run stops "
+                "at duration), or break the cycle")
+
+        if cap < ledger.max_size:
+            ledger.max_size, ledger.on_full = cap, round_and_round
+    rt.clock.run()
+
+
+def _check_arguments(pipeline, workload, duration, seed, semantics, drain, trace, progress, budget) -> None:
+    """Each argument's type and range, up front (ConfigError naming the argument)."""
+    if not isinstance(pipeline, Pipeline):
+        raise ConfigError(f"simulate: pipeline={pipeline!r:.80} is not allowed; allowed: a cdpkit.Pipeline")
+    if not isinstance(workload, Workload):
+        raise ConfigError(f"simulate: workload={workload!r:.80} is not allowed; allowed: a cdpkit "
+                          "Workload (Poisson, Constant, Piecewise, Diurnal, Replay)")
+    if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not 0 < duration < math.inf:
+        raise ConfigError(f"simulate: duration={duration!r} is not allowed; allowed: a finite number "
+                          "of virtual seconds > 0")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"simulate: seed={seed!r} is not allowed; allowed: an int >= 0")
+    try:
+        resolve(semantics)
+    except ConfigError as exc:
+        raise ConfigError(f"simulate: {exc}") from None
+    for name, value in (("drain", drain), ("trace", trace), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"simulate: {name}={value!r} is not allowed; allowed: True or False")
+    if budget is not None and not isinstance(budget, Budget):
+        raise ConfigError(f"simulate: budget={budget!r:.80} is not allowed; allowed: a cdpkit.Budget or None")
+
+
+def expected_arrivals(workload: Workload, duration: float) -> float | None:
+    """How many arrivals ``workload`` draws over ``duration``, on average, before drawing
+    them (None for a workload class it does not know)."""
+    if isinstance(workload, _Rated):
+        return workload.rate * duration
+    if isinstance(workload, Piecewise):
+        bounds = [t for t, _ in workload.schedule[1:]] + [math.inf]
+        return sum(rate * max(0.0, min(end, duration) - start)
+                   for (start, rate), end in zip(workload.schedule, bounds))
+    if isinstance(workload, Diurnal):   # candidates are drawn at the peak rate, then thinned
+        return workload.mean * (1 + workload.amplitude) * duration
+    if isinstance(workload, Replay):
+        return float((workload.frame["time"] < duration).sum())
+    return None
+
+
+def _cycles(pipeline: Pipeline) -> str:
+    """The pipeline's cycles (through queues: publishing, dead letters), as text, each
+    from its first node by name."""
+    cycles = (c[c.index(min(c)):] + c[:c.index(min(c))] for c in nx.simple_cycles(pipeline.graph))
+    return "; ".join(sorted(" -> ".join([*c, c[0]]) for c in cycles))
 
 
 def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
