@@ -353,7 +353,8 @@ class SpecActors:
         Events are (time, seq, row, calls left, then, is exit); one just made that is
         provably next runs at once instead of going through the queues."""
         clock, entries, exits, push, pop = self.runtime.clock, self._entries, self._exits, heapq.heappush, heapq.heappop
-        started, finished, keys = self.log.started, self.log.finished, self.log.key
+        log, pick = self.log, self.picker.pick_index
+        started, finished, keys, arrived = log.started, log.finished, log.key, log.arrived
         service, busy, waiting, next_seq = self.service, self.busy, self.waiting, clock.next_seq
         pop(self._wakes)                    # the pool's earliest entry in the clock: this one
         bound = clock.head()
@@ -389,12 +390,22 @@ class SpecActors:
                 entries.append((t, next_seq(), nxt, nleft, nthen, False))
             else:
                 busy[k] = False
-            if left:                        # the caller's next call, at once
-                event = self._enter(t, left - 1, then, None)
-                # an entry at (t, newest seq) is next only if nothing else is due at t
-                if event is not None and (entries or not bound[0] > t or (exits and not exits[0][0] > t)):
-                    entries.append(event)
-                    event = None
+            if left:                        # the caller's next call, at once (_enter, inlined)
+                k = pick()
+                row = len(keys)
+                keys.append(k)
+                arrived.append(t)
+                started.append(t)
+                finished.append(t)
+                if busy[k]:
+                    waiting.setdefault(k, deque()).append((row, left - 1, then))
+                else:
+                    busy[k] = True
+                    event = (t, next_seq(), row, left - 1, then, False)
+                    # an entry at (t, newest seq) is next only if nothing else is due at t
+                    if entries or not bound[0] > t or (exits and not exits[0][0] > t):
+                        entries.append(event)
+                        event = None
             else:
                 then()
                 bound = clock.head()        # then() may have scheduled events
