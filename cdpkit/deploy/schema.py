@@ -168,10 +168,9 @@ def validate_config(config: dict[str, Any], others: list[dict] = ()) -> None:
     for i, consumer in enumerate(queues.get("consumers") or []):
         where = f"queues.consumers[{i}]"
         check_queue_name(consumer["queue"], f"{where}.queue")
-        settings = {k: consumer[k] for k in ConsumerSettings.__dataclass_fields__
-                    if consumer.get(k) is not None}
+        settings = ConsumerSettings.of({k: v for k, v in consumer.items() if v is not None})
         try:
-            ConsumerSettings(**settings).validated(consumer["queue"], PRODUCTION)
+            settings.validated(consumer["queue"], PRODUCTION)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     migrated = set()

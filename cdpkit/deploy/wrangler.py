@@ -46,19 +46,21 @@ import tomlkit
 from ..errors import ConfigError
 from ..model.pipeline import Pipeline
 from ..runtime.limits import check_js_identifier, check_worker_name
+from ..runtime.settings import settings_in
 from .schema import check_imported
 from .sensitive import looks_secret
 
 COMPATIBILITY_DATE = "2025-09-01"
 MAIN = "src/index.ts"
-CONSUMER_KEYS = ("max_batch_size", "max_batch_timeout", "max_retries", "dead_letter_queue",
-                 "max_concurrency", "retry_delay")
+# [[queues.consumers]] and [[queues.producers]] keys of a queue's settings (the settings table)
+CONSUMER_KEYS = tuple(s.name for s in settings_in("consumer"))
+PRODUCER_KEYS = tuple(s.name for s in settings_in("producer"))
 PLACEHOLDER_ID = "00000000000000000000000000000000"   # replaced after `wrangler ... create`
 _SURROGATE = re.compile("[\ud800-\udfff]")
 Note = tuple  # a path into a config: ("queues", "consumers", 0, "max_batch_size")
 # The binding tables cdpkit models: what names an entry, and the fields the model owns.
 # Other fields of an imported entry (a real KV id, visibility_timeout_ms, ...) are kept.
-TABLES = {"queues.producers": ("queue", {"binding", "queue", "delivery_delay"}),
+TABLES = {"queues.producers": ("queue", {"binding", "queue", *PRODUCER_KEYS}),
           "queues.consumers": ("queue", {"queue", *CONSUMER_KEYS}),
           "durable_objects.bindings": ("class_name", {"name", "class_name", "script_name"}),
           "kv_namespaces": ("binding", {"binding"}),
@@ -215,9 +217,8 @@ def _config(p: Pipeline, worker: str, compatibility_date: str | None) -> dict[st
     if produce:
         queues["producers"] = []
         for q in produce:
-            producer = {"binding": binding_of(q), "queue": q}
-            if p.spec(q).get("delivery_delay") is not None:
-                producer["delivery_delay"] = p.spec(q)["delivery_delay"]
+            producer = {"binding": binding_of(q), "queue": q,
+                        **{k: p.spec(q)[k] for k in PRODUCER_KEYS if p.spec(q).get(k) is not None}}
             queues["producers"].append(entry("queues.producers", producer))
     if consume:
         queues["consumers"] = [entry("queues.consumers", {"queue": q, **{k: p.spec(q)[k] for k in CONSUMER_KEYS
@@ -273,9 +274,10 @@ def notes(p: Pipeline) -> dict[str, dict[Note, str]]:
                 if why:
                     found[("queues", "consumers", i, key)] = _one_line(why)
         for i, producer in enumerate(c.get("queues", {}).get("producers", [])):
-            why = p.provenance.get(f"{producer['queue']}.delivery_delay")
-            if why and "delivery_delay" in producer:
-                found[("queues", "producers", i, "delivery_delay")] = _one_line(why)
+            for key in PRODUCER_KEYS:
+                why = p.provenance.get(f"{producer['queue']}.{key}")
+                if why and key in producer:
+                    found[("queues", "producers", i, key)] = _one_line(why)
         out[worker] = found
     return out
 
@@ -451,8 +453,7 @@ def from_wrangler(*paths: str | Path) -> Pipeline:
         kept_notes += [f"{path}: {k}" for k in kept if k not in QUIET]
         for producer in _table(c, "queues.producers"):
             spec = queues.setdefault(producer["queue"], {})
-            if "delivery_delay" in producer:
-                spec["delivery_delay"] = producer["delivery_delay"]
+            spec.update({k: producer[k] for k in PRODUCER_KEYS if k in producer})
             if worker == main:
                 producers.append(producer["queue"])
         for consumer in _table(c, "queues.consumers"):
