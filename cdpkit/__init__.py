@@ -9,6 +9,7 @@
 from . import deploy as deploy
 from . import export as export
 from . import viz as viz
+from .deploy import from_wrangler
 from .errors import BudgetError, CdpkitError, ConfigError, HandlerError, LimitError
 from .model import Constant, Dist, Diurnal, Piecewise, Pipeline, Poisson, Replay, Workload
 from .runtime import LOCAL, PRODUCTION, Actor, ActorAborted, Runtime, Semantics, persist
@@ -19,4 +20,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Pipeline", "Dist", "Workload", "Poisson", "Constant", "Piecewise", "Diurnal", "Replay",
            "simulate", "sweep", "choose", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION", "CdpkitError", "ConfigError",
-           "LimitError", "HandlerError", "Budget", "BudgetError", "__version__"]
+           "LimitError", "HandlerError", "Budget", "BudgetError", "from_wrangler", "__version__"]

@@ -508,7 +508,7 @@ import tempfile, pathlib
 folder = pathlib.Path(tempfile.mkdtemp())
 written = cdp.deploy.write_all(p, folder)
 print("\\n".join(str(w.relative_to(folder)) for w in written))
-again = cdp.Pipeline.from_wrangler(folder / "wrangler.toml")
+again = cdp.from_wrangler(folder / "wrangler.toml")
 again"""),
     ("code", CHECK + """\
 # the imported pipeline exports the same config (comments aside: a config does not say why)

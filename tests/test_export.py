@@ -182,14 +182,14 @@ def test_overwrite_needs_to_be_explicit(tmp_path):
 
 def test_import_reads_what_it_can_and_states_defaults(tmp_path):
     write_all(gateway(), tmp_path)
-    p = cdp.Pipeline.from_wrangler(tmp_path / "wrangler.toml")
+    p = cdp.from_wrangler(tmp_path / "wrangler.toml")
     assert set(p.nodes("queue")) == set(gateway().nodes("queue"))
     assert p.spec("cdp-command-queue") == gateway().spec("cdp-command-queue")
     assert set(p.nodes("actor")) == set(gateway().nodes("actor"))
     assert {s: p.spec(s).kind for s in p.nodes("store")} == {"CACHE": "kv", "DB": "d1"}
     assert p.spec("cdp-command-queue.consumer").failure == 0           # behaviour defaults
     # queues and consumers simulate as imported; actors must be wired first
-    q = cdp.Pipeline.from_wrangler(tmp_path / "wrangler.toml")
+    q = cdp.from_wrangler(tmp_path / "wrangler.toml")
     with pytest.raises(cdp.ConfigError, match="orphan"):
         cdp.simulate(q, cdp.Poisson(rate=10), duration=5)
 

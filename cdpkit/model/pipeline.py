@@ -415,12 +415,6 @@ class Pipeline:
         return cls.from_dict(io.load_document(path_or_text))
 
     @classmethod
-    def from_wrangler(cls, *paths: str | Any) -> Pipeline:
-        """Deprecated here: use :func:`cdpkit.from_wrangler` (the import belongs to ``deploy``)."""
-        from ..deploy.wrangler import from_wrangler
-        return from_wrangler(*paths)
-
-    @classmethod
     def from_dict(cls, data: Any) -> Pipeline:
         """Build a pipeline from plain data, as a YAML or JSON model file holds it::
 
