@@ -421,9 +421,12 @@ class SqlStorage:
     def __init__(self) -> None:
         self.connection = sqlite3.connect(":memory:", isolation_level=None)
         self._runner = SqlRunner(self.connection)
+        self.rows_read = self.rows_written = 0     # totals, for cost
 
     def exec(self, query: str, *bindings: Any) -> SqlCursor:
         columns, rows, read, written, _, _ = self._runner.exec(query, bindings, "sql exec failed")
+        self.rows_read += read
+        self.rows_written += written
         return SqlCursor(columns, rows, read, written)
 
     @property

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..runtime.ledger import OUTCOME_CODES, categorical
+from .cost import cost_table, quantities
 
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
@@ -152,10 +153,13 @@ class Results:
         """CPU the consumers used (spec service time, or ``ctx.work`` in handler code)."""
         return sum(getattr(q.consumer, "cpu_seconds", 0.0) for q in self.runtime.queues.values())
 
-    def cost(self) -> pd.DataFrame:
-        """Cost by item for this run and per month at this rate (see cdpkit/data/pricing.yaml)."""
-        from .cost import cost_table
-        return cost_table(self)
+    def cost(self, plan: str | None = None) -> pd.DataFrame:
+        """Cost by item for this run and per month at this rate (see :func:`~cdpkit.sim.cost.cost_table`
+        and cdpkit/data/pricing.yaml); ``plan`` ``"paid"`` or ``"free"``, by default the run's own
+        plan if it has one, else ``"paid"``."""
+        if plan is None:
+            plan = getattr(self, "plan", None) or getattr(getattr(self, "profile", None), "plan", None) or "paid"
+        return cost_table(quantities(self.runtime), self.duration, plan)
 
     def __repr__(self) -> str:
         s = self.summary()
