@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["CdpkitError", "ConfigError", "LimitError", "HandlerError", "BudgetError"]
+__all__ = ["CdpkitError", "ConfigError", "LimitError", "HandlerError", "BudgetError",
+           "HandlerWarning"]
 
 
 class CdpkitError(ValueError):
@@ -25,3 +26,8 @@ class BudgetError(CdpkitError):
     """A run would do, or did, more work than its :class:`~cdpkit.Budget` allows (events,
     messages, memory, or events at one virtual instant); the message says which limit,
     the figure, and what to change."""
+
+
+class HandlerWarning(UserWarning):
+    """A consumer handler raised: shown the first time each kind of error happens, and as a
+    count at the end of a run (every one, with its traceback, is in ``rt.errors``)."""

@@ -37,6 +37,7 @@ from .budget import Budget, BudgetWatch
 from .clock import Clock, Future, Task, completed, gather, sleep
 from .d1 import D1Database
 from .env import Env, ExecutionContext
+from .failures import FailureLog
 from .kv import KVNamespace
 from .ledger import OUTCOMES, Ledger
 from .limits import (
@@ -81,7 +82,7 @@ class HandlerConsumer:
         def report(error: BaseException | None) -> None:
             self.cpu_seconds += ctx.cpu_seconds
             if error is not None:
-                rt.recorder.error(rt.clock.now, queue.name, batch_id, error)
+                rt.failures.record(rt.clock.now, queue.name, batch_id, error, self.handler)
             done(error is None, result)
 
         task = rt.clock.spawn(_invoke(self.handler, batch, rt.env, ctx), name=f"{queue.name}#{batch_id}")
@@ -123,6 +124,7 @@ class Runtime:
         self.clock = Clock()
         self.env = Env()
         self.recorder = Trace()
+        self.failures = FailureLog(self.recorder)   # handler exceptions: kept, and shown
         self.ledger = Ledger(seed)
         self.watch = BudgetWatch(self, self.budget)
         self.queues: dict[str, Queue] = {}
@@ -157,7 +159,7 @@ class Runtime:
         >>> rt.queue("jobs2", max_batch_sise=10)
         Traceback (most recent call last):
         ...
-        cdpkit.errors.ConfigError: queue 'jobs2': unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, delivery_delay, retention
+        cdpkit.errors.ConfigError: queue 'jobs2': unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, visibility_timeout_ms, delivery_delay, retention
         """
         where = f"queue {name!r}"
         check_setting_names(settings, where)
@@ -356,10 +358,13 @@ class Runtime:
         events or messages, too much memory, or virtual time standing still) it raises
         ``BudgetError``; an exception in a task from :meth:`spawn` that nothing awaits,
         KeyboardInterrupt and SystemExit propagate. ``until`` must be a finite time not
-        before now.
+        before now. A handler that raises is shown as a warning (with its traceback) the first
+        time each kind of error happens, and counted at the end; see :attr:`errors`.
         """
         self.validate()
+        errors = len(self.recorder.errors)
         self.clock.run(until)
+        self.failures.report(since=errors)
 
     def activity(self) -> dict[str, int]:
         """Batches cut per queue and requests per actor class so far (what a zero-time
@@ -475,8 +480,9 @@ class Runtime:
 
     @property
     def errors(self) -> pd.DataFrame:
-        """Exceptions raised by handlers: time, queue, batch, error."""
-        return pd.DataFrame(self.recorder.errors, columns=["time", "queue", "batch", "error"])
+        """Exceptions raised by consumer handlers: time, queue, batch, error (the exception)
+        and traceback (text, from the handler down to where it was raised)."""
+        return pd.DataFrame(self.recorder.errors, columns=["time", "queue", "batch", "error", "traceback"])
 
     def conservation(self) -> pd.DataFrame:
         """Per queue: sent = acked + dead_lettered + dropped + in_flight, cross-checked.
@@ -503,7 +509,8 @@ class Runtime:
             raise AssertionError(f"conservation violated:\n{frame[~frame['balanced']]}")
 
     def summary(self) -> pd.DataFrame:
-        """Per queue: messages, outcomes, deliveries, batches, mean batch size, latency."""
+        """Per queue: messages, outcomes, deliveries, latency, batches, mean batch size and
+        ``errors``, the exceptions its handler raised (:attr:`errors` has their tracebacks)."""
         msgs = self.messages
         batches = self.batches
         out = msgs.groupby("queue", observed=True).agg(
@@ -519,6 +526,8 @@ class Runtime:
         if len(batches):
             per_queue = batches.groupby("queue", observed=True)["size"].agg(batches="size", mean_batch="mean")
             out = out.join(per_queue, how="left")
+        failed = pd.Series([e[1] for e in self.recorder.errors], dtype=object).value_counts()
+        out["errors"] = failed.reindex(out.index, fill_value=0).astype(int)   # handler exceptions
         return out
 
     def __repr__(self) -> str:

@@ -37,7 +37,7 @@ class Trace:
         self._deliveries: list[tuple] = []      # message_id holds the ledger row until asked for
         self._batches: list[tuple] = []
         self.warnings: list[tuple[float, str, int, str]] = []
-        self.errors: list[tuple[float, str, int, BaseException]] = []
+        self.errors: list[tuple[float, str, int, BaseException, str]] = []   # + traceback
 
     def batch_started(self, batch_id: int, queue: str, t: float, batch: list[int], ledger: Ledger) -> None:
         failed = ledger.failed
@@ -77,8 +77,9 @@ class Trace:
         frame["duration"] = frame["finished"] - frame["started"]
         return frame
 
-    def error(self, t: float, queue: str, batch_id: int, error: BaseException) -> None:
-        self.errors.append((t, queue, batch_id, error))
+    def error(self, t: float, queue: str, batch_id: int, error: BaseException,
+              traceback: str = "") -> None:
+        self.errors.append((t, queue, batch_id, error, traceback))
 
     @property
     def in_progress(self) -> int:

@@ -5,7 +5,7 @@ attempts, outcome, finished, latency, origin). ``batches``: every batch. ``timel
 backlog, messages on their way in and batches running per queue, and busy / queued actor
 instances per class, sampled over time. ``summary()``: throughput, latency percentiles
 (wait before first delivery and end to end), retries, DLQ and dropped counts, max
-backlog and time to drain.
+backlog, time to drain and handler errors.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Results:
         self._timeline = timeline
         self.actor_pools = actor_pools or {}     # spec actor class -> SpecActors
         self.entry_queues = sorted({pipeline.spec(s).queue for s in pipeline.nodes("source")})
+        runtime.failures.report()     # the run is over: how many handler errors, if any
 
     @property
     def messages(self) -> pd.DataFrame:
@@ -145,6 +146,7 @@ class Results:
             "mean_batch": entry_batches.mean() if len(entry_batches) else np.nan,
             "max_backlog": int(queues["backlog"].max()) if len(queues) else 0,
             "time_to_drain": max(0.0, finished.max() - arrivals_end) if len(finished) else 0.0,
+            "errors": len(self.runtime.recorder.errors),    # handler exceptions, all queues
         }
         return pd.Series(out, name=self.pipeline.name)
 
@@ -164,4 +166,12 @@ class Results:
     def __repr__(self) -> str:
         s = self.summary()
         return (f"<Results {self.pipeline.name!r}: {s['messages']:.0f} messages, {s['acked']:.0f} acked, "
-                f"{s['dead_lettered']:.0f} dead-lettered, p99 {s['p99_latency']:.3g}s>")
+                f"{s['dead_lettered']:.0f} dead-lettered, p99 {s['p99_latency']:.3g}s{self._failed()}>")
+
+    def _failed(self) -> str:
+        """``; 3 handler errors (KeyError), see res.runtime.errors`` when handlers raised."""
+        errors = self.runtime.recorder.errors
+        if not errors:
+            return ""
+        types = ", ".join(dict.fromkeys(type(e[3]).__qualname__ for e in errors))
+        return f"; {len(errors):,} handler error{'s' * (len(errors) != 1)} ({types}), see res.runtime.errors"
