@@ -36,6 +36,7 @@ from .analytics import AnalyticsDataset
 from .budget import Budget, BudgetWatch
 from .clock import Clock, Future, Task, completed, gather, sleep
 from .d1 import D1Database
+from .display import Table
 from .env import Env, ExecutionContext
 from .failures import FailureLog
 from .kv import KVNamespace
@@ -528,7 +529,7 @@ class Runtime:
             out = out.join(per_queue, how="left")
         failed = pd.Series([e[1] for e in self.recorder.errors], dtype=object).value_counts()
         out["errors"] = failed.reindex(out.index, fill_value=0).astype(int)   # handler exceptions
-        return out
+        return Table(out)     # shows counts and times with their units
 
     def __repr__(self) -> str:
         return (f"<Runtime semantics={self.semantics.name!r} t={self.now:g}s "

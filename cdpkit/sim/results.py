@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..runtime.display import Summary, Table
 from ..runtime.ledger import OUTCOME_CODES, categorical
 from .cost import cost_table, quantities
 
@@ -148,7 +149,7 @@ class Results:
             "time_to_drain": max(0.0, finished.max() - arrivals_end) if len(finished) else 0.0,
             "errors": len(self.runtime.recorder.errors),    # handler exceptions, all queues
         }
-        return pd.Series(out, name=self.pipeline.name)
+        return Summary(out, name=self.pipeline.name)   # shows counts, times, rates with units
 
     @property
     def consumer_cpu_seconds(self) -> float:
@@ -161,7 +162,7 @@ class Results:
         plan if it has one, else ``"paid"``."""
         if plan is None:
             plan = getattr(self, "plan", None) or getattr(getattr(self, "profile", None), "plan", None) or "paid"
-        return cost_table(quantities(self.runtime), self.duration, plan)
+        return Table(cost_table(quantities(self.runtime), self.duration, plan))   # shown in dollars
 
     def __repr__(self) -> str:
         s = self.summary()
