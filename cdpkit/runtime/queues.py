@@ -461,17 +461,19 @@ class Queue:
         return {"metrics": {"backlog_count": len(buffer), "backlog_bytes": backlog_bytes,
                             "oldest_message_timestamp": self.ledger.timestamp[buffer[0]] if buffer else None}}
 
-    def flush(self) -> None:
-        """Cut the next batch from the buffer and hand it to the consumer. (The flusher
-        calls it after known arrivals up to now are absorbed; the caller wakes it again.)"""
-        buffer, size, now, ledger = self.buffer, self.settings.max_batch_size, self.runtime.clock.now, self.ledger
+    def flush(self, size: int | None = None) -> None:
+        """Cut the next batch (``size`` messages at most, default ``max_batch_size``: a pull
+        asks for its own) from the buffer and hand it to the consumer. (The flusher calls it
+        after known arrivals up to now are absorbed; the caller wakes it again.)"""
+        buffer, now, ledger = self.buffer, self.runtime.clock.now, self.ledger
+        size = self.settings.max_batch_size if size is None else size
         popleft, sizes, timestamp = buffer.popleft, ledger.bytes, ledger.timestamp
         batch = [popleft() for _ in range(min(size, len(buffer)))]
         taken = batch
         cutoff = -1.0 if self.retention is None else now - self.retention
         expired = cutoff > 0 and batch and min(map(timestamp.__getitem__, batch)) < cutoff   # times are >= 0
         if expired:
-            batch, taken = self._drop_expired(batch, cutoff)
+            batch, taken = self._drop_expired(batch, cutoff, size)
         if self.backlog_bytes is not None:
             self.backlog_bytes -= sum(map(sizes.__getitem__, taken))
         if not batch:
@@ -485,12 +487,12 @@ class Queue:
         self.consumer.start(self, batch_id, batch,
                             lambda ok, result: self._batch_done(batch_id, batch, ok, result))
 
-    def _drop_expired(self, batch: list[int], cutoff: float) -> tuple[list[int], list[int]]:
+    def _drop_expired(self, batch: list[int], cutoff: float, size: int) -> tuple[list[int], list[int]]:
         """Drop the messages older than the retention period (``timestamp < cutoff``) and
         fill the batch from the buffer again; return it and every row taken from the buffer."""
         ledger, buffer, now = self.ledger, self.buffer, self.runtime.clock.now
         kept, pending, taken = [], list(batch), list(batch)
-        while pending or (buffer and len(kept) < self.settings.max_batch_size):
+        while pending or (buffer and len(kept) < size):
             if pending:
                 row = pending.pop(0)
             else:

@@ -102,6 +102,11 @@ QUEUE_SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("max_concurrency", "int", "consumer", 1, 250, "default_max_concurrency", "consumers",
             "max concurrency", "concurrency",
             DOCS + " §3 (developers.cloudflare.com/queues/configuration/consumer-concurrency/): 1-250"),
+    Setting("visibility_timeout_ms", "int", "consumer", 1, 43_200_000, 30_000, "ms",
+            "visibility timeout (ms)", "visibility",
+            DOCS + " §3 (developers.cloudflare.com/queues/configuration/pull-consumers/): pull "
+            "consumers only; limits page: visibilityTimeout up to 12 hours; default 30 s "
+            "(assumption: not in the reference)"),
     Setting("delivery_delay", "int", "producer", 0, "max_delay_seconds", 0, "s",
             "delivery delay (s)", "delivery delay", _BATCHING + ": delaySeconds, whole seconds"),
     Setting("retention", "number", "queue", 60, 14 * 86_400, "default_retention_seconds", "s",
@@ -120,7 +125,7 @@ def check_setting_names(names: Any, where: str, allowed: Any = None) -> None:
     >>> check_setting_names(["max_batch_sise"], "queue 'jobs'")
     Traceback (most recent call last):
     ...
-    cdpkit.errors.ConfigError: queue 'jobs': unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, delivery_delay, retention
+    cdpkit.errors.ConfigError: queue 'jobs': unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, visibility_timeout_ms, delivery_delay, retention
     """
     allowed = list(QUEUE_SETTINGS if allowed is None else allowed)
     for name in names:

@@ -83,7 +83,7 @@ def quantities(runtime: Any) -> dict[str, float]:
     rt, ledger = runtime, runtime.ledger
     deliveries, _ = ledger.deliveries()
     ops = queue_operations(ledger.column("bytes"), deliveries, ledger.column("outcome") != 0)
-    pulled = {name for name, q in rt.queues.items() if getattr(q.consumer, "pull", False)}
+    pulled = {name for name, q in rt.queues.items() if getattr(q.consumer, "pull_consumer", False)}
     ops += sum(rt.queues[name].consumer.empty_pulls for name in pulled)   # an empty pull is a read
     batch_queue, _ = ledger.batch_sizes()
     pull_codes = [ledger.queue_code(name) for name in pulled]
