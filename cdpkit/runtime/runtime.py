@@ -48,6 +48,7 @@ from .limits import (
     check_number,
     check_queue_name,
 )
+from .pull import PullConsumer
 from .queues import (
     BatchResult,
     ConsumerSettings,
@@ -213,6 +214,18 @@ class Runtime:
             return handler
 
         return register
+
+    def pull_consumer(self, queue_name: str) -> PullConsumer:
+        """Give a queue an HTTP pull consumer (``type = "http_pull"``) instead of a push
+        consumer: clients call its ``pull()`` and ``ack()`` (see :mod:`cdpkit.runtime.pull`)."""
+        queue = self.queues.get(queue_name)
+        if queue is None:
+            raise ConfigError(f"pull consumer for queue {queue_name!r}: no such queue; declare it first "
+                              f"with rt.queue({queue_name!r}, ...)")
+        if queue.consumer is not None:
+            raise ConfigError(f"queue {queue_name!r} already has a consumer; allowed: one consumer per queue")
+        queue.consumer = PullConsumer(self, queue)
+        return queue.consumer
 
     def actor(self, binding: str, cls: type, *, sqlite: bool | None = None,
               evict_after: float | None | str = "profile", script_name: str | None = None
