@@ -4,6 +4,7 @@ bad times and arguments (issue 13, items 1-9)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,13 @@ def test_budget_defaults_and_validation():
 
 
 # -- zero-time cycles (item 1) ---------------------------------------------------------
+# production without the 5,000 msg/s per-queue limit, which would end these cycles first
+UNLIMITED = replace(cdp.PRODUCTION, queue_messages_per_second=None)
+
+
 def ping_pong(fan: int = 1, budget: cdp.Budget | None = None) -> cdp.Runtime:
     """Two queues whose consumers send to each other at once: virtual time never moves."""
-    rt = cdp.Runtime(semantics="production", budget=budget)
+    rt = cdp.Runtime(semantics=UNLIMITED, budget=budget)
     rt.queue("a", max_batch_timeout=0, max_batch_size=1)
     rt.queue("b", max_batch_timeout=0, max_batch_size=1)
 
@@ -93,7 +98,7 @@ def zero_time_pipeline() -> cdp.Pipeline:
 def test_simulate_zero_time_cycle_without_drain_stops():
     with pytest.raises(BudgetError) as err:
         cdp.simulate(zero_time_pipeline(), cdp.Poisson(rate=1), duration=10, drain=False,
-                     budget=cdp.Budget(same_instant_events=20_000))
+                     budget=cdp.Budget(same_instant_events=20_000), semantics=UNLIMITED)
     text = str(err.value)
     assert text.startswith("simulate: virtual time has not advanced past t=")
     assert "queue 'a' (" in text and "queue 'b' (" in text

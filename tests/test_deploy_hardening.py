@@ -75,8 +75,9 @@ visibility_timeout_ms = 3000
 binding = "CACHE"
 id = "0123456789abcdef0123456789abcdef"
 """)
-    with pytest.warns(UserWarning, match=r"queues.consumers 'jobs' visibility_timeout_ms.*compatibility_flags.*triggers"):
+    with pytest.warns(UserWarning, match=r"compatibility_flags.*triggers"):
         p = from_wrangler(path)
+    assert p.spec("jobs")["visibility_timeout_ms"] == 3000     # a setting of the table now
     assert configs(p)["w"] == read_config(path)
     assert "d1" not in cdp.export.provisioning(p)
 

@@ -46,10 +46,12 @@ def test_consumer_settings_out_of_range(field, value, allowed):
         rt_with_jobs(**{field: value})
 
 
-def test_production_delay_limit_is_12_hours():
-    with pytest.raises(ConfigError, match=re.escape("retry_delay=43201 is not allowed; allowed: an "
-                                                   "integer from 0 to 43200")):
-        rt_with_jobs("production", retry_delay=43_201)
+def test_production_delay_limit_is_24_hours():
+    # "delaySeconds up to 24 h" since Feb 2026 (12 h before)
+    assert rt_with_jobs("production", retry_delay=86_400).queues["jobs"].settings.retry_delay == 86_400
+    with pytest.raises(ConfigError, match=re.escape("retry_delay=86401 is not allowed; allowed: an "
+                                                   "integer from 0 to 86400")):
+        rt_with_jobs("production", retry_delay=86_401)
 
 
 def test_dead_letter_queue_cannot_be_itself_or_a_bad_name():
@@ -123,7 +125,7 @@ ALLOWED_LOCAL = "a number of seconds from 0 to 86400 (fractions are truncated)"
     (-1.5, "local", ALLOWED_LOCAL),                # truncated to -1, then refused
     (86_401, "local", ALLOWED_LOCAL),
     (2**31 - 1, "local", ALLOWED_LOCAL),
-    (43_201, "production", "a number of seconds from 0 to 43200 (fractions are truncated)"),
+    (86_401, "production", "a number of seconds from 0 to 86400 (fractions are truncated)"),
     (2**31, "local", "a number from -2147483648 to 2147483647 (workerd: 'Value out of range')"),
     (-1e10, "local", "a number from -2147483648 to 2147483647 (workerd: 'Value out of range')"),
     ("2", "local", "a number (int or float)"),
@@ -212,10 +214,10 @@ def retry_calls(semantics, *calls):
 
 def test_retry_delay_range_checked_in_production():
     errors, _ = retry_calls("production", lambda b: b.messages[0].retry(delay_seconds=-5),
-                            lambda b: b.retry_all(delay_seconds=43_201))
-    allowed = "allowed: a number of seconds from 0 to 43200 (fractions are truncated)"
+                            lambda b: b.retry_all(delay_seconds=86_401))
+    allowed = "allowed: a number of seconds from 0 to 86400 (fractions are truncated)"
     assert errors == [f"message.retry: delay_seconds=-5 is not allowed; {allowed}",
-                      f"batch.retry_all: delay_seconds=43201 is not allowed; {allowed}"]
+                      f"batch.retry_all: delay_seconds=86401 is not allowed; {allowed}"]
 
 
 @pytest.mark.parametrize("call, redelivered", [

@@ -362,7 +362,9 @@ def test_actor_node_with_user_code_runs_on_the_same_engine():
             await self.ctx.work(0.02)
 
     def calls(instances, **actor):
-        res = cdp.simulate(pipeline(instances, **actor), cdp.Poisson(rate=40), duration=20, seed=3)
+        # every slot at once: three consumers call concurrently, so calls queue at the gate
+        res = cdp.simulate(pipeline(instances, **actor), cdp.Poisson(rate=40), duration=20, seed=3,
+                           semantics=cdp.PRODUCTION_ALL_SLOTS)
         return res.actor_calls
     cols = ["arrived", "started", "finished"]
     # one instance: every call identical

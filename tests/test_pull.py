@@ -161,3 +161,83 @@ def test_pull_client_that_fails_leaves_the_batch_to_its_visibility_timeout():
     with pytest.raises(cdp.ConfigError, match=r"pull client of queue 'jobs': concurrency=0 is not allowed; "
                                              r"allowed: an integer from 1 to 250"):
         PullClient(pull, handler, concurrency=0)
+
+
+# -- the model and the export ---------------------------------------------------------------
+
+def pulled_pipeline(**pull):
+    p = cdp.Pipeline("puller")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=20, max_retries=5, dead_letter_queue="jobs-dlq",
+                visibility_timeout_ms=5_000)
+    p.add_queue("jobs-dlq")
+    p.add_consumer("jobs", pull={"interval": 1.0, "batch_size": 10, "concurrency": 1,
+                                 "visibility_timeout": 30, **pull})
+    p.add_consumer("jobs-dlq")
+    return p
+
+
+@pytest.mark.parametrize("pull, error", [
+    ({"batch": 10}, r"consumer of 'jobs': pull key 'batch' is not allowed \(did you mean 'batch_size'\?\); "
+                    r"allowed: interval, batch_size, concurrency, visibility_timeout"),
+    ({"batch_size": 101}, r"consumer of 'jobs': pull batch_size=101 is not allowed; allowed: an integer from 1 to 100"),
+    ({"concurrency": 0}, r"pull concurrency=0 is not allowed; allowed: an integer from 1 to 250"),
+    ({"interval": 0}, r"pull interval=0 is not allowed; allowed: seconds > 0, at most 86400"),
+    ({"visibility_timeout": 50_000}, r"pull visibility_timeout=50000 is not allowed; allowed: seconds > 0, "
+                                     r"at most 43200 \(12 hours\)"),
+])
+def test_pull_option_is_validated_on_every_way_in(pull, error):
+    with pytest.raises(cdp.ConfigError, match=error):
+        pulled_pipeline(**pull)
+    p = pulled_pipeline()
+    with pytest.raises(cdp.ConfigError, match=error):
+        p.set("jobs.consumer.pull", {"interval": 1.0, **pull})
+
+
+def test_a_pull_consumer_has_no_handler_or_bindings():
+    p = cdp.Pipeline("x")
+    p.add_queue("jobs")
+    with pytest.raises(cdp.ConfigError, match=r"consumer of 'jobs': calls='A' is not allowed with pull=; a pull "
+                                             r"consumer runs outside Workers"):
+        p.add_consumer("jobs", pull={}, calls="A")
+    with pytest.raises(cdp.ConfigError, match=r"queue 'q': visibility_timeout_ms=1000000000 is not allowed; allowed: an integer from 1 to 4.32e\+07 \(ms\)"):
+        p.add_queue("q", visibility_timeout_ms=10**9)
+
+
+def test_pull_consumer_round_trips_through_the_model_file():
+    p = pulled_pipeline()
+    q = cdp.Pipeline.from_yaml(p.to_yaml())
+    assert q.spec("jobs.consumer").pull == {"interval": 1.0, "batch_size": 10, "concurrency": 1,
+                                            "visibility_timeout": 30.0}
+    assert q.spec("jobs")["visibility_timeout_ms"] == 5_000
+
+
+def test_export_declares_the_pull_consumer_in_provisioning_and_the_config_passes_the_schema():
+    p = pulled_pipeline()
+    config = cdp.deploy.configs(p)["puller"]
+    consumers = [c["queue"] for c in config["queues"]["consumers"]]
+    assert consumers == ["jobs-dlq"]          # not a push consumer of 'jobs'
+    assert cdp.deploy.schema_errors(config) == []
+    cdp.deploy.validate_config(config)
+    script = cdp.export.provisioning(p)
+    assert ("$WRANGLER queues consumer http add jobs --batch-size 20 --message-retries 5 "
+            "--dead-letter-queue jobs-dlq --visibility-timeout-secs 5") in script
+    assert script.index("queues create jobs-dlq") < script.index("consumer http add jobs")
+
+
+def test_import_reads_type_http_pull_as_the_docs_write_it(tmp_path):
+    path = tmp_path / "wrangler.toml"
+    path.write_text('name = "w"\n[[queues.producers]]\nbinding = "JOBS"\nqueue = "jobs"\n'
+                    '[[queues.consumers]]\nqueue = "jobs"\ntype = "http_pull"\nvisibility_timeout_ms = 5000\n'
+                    'max_retries = 5\ndead_letter_queue = "jobs-dlq"\n')
+    with pytest.warns(UserWarning, match=r"type = \"http_pull\" \(wrangler 4.86 refuses it in a config"):
+        p = cdp.from_wrangler(path)
+    assert p.spec("jobs.consumer").pull is not None
+    assert dict(p.spec("jobs")) == {"visibility_timeout_ms": 5000, "max_retries": 5, "dead_letter_queue": "jobs-dlq"}
+    assert "queues consumer http add jobs --message-retries 5 --dead-letter-queue jobs-dlq " \
+           "--visibility-timeout-secs 5" in cdp.export.provisioning(p)
+    assert "consumers" not in cdp.deploy.configs(p)["w"].get("queues", {})
+    path.write_text('name = "w"\n[[queues.consumers]]\nqueue = "jobs"\ntype = "http_pull"\nmax_concurrency = 3\n')
+    with pytest.raises(cdp.ConfigError, match=r"keys \['max_concurrency'\] are not allowed; allowed: queue, type, "
+                                             r"max_batch_size, max_retries"):
+        cdp.from_wrangler(path)

@@ -73,7 +73,8 @@ def test_production_runs_up_to_max_concurrency_batches():
     async def slow(batch, env, ctx):
         await ctx.sleep(5)
 
-    rt, log = make("production", handler=slow, max_batch_size=2, max_batch_timeout=1,
+    # every slot from the first second (no autoscaling): max_concurrency batches at once
+    rt, log = make(cdp.PRODUCTION_ALL_SLOTS, handler=slow, max_batch_size=2, max_batch_timeout=1,
                    max_concurrency=2)
     for i in range(8):
         rt.env.JOBS.send(i)

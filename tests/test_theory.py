@@ -3,7 +3,7 @@ long enough that each stated tolerance is about three standard errors of the est
 (measured over seeds 1-6: M/M/3 Wq spread +-4 % at 100k customers, so 200k are used).
 
 The mapping to Cloudflare terms: one queue, ``max_concurrency`` = servers c (production
-semantics: up to c batches at once), ``max_batch_size`` = 1 for single service or K for
+semantics without autoscaling, ``cdp.PRODUCTION_ALL_SLOTS``: up to c batches at once), ``max_batch_size`` = 1 for single service or K for
 bulk service, ``max_batch_timeout = 0`` so whatever waits is taken when a consumer frees.
 Wq = time from send to first delivery (the wait before service starts).
 """
@@ -49,7 +49,9 @@ def test_erlang_c_reference_values():
     (10, 8.0, 20_000, 0.2046, 0.06),    # M/M/10
 ])
 def test_mmc_wait_in_queue(c, lam, duration, expected, tolerance):
-    res = cdp.simulate(one_queue(c=c, service={"exp": 1.0}), cdp.Poisson(rate=lam), duration, seed=1)
+    # M/M/c: c servers at all times, i.e. every slot from the first second (no autoscaling)
+    res = cdp.simulate(one_queue(c=c, service={"exp": 1.0}), cdp.Poisson(rate=lam), duration, seed=1,
+                       semantics=cdp.PRODUCTION_ALL_SLOTS)
     s = res.summary()
     assert s["wait_mean"] == pytest.approx(expected, rel=tolerance)
     assert s["mean_batch"] == 1.0

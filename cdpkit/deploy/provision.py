@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 
 from ..model.pipeline import Pipeline
-from .wrangler import configs, secrets
+from .wrangler import configs, pull_consumers, secrets
 
 
 def queue_order(p: Pipeline) -> list[str]:
@@ -42,6 +42,16 @@ def provisioning(p: Pipeline) -> str:
              "# Needs `wrangler login` (or CLOUDFLARE_API_TOKEN). Safe to read before running.",
              "set -euo pipefail", 'WRANGLER="${WRANGLER:-npx wrangler}"', "", "# queues (dead-letter queues first)"]
     lines += [f"$WRANGLER queues create {q(name)}" for name in queue_order(p)]
+    pulled = pull_consumers(p)
+    if pulled:                  # wrangler refuses type = "http_pull" in a config: declared here
+        lines += ["", "# HTTP pull consumers"]
+        flags = {"max_batch_size": "--batch-size", "max_retries": "--message-retries",
+                 "dead_letter_queue": "--dead-letter-queue", "retry_delay": "--retry-delay-secs"}
+        for queue, settings in pulled.items():
+            args = [f"{flags[k]} {q(str(v))}" for k, v in settings.items() if k in flags]
+            if "visibility_timeout_ms" in settings:
+                args.append(f"--visibility-timeout-secs {settings['visibility_timeout_ms'] / 1000:g}")
+            lines.append(" ".join([f"$WRANGLER queues consumer http add {q(queue)}", *args]))
     kv, d1 = [], []
     for c in configs(p).values():
         kv += [b["binding"] for b in c.get("kv_namespaces", []) if b["binding"] not in kv]

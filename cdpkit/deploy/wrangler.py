@@ -55,6 +55,8 @@ MAIN = "src/index.ts"
 # [[queues.consumers]] and [[queues.producers]] keys of a queue's settings (the settings table)
 CONSUMER_KEYS = tuple(s.name for s in settings_in("consumer"))
 PRODUCER_KEYS = tuple(s.name for s in settings_in("producer"))
+# the [[queues.consumers]] keys an http_pull consumer takes (wrangler's `queues consumer http add`)
+PULL_CONFIG_KEYS = ("max_batch_size", "max_retries", "dead_letter_queue", "visibility_timeout_ms", "retry_delay")
 PLACEHOLDER_ID = "00000000000000000000000000000000"   # replaced after `wrangler ... create`
 _SURROGATE = re.compile("[\ud800-\udfff]")
 Note = tuple  # a path into a config: ("queues", "consumers", 0, "max_batch_size")
@@ -133,7 +135,7 @@ def _uses(p: Pipeline, worker: str, declared: bool = True) -> tuple[list[str], l
     for node, data in g.nodes(data=True):
         if worker_of(p, node) != worker:
             continue
-        if data["kind"] == "consumer":
+        if data["kind"] == "consumer" and data["spec"].pull is None:   # a pull consumer: see pull_consumers
             consume.add(data["queue"])
         if data["kind"] == "actor":
             actors.add(node)
@@ -154,6 +156,20 @@ def _uses(p: Pipeline, worker: str, declared: bool = True) -> tuple[list[str], l
     actors |= {a for a in mine.get("durable_objects.bindings", ()) if kinds.get(a) == "actor"}
     stores |= {s for s in mine.get("stores", ()) if kinds.get(s) == "store"}
     return sorted(produce), sorted(consume), sorted(actors, key=lambda a: p.spec(a).binding), sorted(stores)
+
+
+def pull_consumers(p: Pipeline) -> dict[str, dict[str, Any]]:
+    """Per pulled queue, its ``wrangler queues consumer http add`` settings. wrangler 4.86
+    refuses ``type = "http_pull"`` in a config (config-schema.json: ``type`` is the const
+    ``"worker"``; "Only \"worker\" consumers can be configured in your Wrangler configuration"),
+    though the pull-consumers docs show it, so the export declares them in ``provision.sh``."""
+    out = {}
+    for node in p.nodes("consumer"):
+        pull = p.spec(node).pull
+        if pull is not None:
+            queue = p.graph.nodes[node]["queue"]
+            out[queue] = {k: p.spec(queue)[k] for k in PULL_CONFIG_KEYS if p.spec(queue).get(k) is not None}
+    return out
 
 
 def unmodelled(p: Pipeline) -> list[str]:
@@ -412,9 +428,11 @@ def from_wrangler(*paths: str | Path) -> Pipeline:
     """
     if not paths:
         raise ConfigError("from_wrangler: give at least one wrangler.toml / wrangler.jsonc path")
-    cfgs = []
+    cfgs, pulled = [], {}
     for path in paths:
         c = read_config(path)
+        for entry in _take_pull_consumers(c):   # the docs' form, which wrangler's schema refuses
+            pulled[entry["queue"]] = (str(path), entry)
         check_imported(c, str(path))
         cfgs.append((str(path), c))
     names = [c["name"] for _, c in cfgs]
@@ -465,14 +483,23 @@ def from_wrangler(*paths: str | Path) -> Pipeline:
             origin[queue] = path
             spec = queues.setdefault(queue, {})
             spec.update({k: consumer[k] for k in CONSUMER_KEYS if k in consumer})
+    for queue, (path, entry) in pulled.items():
+        if queue in consumed:
+            raise ConfigError(f"{path}: queues.consumers queue={queue!r} is not allowed; it has a push "
+                              "consumer already and a queue has one consumer")
+        queues.setdefault(queue, {}).update({k: entry[k] for k in PULL_CONFIG_KEYS if k in entry})
+        kept_notes.append(f"{path}: queues.consumers {queue!r} type = \"http_pull\" (wrangler 4.86 refuses it "
+                          "in a config; the export declares it in provision.sh)")
     for spec in list(queues.values()):
         if spec.get("dead_letter_queue"):
             queues.setdefault(spec["dead_letter_queue"], {})
     for queue in sorted(queues):
-        _add(origin.get(queue, str(paths[0])), f"queues.consumers queue={queue!r}", p.add_queue, queue,
-             **queues[queue])
+        where = pulled[queue][0] if queue in pulled else origin.get(queue, str(paths[0]))
+        _add(where, f"queues.consumers queue={queue!r}", p.add_queue, queue, **queues[queue])
     for queue in sorted(consumed):
         p.add_consumer(queue)
+    for queue in sorted(pulled):
+        p.add_consumer(queue, pull={})
     for queue in sorted(set(producers)):
         p.add_source(f"http-{queue}", queue=queue)
     defined: dict[str, str] = {}
@@ -502,6 +529,23 @@ def from_wrangler(*paths: str | Path) -> Pipeline:
         warnings.warn("kept in the export as the config wrote it, not simulated: " + "; ".join(kept_notes),
                       UserWarning, stacklevel=2)
     return p
+
+
+def _take_pull_consumers(config: Any) -> list[dict]:
+    """Remove and return the ``type = "http_pull"`` entries of ``queues.consumers``."""
+    queues = config.get("queues") if isinstance(config, dict) else None
+    consumers = queues.get("consumers") if isinstance(queues, dict) else None
+    if not isinstance(consumers, list):
+        return []
+    pulled = [c for c in consumers if isinstance(c, dict) and c.get("type") == "http_pull"]
+    if pulled:
+        config["queues"]["consumers"] = [c for c in consumers if c not in pulled]
+        for entry in pulled:
+            unknown = set(entry) - {"queue", "type", *PULL_CONFIG_KEYS}
+            if unknown or not isinstance(entry.get("queue"), str):
+                raise ConfigError(f"queues.consumers (type = \"http_pull\") {entry!r}: keys {sorted(unknown)} are not "
+                                  f"allowed; allowed: queue, type, {', '.join(PULL_CONFIG_KEYS)}")
+    return pulled
 
 
 def _table(config: dict, table: str) -> list[dict]:

@@ -118,7 +118,7 @@ class Pipeline:
     def add_consumer(self, queue: str, *, service: Any = None, failure: float = 0.0,
                      permanent: float = 0.0, retry: Any = None, publish: list[str] | None = None,
                      routes: dict[str, str] | None = None, calls: str | None = None,
-                     writes: list[str] | None = None, handler: Any = None) -> None:
+                     writes: list[str] | None = None, handler: Any = None, pull: dict | None = None) -> None:
         """The consumer of ``queue``: a behaviour spec, or user ``handler`` code.
 
         Parameters
@@ -145,6 +145,11 @@ class Pipeline:
             Stores written once per acked message.
         handler : callable, optional
             ``async def handler(batch, env, ctx)``: user code instead of the spec.
+        pull : dict, optional
+            An HTTP pull consumer (``type = "http_pull"``) instead of a push consumer:
+            ``{"interval": s, "batch_size": 1-100, "concurrency": 1-250, "visibility_timeout": s}``
+            (see :func:`~cdpkit.model.specs.parse_pull`); the queue's ``visibility_timeout_ms``
+            is the lease a pull gets by default. Exported to ``provision.sh``, not to the config.
 
         Examples
         --------
@@ -165,7 +170,7 @@ class Pipeline:
             raise ConfigError(f"{where}: service={service!r} is not allowed; allowed: "
                               "{'base': dist, 'per_message': dist} (seconds)")
         spec = ConsumerSpec(service.get("base", 0.0), service.get("per_message", 0.0), failure,
-                            permanent, retry, publish, routes, calls, writes, handler)
+                            permanent, retry, publish, routes, calls, writes, handler, pull)
         self._add(f"{queue}.consumer", "consumer", spec, where, queue=queue)
 
     def add_actor(self, name: str, *, service: Any = 0.0, instances: int = 1, skew: float = 0.0,
@@ -438,7 +443,7 @@ class Pipeline:
         >>> Pipeline.from_dict({"queues": {"jobs": {"max_batch_sise": 5}}})
         Traceback (most recent call last):
         ...
-        cdpkit.errors.ConfigError: queues.jobs: unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, delivery_delay, retention, consumer
+        cdpkit.errors.ConfigError: queues.jobs: unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, visibility_timeout_ms, delivery_delay, retention, consumer
         """
         data = io.check_keys("model", data, SECTIONS)
         name = data.get("name", "pipeline")

@@ -16,6 +16,7 @@ cdpkit.errors.ConfigError: consumer of 'jobs': failure=2.0 is not allowed; allow
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field, replace
 from numbers import Integral, Real
@@ -144,6 +145,47 @@ class RetryPolicy:
         return replace(self, base=int(self.base), cap=int(self.cap))
 
 
+PULL_KEYS = ("interval", "batch_size", "concurrency", "visibility_timeout")
+
+
+def parse_pull(value: Any, where: str) -> dict[str, Any] | None:
+    """A pull consumer's client (``type = "http_pull"``): ``interval`` seconds between polls,
+    ``batch_size`` (1-100) per pull, ``concurrency`` (1-250) polling loops and the
+    ``visibility_timeout`` (seconds, up to 12 h; None: the queue's ``visibility_timeout_ms``).
+
+    >>> parse_pull({"batch_size": 10}, "consumer of 'jobs'")
+    {'interval': 1.0, 'batch_size': 10, 'concurrency': 1, 'visibility_timeout': None}
+    >>> parse_pull({"batch": 10}, "consumer of 'jobs'")
+    Traceback (most recent call last):
+    ...
+    cdpkit.errors.ConfigError: consumer of 'jobs': pull key 'batch' is not allowed (did you mean 'batch_size'?); allowed: interval, batch_size, concurrency, visibility_timeout
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: pull={value!r} is not allowed; allowed: a dict of "
+                          + ", ".join(PULL_KEYS))
+    for key in value:
+        if key not in PULL_KEYS:
+            near = difflib.get_close_matches(str(key), PULL_KEYS, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"{where}: pull key {key!r} is not allowed{hint}; allowed: {', '.join(PULL_KEYS)}")
+    out = {"interval": 1.0, "batch_size": None, "concurrency": 1, "visibility_timeout": None, **value}
+    out["interval"] = _number(out["interval"], where, "pull interval", 0, 86_400,
+                              "seconds > 0, at most 86400", low_open=True)
+    for name, high in (("batch_size", 100), ("concurrency", 250)):
+        v = out[name]
+        if v is None and name == "batch_size":
+            continue
+        if isinstance(v, bool) or not isinstance(v, Integral) or not 1 <= v <= high:
+            raise ConfigError(f"{where}: pull {name}={v!r} is not allowed; allowed: an integer from 1 to {high}")
+        out[name] = int(v)
+    if out["visibility_timeout"] is not None:
+        out["visibility_timeout"] = _number(out["visibility_timeout"], where, "pull visibility_timeout", 0,
+                                            43_200, "seconds > 0, at most 43200 (12 hours)", low_open=True)
+    return out
+
+
 @dataclass
 class ConsumerSpec:
     """Behaviour of a queue consumer: batch service time, failures, retries, and where acked
@@ -161,8 +203,16 @@ class ConsumerSpec:
     calls: str | None = None
     writes: list[str] = field(default_factory=list)   # stores written once per acked message
     handler: Any = None             # user code instead of a spec: async def (batch, env, ctx)
+    pull: dict | None = None        # an HTTP pull consumer's client (parse_pull); None: push
 
     def validated(self, where: str) -> ConsumerSpec:
+        pull = parse_pull(self.pull, where)
+        if pull is not None:
+            for name in ("handler", "calls", "routes", "writes"):
+                if getattr(self, name):
+                    raise ConfigError(f"{where}: {name}={getattr(self, name)!r} is not allowed with pull=; a "
+                                      "pull consumer runs outside Workers (no handler code, no bindings); "
+                                      "allowed: service, failure, permanent, retry, publish")
         routes = self.routes or {}
         if not isinstance(routes, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                    for k, v in routes.items()):
@@ -181,7 +231,7 @@ class ConsumerSpec:
             permanent=_number(self.permanent, where, "permanent", 0, 1, probability),
             retry=RetryPolicy.parse(self.retry, where),
             publish=_names(self.publish, where, "publish", "queue names"), routes=dict(routes),
-            writes=_names(self.writes, where, "writes", "store names"))
+            writes=_names(self.writes, where, "writes", "store names"), pull=pull)
 
 
 @dataclass

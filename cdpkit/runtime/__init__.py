@@ -5,8 +5,15 @@ from .clock import Clock, Future, Task, sleep
 from .env import Env, ExecutionContext
 from .queues import ConsumerSettings, Message, MessageBatch, Producer, Queue
 from .runtime import Runtime
-from .semantics import LOCAL, PRODUCTION, Semantics
+from .semantics import (
+    LOCAL,
+    PRODUCTION,
+    PRODUCTION_ALL_SLOTS,
+    PRODUCTION_FREE,
+    Autoscaling,
+    Semantics,
+)
 
 __all__ = ["Actor", "ActorAborted", "ActorId", "persist", "Clock", "Future", "Task", "sleep", "Env", "ExecutionContext", "ConsumerSettings",
            "Message", "MessageBatch", "Producer", "Queue", "Runtime", "Semantics", "LOCAL",
-           "PRODUCTION"]
+           "PRODUCTION", "PRODUCTION_ALL_SLOTS", "PRODUCTION_FREE", "Autoscaling"]

@@ -29,7 +29,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import HandlerError
+from ..errors import HandlerError, LimitError
 from .clock import Future, Gate, sleep, work
 from .storage import Storage
 
@@ -247,6 +247,8 @@ class ActorObject:
         self._alarm_timer: list | None = None
         self._alarm_retries = 0
         self._alarm_due: float | None = None
+        self._tokens: float | None = None   # the soft limit's bucket (production): requests left
+        self._tokens_at = 0.0
 
     @property
     def label(self) -> str:
@@ -288,17 +290,63 @@ class ActorObject:
                 if name in instance.__dict__:
                     self.storage.write(f"__persist__:{name}", instance.__dict__[name])
 
+    def admission(self) -> float:
+        """Seconds a request arriving now waits before the object takes it: durable-objects/
+        platform/limits/ "soft limit of 1,000 requests per second" per object, as a bucket of
+        one second's requests refilled at that rate (ASSUMPTION: the docs give no window)."""
+        sem = self.namespace.runtime.semantics
+        rate, now = sem.actor_requests_per_second, self.namespace.runtime.clock.now
+        if rate is None:
+            return 0.0
+        tokens = rate if self._tokens is None else min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens, self._tokens_at = tokens - 1, now
+        return 0.0 if tokens >= 1 else (1 - tokens) / rate
+
     def call(self, method: str, args: tuple, kwargs: dict, kind: str = "rpc") -> Future:
         """Queue a request at this object; the returned future completes with the result."""
         rt = self.namespace.runtime
         record = rt.recorder.actor_call(self.namespace.binding, self.label, method, rt.clock.now)
+        args = _clone(args)      # structured clone at the call, whenever it runs
+        kwargs = _clone(kwargs) if kwargs else kwargs
+        wait = self.admission()
+        if wait > 0:
+            return self._queued(wait, record, method, args, kwargs, kind)
+        return self._serve(record, method, args, kwargs, kind)
+
+    def _queued(self, wait: float, record: list, method: str, args: tuple, kwargs: dict, kind: str) -> Future:
+        """A request past the soft limit queues; queued longer than ``actor_max_queue_seconds``
+        (ASSUMPTION) it fails as the platform says: "Durable Object is overloaded. Requests
+        queued for too long." (durable-objects/platform/limits/)."""
+        rt, outer = self.namespace.runtime, Future()
+        most = rt.semantics.actor_max_queue_seconds
+        if wait > most:
+            self._tokens += 1       # it never runs: its place in the bucket is given back
+
+            def overloaded() -> None:
+                record[4] = record[5] = rt.clock.now
+                record[6] = "overloaded"
+                self.requests += 1
+                outer.set_exception(LimitError(
+                    f"Durable Object is overloaded. Requests queued for too long. ({self.namespace.binding} "
+                    f"{self.label}: over {rt.semantics.actor_requests_per_second:,.0f} requests per second, "
+                    f"queued {most:g} s; spread the load over more objects)"))
+            rt.clock.call_later(most, overloaded)
+            return outer
+
+        def admitted() -> None:
+            task = self._serve(record, method, args, kwargs, kind)
+            task.add_done_callback(lambda t: outer.set_exception(t.error) if t.error is not None
+                                   else outer.set_result(t.value))
+        rt.clock.call_later(wait, admitted)
+        return outer
+
+    def _serve(self, record: list, method: str, args: tuple, kwargs: dict, kind: str) -> Future:
+        rt = self.namespace.runtime
         self.active += 1
         self.requests += 1
         if self._evict_timer is not None:
             rt.clock.cancel(self._evict_timer)
             self._evict_timer = None
-        args = _clone(args)
-        kwargs = _clone(kwargs) if kwargs else kwargs
         generation = self.generation
 
         async def serve():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LimitError
 from .clock import Future
-from .env import io_later
+from .env import IoFuture, io_later
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -36,6 +36,8 @@ class KVNamespace:
         # key -> list of versions (visible_at, value or None for a delete, expires_at, metadata)
         self._versions: dict[str, list[tuple]] = {}
         self.reads = self.writes = self.deletes = self.lists = 0
+        self._last_write: dict[str, float] = {}   # key -> time of its last accepted write
+        self.rejected_writes = 0                  # puts refused with 429 (production)
 
     def _io(self, value: Any = None) -> Future:
         latency = self.latency   # seconds, or a function drawing each call's (simulate's stores)
@@ -108,9 +110,28 @@ class KVNamespace:
             expires = expiration
         if metadata is not None and len(json.dumps(metadata).encode()) > MAX_METADATA_BYTES:
             raise LimitError(f"{self.binding}.put: metadata is over {MAX_METADATA_BYTES} bytes serialised")
+        refused = self._rate_limit(key, now)
+        if refused is not None:      # the put's promise rejects, as in Workers
+            self.rejected_writes += 1
+            future = IoFuture()
+            latency = self.latency() if callable(self.latency) else self.latency
+            self.runtime.clock.call_later(latency, future.set_exception, refused)
+            return future
         self.writes += 1
         self._versions.setdefault(key, []).append((now + self.propagation_delay, value, expires, metadata))
         return self._io()
+
+    def _rate_limit(self, key: str, now: float) -> LimitError | None:
+        """kv/platform/limits/: "1 write per second" to the same key; faster writes get 429."""
+        rate = self.runtime.semantics.kv_key_writes_per_second
+        if rate is None:
+            return None
+        last = self._last_write.get(key)
+        if last is not None and now - last < 1.0 / rate:
+            return LimitError(f"{self.binding}.put: KV PUT failed: 429 Too Many Requests: key {key!r} was "
+                             f"written {now - last:g} s ago; allowed: {rate:g} write per second to one key")
+        self._last_write[key] = now
+        return None
 
     def delete(self, key: str) -> Future:
         self._key(key, "delete")

@@ -30,9 +30,11 @@ import pandas as pd
 
 __all__ = ["Ledger", "OUTCOMES", "OUTCOME_CODES", "ACKED", "splitmix64"]
 
-OUTCOMES = ("acked", "dead_lettered", "dropped")
-IN_FLIGHT, ACKED, DEAD_LETTERED, DROPPED = 0, 1, 2, 3
-_OUTCOME_CODE = {"acked": ACKED, "dead_lettered": DEAD_LETTERED, "dropped": DROPPED}
+# "rejected": a send the platform refused at the producer (production limits: "Too Many
+# Requests", "Storage Limit Exceeded"); it never entered the queue.
+OUTCOMES = ("acked", "dead_lettered", "dropped", "rejected")
+IN_FLIGHT, ACKED, DEAD_LETTERED, DROPPED, REJECTED = 0, 1, 2, 3, 4
+_OUTCOME_CODE = {"acked": ACKED, "dead_lettered": DEAD_LETTERED, "dropped": DROPPED, "rejected": REJECTED}
 OUTCOME_CODES = {**_OUTCOME_CODE, "in_flight": IN_FLIGHT}
 _OUTCOME_NAMES = ("in_flight", *OUTCOMES)
 _MASK = (1 << 64) - 1
@@ -69,7 +71,7 @@ class Ledger:
         self.timestamp = array("d")        # original send time; kept when dead-lettered
         self.sent = array("d")             # when it was sent to *this* queue
         self.failed = array("q")           # failed attempts so far
-        self.outcome = array("b")          # IN_FLIGHT, ACKED, DEAD_LETTERED, DROPPED
+        self.outcome = array("b")          # IN_FLIGHT, ACKED, DEAD_LETTERED, DROPPED, REJECTED
         self.finished = array("d")         # NaN while in flight
         self.drop_reasons: dict[int, str] = {}
         self.same_as: dict[int, int] = {}  # a dead letter's row -> the row whose id it keeps
@@ -226,11 +228,11 @@ class Ledger:
         return np.frombuffer(values, dtype=values.typecode)[:self.size].copy()
 
     def counts(self) -> pd.DataFrame:
-        """Per queue: sent, acked, dead_lettered, dropped, in_flight."""
+        """Per queue: sent, acked, dead_lettered, dropped, rejected, in_flight."""
         queue, outcome = self.column("queue"), self.column("outcome")
-        size = len(self._queue_names)
-        table = np.bincount(queue.astype(np.int64) * 4 + outcome, minlength=4 * size).reshape(size, 4)
-        frame = pd.DataFrame(table[:, [ACKED, DEAD_LETTERED, DROPPED, IN_FLIGHT]],
+        size, n = len(self._queue_names), len(_OUTCOME_NAMES)
+        table = np.bincount(queue.astype(np.int64) * n + outcome, minlength=n * size).reshape(size, n)
+        frame = pd.DataFrame(table[:, [ACKED, DEAD_LETTERED, DROPPED, REJECTED, IN_FLIGHT]],
                              index=pd.Index(self._queue_names, name="queue"),
                              columns=[*OUTCOMES, "in_flight"])
         frame.insert(0, "sent", table.sum(axis=1))

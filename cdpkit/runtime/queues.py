@@ -17,6 +17,7 @@ concurrent consumers, retention). Read top to bottom:
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from bisect import bisect_right
 from collections import deque
@@ -26,13 +27,15 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..errors import ConfigError, LimitError
 from .clock import Future, completed
 from .ledger import ACKED, Ledger
 from .limits import (
     js_int,
 )
-from .semantics import Semantics
+from .semantics import DOCS, Autoscaling, Semantics
 from .settings import settings_in
 
 if TYPE_CHECKING:
@@ -282,7 +285,8 @@ class SingleFlush:
 
 
 class ConcurrentFlush:
-    """Production: up to ``max_concurrency`` batches of a queue run at once.
+    """Production: up to ``queue.concurrency`` batches of a queue run at once (the
+    autoscaler's level, or every ``max_concurrency`` slot without autoscaling).
 
     A full batch starts as soon as a consumer slot is free; a partial batch starts when
     ``max_batch_timeout`` has passed since it began waiting (or when a slot frees after that).
@@ -301,7 +305,7 @@ class ConcurrentFlush:
         since = queue.take_waiting_since()
         if since is not None and self.timer is None and since + settings.max_batch_timeout <= clock.now:
             self.due = True                       # the timeout begun by an arrival absorbed now
-        while buffer and self.running < settings.max_concurrency and (
+        while buffer and self.running < queue.concurrency and (
                 self.due or len(buffer) >= settings.max_batch_size):
             self.due, since = False, None
             if self.timer is not None:
@@ -324,6 +328,46 @@ class ConcurrentFlush:
     def finished(self, queue: Queue) -> None:
         self.running -= 1
         self.landed(queue)
+
+
+class Scaler:
+    """A production queue's consumer autoscaler: :class:`~cdpkit.runtime.semantics.Autoscaling`
+    applied after each batch (never while one runs). ``levels`` keeps (time, consumers) at
+    every change, from the start."""
+
+    __slots__ = ("policy", "cap", "level", "levels", "rate", "seen", "arrived", "per_message",
+                 "failed_share")
+
+    def __init__(self, policy: Autoscaling, cap: int) -> None:
+        self.policy, self.cap = policy, cap
+        self.level = min(policy.start, cap)
+        self.levels: list[tuple[float, int]] = [(0.0, self.level)]
+        self.rate = 0.0                  # messages landing per second (averaged)
+        self.seen, self.arrived = 0.0, 0     # when the rate was last updated, arrivals then
+        self.per_message: float | None = None    # seconds a consumer spends per message
+        self.failed_share = 0.0
+
+    def decide(self, queue: Queue, failed: bool, size: int, seconds: float) -> None:
+        """After a batch of ``size`` messages that took ``seconds``: the new level."""
+        policy, now = self.policy, queue.runtime.clock.now
+        if now > self.seen:        # time-weighted average of the landing rate
+            weight = 1.0 - math.exp(-(now - self.seen) / policy.rate_window)
+            self.rate += weight * ((queue.arrived - self.arrived) / (now - self.seen) - self.rate)
+            self.seen, self.arrived = now, queue.arrived
+        k = 1.0 / policy.memory
+        sample = seconds / max(size, 1)
+        self.per_message = sample if self.per_message is None else self.per_message + k * (sample - self.per_message)
+        self.failed_share += k * (failed - self.failed_share)
+        need = (self.rate + len(queue.buffer) / policy.drain_seconds) * self.per_message * (1.0 - self.failed_share)
+        target = max(1, min(self.cap, int(need + 0.5)))
+        level = self.level
+        if target > level:
+            level = min(target, level + policy.step_up)
+        elif target < level:
+            level = max(target, level - policy.step_down)
+        if level != self.level:
+            self.level = level
+            self.levels.append((now, level))
 
 
 # ---------------------------------------------------------------------------- the broker
@@ -361,7 +405,7 @@ class Queue:
         self.declared = settings                  # as given (for export and repr)
         self.settings = settings.resolved(runtime.semantics)
         self.delivery_delay = delivery_delay
-        self.retention = retention if retention is not None else runtime.semantics.default_retention_seconds
+        self.retention = runtime.semantics.retention_for(retention, f"queue {name!r}")
         self.consumer: Any = None                 # object with .start(queue, batch_id, rows, done)
         self.ledger = runtime.ledger
         self.buffer: deque[int] = deque()         # ledger rows, in arrival order
@@ -369,9 +413,87 @@ class Queue:
         self.landing = 0                          # messages on their way in (delay/retry timers)
         self.running = 0                          # batches whose handler has not returned
         self.batches = 0
-        self.flusher = ConcurrentFlush() if runtime.semantics.concurrent_consumers else SingleFlush()
+        sem = runtime.semantics
+        self.flusher = ConcurrentFlush() if sem.concurrent_consumers else SingleFlush()
+        self.scaler = Scaler(sem.autoscaling, self.settings.max_concurrency) if (
+            sem.concurrent_consumers and sem.autoscaling is not None) else None
+        self.arrived = 0                          # messages put in the buffer (the scaler's rate)
+        self.sends: dict[int, int] = {}           # sends per rate window (the throughput limit)
         self.inflow: Inflow | None = None
         self.waiting_since: float | None = None   # see take_waiting_since
+
+    @property
+    def concurrency(self) -> int:
+        """Batches that may run at once: the autoscaler's level, else ``max_concurrency``."""
+        return self.settings.max_concurrency if self.scaler is None else self.scaler.level
+
+    @property
+    def consumers(self) -> int:
+        """Consumers the queue runs now (1 under ``local``: one pending flush)."""
+        return self.concurrency if self.runtime.semantics.concurrent_consumers else 1
+
+    # -- platform limits on sends ------------------------------------------------------
+    def admit(self, count: int, nbytes: int, where: str) -> None:
+        """A producer's send of ``count`` messages (``nbytes``) now, or the platform's error:
+        queues/platform/limits/: "5,000 messages per second" per queue (send() throws
+        "Too Many Requests"), and a "25 GB" backlog ("Storage Limit Exceeded")."""
+        sem = self.runtime.semantics
+        limit = sem.queue_backlog_bytes
+        if limit is not None and self.backlog_bytes is not None and self.backlog_bytes + nbytes > limit:
+            raise LimitError(f"{where} to queue {self.name!r}: Storage Limit Exceeded: the backlog would "
+                             f"hold {self.backlog_bytes + nbytes:,} bytes; allowed: at most {limit:,.0f} "
+                             f"bytes (25 GB) per queue ({DOCS} §3)")
+        if sem.queue_messages_per_second is not None and self.allowed_now(count) < count:
+            window = sem.queue_rate_window
+            raise LimitError(f"{where} to queue {self.name!r}: Too Many Requests: "
+                             f"{self.sends[int(self.runtime.clock.now // window)] + count:,} messages "
+                             f"in {window:g} s; allowed: at most {sem.queue_messages_per_second:,.0f} "
+                             f"messages per second per queue (shard across queues; {DOCS} §3)")
+        self.count_sends(count)
+
+    def allowed_now(self, count: int) -> int:
+        """How many of ``count`` messages sent now fit in this rate window."""
+        sem = self.runtime.semantics
+        if sem.queue_messages_per_second is None:
+            return count
+        window = int(self.runtime.clock.now // sem.queue_rate_window)
+        room = int(sem.queue_messages_per_second * sem.queue_rate_window) - self.sends.setdefault(window, 0)
+        return max(0, min(count, room))
+
+    def count_sends(self, count: int) -> None:
+        if self.runtime.semantics.queue_messages_per_second is not None:
+            window = int(self.runtime.clock.now // self.runtime.semantics.queue_rate_window)
+            self.sends[window] = self.sends.get(window, 0) + count
+
+    def reject(self, rows: Sequence[int], when: Sequence[float] | float, why: str) -> None:
+        """Sends the producer's call threw on: ledger outcome ``rejected``, never in the queue."""
+        ledger = self.ledger
+        times = [when] * len(rows) if isinstance(when, (int, float)) else when
+        for row, t in zip(rows, times):
+            ledger.finish(row, "rejected", t, why)
+
+    def admit_arrivals(self, times: np.ndarray, rows: Sequence[int]) -> tuple[np.ndarray, Sequence[int]]:
+        """Arrivals known in advance (simulate's sources, ``times`` sorted), counted against
+        the throughput limit by their send times; the excess is rejected. Returns the
+        admitted ones (times, rows)."""
+        sem = self.runtime.semantics
+        if sem.queue_messages_per_second is None or not len(times):
+            return times, rows
+        room = int(sem.queue_messages_per_second * sem.queue_rate_window)
+        windows = np.floor(times / sem.queue_rate_window).astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, windows[1:] != windows[:-1]])
+        rank = np.arange(len(windows)) - np.repeat(starts, np.diff(np.r_[starts, len(windows)]))
+        keep = rank < room
+        if not keep.all():
+            rows_array = np.asarray(rows, dtype=np.int64)
+            out = np.flatnonzero(~keep)
+            self.reject(rows_array[out].tolist(), times[out].tolist(),
+                        f"Too Many Requests: over {sem.queue_messages_per_second:,.0f} messages per second")
+            times, rows = times[keep], rows_array[keep].tolist()
+        counted, counts = np.unique(windows[keep], return_counts=True)
+        for w, c in zip(counted.tolist(), counts.tolist()):
+            self.sends[w] = self.sends.get(w, 0) + c
+        return times, rows
 
     # -- arrivals known in advance -------------------------------------------------------
     def attach_inflow(self, times: list[float], make: Callable[[int, int], Sequence[int]]) -> None:
@@ -421,6 +543,21 @@ class Queue:
 
     # -- arriving ----------------------------------------------------------------------
     def enqueue(self, rows: Sequence[int], delay: float) -> None:
+        """Sent ``rows`` (in the ledger already) land in the buffer after ``delay``; what is
+        over the throughput limit is rejected (spec pipelines' sends; a Producer checks first
+        and throws instead)."""
+        if self.runtime.semantics.queue_messages_per_second is not None:
+            fits = self.allowed_now(len(rows))
+            if fits < len(rows):
+                self.reject(rows[fits:], self.runtime.clock.now, "Too Many Requests: over "
+                            f"{self.runtime.semantics.queue_messages_per_second:,.0f} messages per second")
+                rows = rows[:fits]
+            self.count_sends(len(rows))
+            if not rows:
+                return
+        self._enqueue(rows, delay)
+
+    def _enqueue(self, rows: Sequence[int], delay: float) -> None:
         """Land ledger ``rows`` in the buffer after ``delay`` (always through the timer queue;
         messages sent together land together, in order)."""
         self.landing += len(rows)
@@ -448,6 +585,7 @@ class Queue:
                 ledger.finish(row, "dropped", self.runtime.clock.now, "no consumer (wrangler dev discards)")
             return
         self.buffer.extend(rows)
+        self.arrived += len(rows)
         if self.backlog_bytes is not None:
             self.backlog_bytes += sum(map(ledger.bytes.__getitem__, rows))
 
@@ -485,7 +623,7 @@ class Queue:
         batch_id = self.runtime.next_batch_id()
         self.runtime.recorder.batch_started(batch_id, self.name, now, batch, ledger)
         self.consumer.start(self, batch_id, batch,
-                            lambda ok, result: self._batch_done(batch_id, batch, ok, result))
+                            lambda ok, result: self._batch_done(batch_id, batch, ok, result, now))
 
     def _drop_expired(self, batch: list[int], cutoff: float, size: int) -> tuple[list[int], list[int]]:
         """Drop the messages older than the retention period (``timestamp < cutoff``) and
@@ -518,11 +656,20 @@ class Queue:
                              f"to {high} (fractions are truncated)")
         return delay
 
-    def _batch_done(self, batch_id: int, batch: list[int], ok: bool, result: BatchResult) -> None:
+    def _batch_done(self, batch_id: int, batch: list[int], ok: bool, result: BatchResult,
+                    started: float) -> None:
         """Apply the handler's decisions: ack, retry after a delay, dead-letter or drop."""
         rt, settings, ledger = self.runtime, self.settings, self.ledger
         now = rt.clock.now
         self.running -= 1
+        wall = rt.semantics.consumer_wall_seconds
+        if wall is not None and ok and now - started > wall:
+            # queues/platform/limits/: consumer "wall time 15 minutes"; the platform ends the
+            # invocation (simplification: counted as failed when the handler returns)
+            ok = False
+            rt.recorder.error(now, self.name, batch_id, LimitError(
+                f"queue {self.name!r}: consumer invocation ran {now - started:g} s; allowed: at most "
+                f"{wall:g} s of wall time per invocation ({DOCS} §3)"))
         retry_all = result.retry_all or not ok
         retries, explicit_acks = result.retries, result.explicit_acks
         dead: list[int] = []
@@ -562,6 +709,8 @@ class Queue:
         rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result, ledger)
         if self.inflow is not None:
             self.absorb()
+        if self.scaler is not None:   # "After processing a batch ... check ... concurrent consumers"
+            self.scaler.decide(self, not ok, len(batch), now - started)
         self.flusher.finished(self)
         if self.inflow is not None:
             self.rewake()
@@ -571,7 +720,7 @@ class Queue:
     def receive_dead_letters(self, rows: Sequence[int]) -> None:
         """Dead letters arrive with their id, body and timestamp; attempts start again."""
         new = self.ledger.copy_to(self.name, rows, self.runtime.clock.now)
-        self.enqueue(new, _default(self.delivery_delay, 0))
+        self._enqueue(new, _default(self.delivery_delay, 0))
 
     # -- inspecting --------------------------------------------------------------------
     @property
@@ -615,7 +764,9 @@ class Producer:
              content_type: str | None = None) -> Future:
         """Send one message. Example: ``await env.JOBS.send({"id": 1}, delay_seconds=30)``."""
         queue = self.queue
-        queue.enqueue(*self._prepare(queue, body, delay_seconds, content_type, "send"))
+        content_type, payload, size, delay = self._encode(queue, body, delay_seconds, content_type, "send")
+        queue.admit(1, size, "send")
+        queue._enqueue(self._add(queue, content_type, [payload], [size]), delay)
         return completed()
 
     def send_batch(self, messages: Iterable[dict], *, delay_seconds: float | None = None) -> Future:
@@ -645,6 +796,7 @@ class Producer:
         if total > sem.max_batch_bytes:
             raise LimitError(f"send_batch: {total} bytes in total; allowed: at most "
                              f"{sem.max_batch_bytes} bytes per batch")
+        queue.admit(len(prepared), total, "send_batch")
         by_delay: dict[int, list[tuple]] = {}     # messages with the same delay land together
         for encoded in prepared:
             by_delay.setdefault(encoded[3], []).append(encoded)
@@ -653,14 +805,8 @@ class Producer:
             for content_type, same_type in groupby(group, key=itemgetter(0)):
                 same_type = list(same_type)
                 rows.extend(self._add(queue, content_type, [m[1] for m in same_type], [m[2] for m in same_type]))
-            queue.enqueue(rows, delay)
+            queue._enqueue(rows, delay)
         return completed()
-
-    def _prepare(self, queue: Queue, body: Any, delay_seconds: float | None,
-                 content_type: str | None, where: str) -> tuple[range, int]:
-        """Check and encode one message, add it to the ledger: (its row, its delay)."""
-        content_type, payload, size, delay = self._encode(queue, body, delay_seconds, content_type, where)
-        return self._add(queue, content_type, [payload], [size]), delay
 
     def _encode(self, queue: Queue, body: Any, delay_seconds: float | None,
                 content_type: str | None, where: str) -> tuple[str, Any, int, int]:

@@ -2,8 +2,8 @@
 
 ``messages``: one row per message per queue (id, queue, type, bytes, sent, deliveries,
 attempts, outcome, finished, latency, origin). ``batches``: every batch. ``timeline``:
-backlog, messages on their way in and batches running per queue, and busy / queued actor
-instances per class, sampled over time. ``summary()``: throughput, latency percentiles
+backlog, messages on their way in, batches running and consumers (the autoscaler's level)
+per queue, and busy / queued actor instances per class, sampled over time. ``summary()``: throughput, latency percentiles
 (wait before first delivery and end to end), retries, DLQ and dropped counts, max
 backlog, time to drain and handler errors.
 """
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from ..model.workload import Arrivals
     from ..runtime.runtime import Runtime
 
-TIMELINE_COLUMNS = ["time", "node", "backlog", "landing", "running"]
+TIMELINE_COLUMNS = ["time", "node", "backlog", "landing", "running", "consumers"]
+WARNING_COLUMNS = ["what", "where", "when", "value", "limit", "source", "advice"]
+_LIMITS = "shared/reference/cloudflare-semantics.md"
 
 
 class Results:
@@ -167,7 +169,25 @@ class Results:
     def __repr__(self) -> str:
         s = self.summary()
         return (f"<Results {self.pipeline.name!r}: {s['messages']:.0f} messages, {s['acked']:.0f} acked, "
-                f"{s['dead_lettered']:.0f} dead-lettered, p99 {s['p99_latency']:.3g}s{self._failed()}>")
+                f"{s['dead_lettered']:.0f} dead-lettered, p99 {s['p99_latency']:.3g}s{self._failed()}>"
+                + self._warned())
+
+    @property
+    def plan(self) -> str:
+        """The Workers plan of the run's semantics profile (``"paid"`` or ``"free"``)."""
+        return self.runtime.semantics.plan
+
+    @cached_property
+    def warnings(self) -> pd.DataFrame:
+        """Where the run came near (>= ``semantics.warn_at``, 80 %) or over a platform limit:
+        one row per (limit, place) with ``what``, ``where``, ``when`` (the worst moment, s),
+        ``value``, ``limit``, ``source`` (the documentation line) and ``advice``."""
+        return platform_warnings(self)
+
+    def _warned(self) -> str:
+        """One line per platform warning (see :attr:`warnings`)."""
+        return "".join(f"\n  warning: {w.what} at {w.where} (t={w.when:g}s): {w.value:,.4g} of {w.limit:,.4g}; "
+                       f"{w.advice}" for w in self.warnings.itertuples())
 
     def _failed(self) -> str:
         """``; 3 handler errors (KeyError), see res.runtime.errors`` when handlers raised."""
@@ -176,3 +196,87 @@ class Results:
             return ""
         types = ", ".join(dict.fromkeys(type(e[3]).__qualname__ for e in errors))
         return f"; {len(errors):,} handler error{'s' * (len(errors) != 1)} ({types}), see res.runtime.errors"
+
+
+def _peak_per_window(times: np.ndarray, window: float) -> tuple[float, float]:
+    """The most events in one ``window``-second window (aligned at 0), and when it began."""
+    if not len(times):
+        return 0.0, 0.0
+    bins = np.floor(times / window).astype(np.int64)
+    values, counts = np.unique(bins, return_counts=True)
+    i = int(np.argmax(counts))
+    return float(counts[i]), float(values[i] * window)
+
+
+def platform_warnings(res: Results) -> pd.DataFrame:
+    """The rows of :attr:`Results.warnings`: each limit of the semantics profile checked
+    against what the run did (limits the profile does not enforce are not checked)."""
+    rt = res.runtime
+    sem, ledger = rt.semantics, rt.ledger
+    near = sem.warn_at
+    rows: list[tuple] = []
+
+    def check(what: str, where: str, when: float, value: float, limit: float, source: str, advice: str) -> None:
+        if limit and value >= near * limit:
+            rows.append((what if value > limit else f"near: {what}", where, when, value, limit, source, advice))
+
+    outcome, queue_codes = ledger.column("outcome"), ledger.column("queue")
+    rejected = outcome == OUTCOME_CODES["rejected"]
+    timeline = res.timeline
+    for name, queue in rt.queues.items():
+        code, mine = ledger.queue_code(name), queue_codes == ledger.queue_code(name)
+        rate = sem.queue_messages_per_second
+        if rate is not None and queue.sends:
+            window = sem.queue_rate_window
+            peak = max(queue.sends, key=queue.sends.get)
+            refused = rejected & mine
+            offered = queue.sends[peak] + int(np.count_nonzero(
+                refused & (np.floor(ledger.column("sent") / window) == peak)))
+            check("queue throughput (messages/s)", f"queue {name!r}", peak * window, offered / window, rate,
+                  _LIMITS + " §3: 5,000 messages/s per queue (send() throws 'Too Many Requests')",
+                  f"{int(np.count_nonzero(refused)):,} sends rejected; shard over "
+                  f"{max(2, int(np.ceil(offered / window / (near * rate))))} queues")
+        limit = sem.queue_backlog_bytes
+        tl = timeline[timeline["node"] == name]
+        if limit is not None and len(tl) and mine.any():
+            i = int(tl["backlog"].to_numpy().argmax())
+            check("queue backlog (bytes, estimated)", f"queue {name!r}", float(tl["time"].iloc[i]),
+                  float(tl["backlog"].iloc[i]) * float(ledger.column("bytes")[mine].mean()), limit,
+                  _LIMITS + " §3: 25 GB backlog per queue (send() fails: 'Storage Limit Exceeded')",
+                  "consume faster or shard over more queues")
+        if queue.scaler is not None and queue.consumer is not None:
+            when, top = max(queue.scaler.levels, key=lambda level: level[1])
+            check("consumers (autoscaled)", f"queue {name!r}", when, top, queue.settings.max_concurrency,
+                  _LIMITS + " §3: max_concurrency 1-250 (250 concurrent consumer invocations)",
+                  "raise max_concurrency (up to 250) or make each batch faster")
+        expired = [row for row, why in ledger.drop_reasons.items()
+                   if why == "retention period expired" and queue_codes[row] == code]
+        if expired:
+            rows.append(("messages expired (retention)", f"queue {name!r}", float(ledger.finished[expired[0]]),
+                         float(len(expired)), float(queue.retention),
+                         _LIMITS + " §1: retention default 4 days, up to 14 days; 24 h on the Free plan",
+                         "messages waited longer than the retention period and were deleted"))
+    wall, batches = sem.consumer_wall_seconds, res.batches
+    if wall is not None and len(batches):
+        batches = batches.assign(seconds=batches["finished_at"] - batches["delivered_at"])
+        for name, group in batches.groupby("queue", observed=True):
+            i = group["seconds"].idxmax()
+            check("consumer wall time (s)", f"queue {name!r}", float(group.loc[i, "delivered_at"]),
+                  float(group.loc[i, "seconds"]), wall, _LIMITS + " §3: consumer wall time 15 min",
+                  "split the work into smaller batches")
+    rate = sem.actor_requests_per_second
+    calls = res.actor_calls if rate is not None else ()
+    if len(calls):
+        for (binding, obj), group in calls.groupby(["binding", "object"], observed=True, sort=True):
+            peak, when = _peak_per_window(group["arrived"].to_numpy(), 1.0)
+            overloaded = int((group["outcome"] == "overloaded").sum())
+            check("Durable Object requests/s", f"{binding} {obj}", when, peak, rate,
+                  _LIMITS + " §4: soft limit of 1,000 requests/s per object ('Durable Object is overloaded')",
+                  f"{overloaded:,} requests overloaded; spread this object's load over "
+                  f"{int(np.ceil(peak / (near * rate)))} keys")
+    for binding, kv in rt.kv_namespaces.items():
+        if kv.rejected_writes:
+            rows.append(("KV writes to one key over 1/s (429)", f"kv {binding}", float("nan"),
+                         float(kv.rejected_writes), 1.0, _LIMITS + " §5: writes to the same key: 1 per second",
+                         "write each key at most once a second (batch updates or use more keys)"))
+    return pd.DataFrame(rows, columns=WARNING_COLUMNS)

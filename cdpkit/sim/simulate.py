@@ -234,25 +234,27 @@ def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
     rows = spec_records(rt, queue, bodies, sizes, times)
     if len(rows) < len(bodies):      # over the size limit: dropped at send
         times = rt.ledger.column("sent")[np.asarray(rows, dtype=np.int64)]
+    times, rows = queue.admit_arrivals(times, rows)    # over the throughput limit: rejected
     due = (times + (queue.delivery_delay or 0)).tolist()
     queue.attach_inflow(due, lambda lo, hi: rows[lo:hi])
 
 
 def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: float,
             duration: float, bar: tqdm) -> None:
-    """Record backlog, in-flight batches and actor activity every ``step`` seconds."""
+    """Record backlog, in-flight batches, consumers (the autoscaler's level; 0 for actor
+    rows) and actor activity every ``step`` seconds."""
     def sample() -> None:
         now = rt.clock.now
         for name, queue in rt.queues.items():
             queue.absorb()
-            timeline.append((now, name, len(queue.buffer), queue.landing, queue.running))
+            timeline.append((now, name, len(queue.buffer), queue.landing, queue.running, queue.consumers))
         for namespace in rt.namespaces.values():
             busy = sum(1 for obj in namespace.objects.values() if obj.gate.holder is not None)
             queued = sum(len(obj.gate.waiting) for obj in namespace.objects.values())
-            timeline.append((now, namespace.class_name, queued, 0, busy))
+            timeline.append((now, namespace.class_name, queued, 0, busy, 0))
         for name, pool in pools.items():
             queued, busy = pool.load(now)
-            timeline.append((now, name, queued, 0, busy))
+            timeline.append((now, name, queued, 0, busy, 0))
         bar.update(min(now, duration) - bar.n)
         if now + step <= duration or rt.clock.peek() is not None:
             rt.clock.call_later(step, sample)
