@@ -1,5 +1,7 @@
 """Cost: quantities counted from a run, priced from the dated pricing file; cases by hand."""
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -218,8 +220,9 @@ def test_plan_is_checked_and_defaults_to_the_results_plan():
     with pytest.raises(cdp.ConfigError, match=r"plan='pro' is not allowed; allowed: 'paid', 'free'"):
         res.cost(plan="pro")
     assert res.cost().attrs["plan"] == "paid"
-    res.plan = "free"                     # a run that knows its plan prices for it by default
-    assert res.cost().attrs["plan"] == "free"
+    # a run that knows its plan (its semantics profile's) prices for it by default
+    res.runtime.semantics = dataclasses.replace(res.runtime.semantics, plan="free")
+    assert res.plan == "free" and res.cost().attrs["plan"] == "free"
     with pytest.raises(cdp.ConfigError, match=r"duration=0 is not allowed; allowed: seconds > 0"):
         cost_table({}, duration=0)
 

@@ -164,7 +164,10 @@ class Results:
         plan if it has one, else ``"paid"``."""
         if plan is None:
             plan = getattr(self, "plan", None) or getattr(getattr(self, "profile", None), "plan", None) or "paid"
-        return Table(cost_table(quantities(self.runtime), self.duration, plan))   # shown in dollars
+        frame = cost_table(quantities(self.runtime), self.duration, plan)
+        shown = Table(frame)     # shown in dollars
+        shown.attrs.update(frame.attrs)     # pricing_as_of, plan, sources
+        return shown
 
     def __repr__(self) -> str:
         s = self.summary()
