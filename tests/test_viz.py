@@ -5,6 +5,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import re  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -427,3 +429,89 @@ def test_figures_come_from_pyplot_only_when_no_ax_is_given(gw):
     before = plt.get_fignums()
     viz.plot_cost(gw, ax=ax)
     assert plt.get_fignums() == before
+
+
+# ----------------------------------------------- explorer as a user meets it (issue 15)
+
+def orders(**queue):
+    p = cdp.Pipeline("orders")
+    p.add_source("http", queue="orders")
+    p.add_queue("orders", max_batch_size=10, max_batch_timeout=1, max_concurrency=1, **queue)
+    p.add_consumer("orders", service={"base": 0.05, "per_message": 0.005})
+    return p
+
+
+def test_headline_says_how_messages_ended_dropped_expired_in_flight():
+    ex = viz.explore(orders(), cdp.Poisson(rate=80), duration=20, seed=2, draw=False)
+    r = ex.set(failure=0.3)                       # no DLQ: what fails for good is dropped
+    dropped = int(r.summary()["dropped"])
+    assert dropped > 0 and f"dropped {dropped:,}" in ex.status.value
+    assert "dead-lettered 0" in ex.status.value
+    slow = orders(retention=60)                   # backlog older than 60 s expires
+    res = cdp.simulate(slow, cdp.Poisson(rate=300), duration=120, seed=1)
+    expired = viz.plots.expired_count(res)
+    assert expired > 0 and f"({expired:,} expired)" in viz.headline(res)
+    assert not re.search(r"\de[+-]\d", viz.headline(res))      # 1.28e+04 s -> 3.6 h
+
+
+def test_headline_and_explorer_show_handler_errors():
+    p = orders()
+
+    async def handle(batch, env, ctx):
+        for m in batch.messages:
+            m.body["missing"]
+
+    p = p.set("orders.consumer.handler", handle)
+    with pytest.warns(cdp.errors.HandlerWarning):
+        ex = viz.explore(p, cdp.Poisson(rate=5), duration=5, seed=1, draw=False)
+    errors = int(ex.result.summary()["errors"])
+    assert errors > 0 and f"handler errors {errors:,}" in ex.status.value
+
+
+def test_concurrency_slider_is_disabled_where_it_is_ignored():
+    ex = viz.explore(orders(), cdp.Poisson(rate=20), duration=5, seed=1, draw=False)
+    assert not ex.controls["concurrency"].disabled
+    ex.set(semantics="local")
+    assert ex.controls["concurrency"].disabled and "ignored" in ex.controls["concurrency"].tooltip
+    ex.set(semantics="production")
+    assert not ex.controls["concurrency"].disabled
+
+
+def test_a_long_resimulation_stops_at_the_explorers_budget():
+    import time
+    ex = viz.explore(orders(), cdp.Piecewise(schedule=[(0, 80), (30, 400), (40, 80)]),
+                     duration=120, seed=2, draw=False)
+    kept = ex.result
+    started = time.perf_counter()
+    assert ex.set(failure=1.0, retries=100) is None          # would run ~4 s and more
+    assert time.perf_counter() - started < 3.5
+    assert isinstance(ex.error, cdp.BudgetError) and "budget" in ex.status.value
+    assert ex.result is kept
+
+
+def test_headline_table_and_dashboard_change_together():
+    ex = viz.explore(small(), cdp.Poisson(rate=20), duration=5, seed=1)
+    seen = {}
+    draw = ex.png
+
+    def png(*args, **kwargs):          # while the dashboard renders, nothing new is shown yet
+        seen["status"], seen["table"] = ex.status.value, ex.table.value
+        return draw(*args, **kwargs)
+
+    ex.png = png
+    before = ex.table.value
+    ex.controls["batch_size"].value = 2
+    assert seen["status"].startswith("<i>simulating") and seen["table"] == before
+    assert "mean batch 1.98" in ex.status.value and "updated in" in ex.status.value
+    assert ex.table.value != before
+
+
+def test_explorer_fits_a_1000px_notebook():
+    ex = viz.explore(small(), cdp.Poisson(rate=20), duration=5, seed=1, draw=False)
+    assert ex.layout.max_width == "1000px" and ex.image.layout.width == "100%"
+    assert ex.children[0].layout.flex_flow == "row wrap"     # the two control columns wrap
+    widths = [int(c.layout.width.removesuffix("px")) for c in ex.controls.values()
+              if c.layout.width and c.layout.width.endswith("px")]
+    assert max(widths) <= 480
+    assert "<table" not in ex.table.value and "grid" in ex.table.value
+    assert re.search(r"messages</span> <b>[\d,]+</b>", ex.table.value)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..runtime.display import fmt
 from ..runtime.settings import QUEUE_SETTINGS
 
 if TYPE_CHECKING:
@@ -271,12 +272,21 @@ def pareto_front(table: pd.DataFrame, cost: str = "monthly_cost",
 def plot_backlog(results: Results, queues: Sequence[str] | None = None,
                  ax: Axes | None = None) -> Axes:
     """Messages waiting in each queue over virtual time: one line per queue (the drain
-    after the arrivals window is shaded)."""
+    after the arrivals window is shaded); consumers running (``timeline["consumers"]``, the
+    autoscaler's level) dashed on the right axis when it goes above 1."""
     ax = _axes(ax)
     tl = _timeline(results)
+    twin = None
     for queue in _queues(results, queues):
         rows = tl[tl["node"] == queue]
-        ax.plot(rows["time"], rows["backlog"], drawstyle="steps-post", label=queue)
+        line, = ax.plot(rows["time"], rows["backlog"], drawstyle="steps-post", label=queue)
+        if "consumers" in rows and rows["consumers"].max() > 1:    # the autoscaler's level, dashed
+            twin = ax.twinx() if twin is None else twin
+            twin.plot(rows["time"], rows["consumers"], drawstyle="steps-post", ls="--", lw=1,
+                      color=line.get_color(), gid=f"consumers:{queue}")
+    if twin is not None:
+        twin.set_ylabel("consumers (dashed)")
+        twin.set_ylim(bottom=0)
     ax.axvspan(results.duration, _horizon(results), color="grey", alpha=0.08, lw=0)  # drain
     ax.set(title="backlog", xlabel="virtual time (s)", ylabel="messages waiting")
     ax.set_ylim(bottom=0)
@@ -469,17 +479,39 @@ def dashboard(results: Results, fig: Figure | None = None) -> Figure:
         plot_attempts(results, ax=axes[2, 0])
     plot_cost(results, ax=axes[2, 1])
     fig.suptitle(headline(results))
+    warnings = results.warnings          # platform limits came near or over: say so
+    if len(warnings):
+        fig.supxlabel("limits: " + "; ".join(f"{w.what} at {w.where} ({w.value:,.4g} of {w.limit:,.4g})"
+                                             for w in warnings.itertuples()), color="#c62828", fontsize=9)
     return fig
 
 
 def headline(results: Results) -> str:
-    """One line: messages, throughput, p99 and monthly cost of a run."""
+    """One line: messages, throughput, p99, how every message ended (dead-lettered, dropped
+    and how many of those expired, still in flight), handler errors and monthly cost."""
     s = _summary(results)
     monthly = float(_cost(results)["monthly_cost"].sum())
-    return (f"{results.pipeline.name}: {s['messages']:,.0f} messages in {results.duration:g} s, "
-            f"{s['throughput']:.3g} acked/s, mean batch {s['mean_batch']:.3g}, "
-            f"p99 {s['p99_latency']:.3g} s, dead-lettered {s['dead_lettered']:,.0f}, "
-            f"${monthly:,.2f}/month")
+    parts = [f"{results.pipeline.name}: {s['messages']:,.0f} messages in {results.duration:g} s",
+             f"acked {fmt('throughput', s['throughput'])}", f"mean batch {fmt('mean_batch', s['mean_batch'])}",
+             f"p99 {fmt('p99_latency', s['p99_latency'])}", f"dead-lettered {s['dead_lettered']:,.0f}",
+             f"dropped {s['dropped']:,.0f}"]
+    expired = expired_count(results)
+    if expired:
+        parts[-1] += f" ({expired:,} expired)"
+    if s["in_flight"]:
+        parts.append(f"in flight {s['in_flight']:,.0f}")
+    if s.get("errors", 0):
+        parts.append(f"handler errors {s['errors']:,.0f}")
+    return ", ".join(parts) + f", ${monthly:,.2f}/month"
+
+
+def expired_count(results: Results) -> int:
+    """Messages of the entry queues dropped because their retention period expired."""
+    ledger = results.runtime.ledger
+    codes = {ledger.queue_code(q) for q in results.entry_queues}
+    queue = ledger.column("queue")
+    return sum(1 for row, why in ledger.drop_reasons.items()
+               if "retention" in why and int(queue[row]) in codes)
 
 
 # ----------------------------------------------------------------------------- sweep plots

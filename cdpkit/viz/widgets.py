@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..errors import CdpkitError, ConfigError
+from ..errors import BudgetError, CdpkitError, ConfigError
 from ..model.workload import Constant, Diurnal, Piecewise, Poisson, Workload
+from ..runtime.budget import Budget
+from ..runtime.display import fmt
 from ..runtime.queues import ConsumerSettings
 from ..runtime.semantics import PRODUCTION, resolve
 from ..runtime.settings import QUEUE_SETTINGS
@@ -51,6 +53,10 @@ QUEUE_KNOBS = {"batch_size": "max_batch_size", "timeout": "max_batch_timeout",
                "retries": "max_retries", "retry_delay": "retry_delay",
                "concurrency": "max_concurrency", "failure": "consumer.failure"}
 
+
+#: The most work one re-simulation may do (~2 s): a slider position that would take longer
+#: (failure 1.0 with 100 retries, say) stops with a BudgetError shown in the headline.
+EXPLORER_BUDGET = Budget(events=150_000)
 
 #: Slider ends where the table's range is wider than a slider can show usefully (the slider
 #: grows when a model's value is larger).
@@ -126,8 +132,10 @@ class Explorer(widgets.VBox):
 
     def __init__(self, pipeline: Pipeline, workload: Workload, duration: float = 60.0,
                  queue: str | None = None, seed: int = 0, semantics: str = "production",
-                 draw: bool = True, burst_window: tuple[float, float] = (0.4, 0.5)) -> None:
+                 draw: bool = True, burst_window: tuple[float, float] = (0.4, 0.5),
+                 budget: Budget | None = None) -> None:
         pipeline.validate()
+        self.budget = EXPLORER_BUDGET if budget is None else budget
         self.model = pipeline
         self.base_workload = workload
         self.duration = float(duration)
@@ -149,13 +157,15 @@ class Explorer(widgets.VBox):
             raise ConfigError(f"explore: queue={queue!r} is not allowed; allowed: a queue with a "
                               f"consumer: {', '.join(queues)}")
         self.controls = self._make_controls(queues, queue, semantics)
-        self.status = widgets.HTML()
-        self.image = widgets.Image(format="png", layout=widgets.Layout(width="860px"))
-        self.table = widgets.HTML()
+        self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
+        # everything stacks and wraps: it fits a notebook ~1,000 px wide (or less)
+        self.image = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width="864px"))
+        self.table = widgets.HTML(layout=widgets.Layout(width="100%"))
         left = widgets.VBox([self.controls[k] for k in ("queue", *QUEUE_KNOBS)])
         right = widgets.VBox([self.controls[k] for k in ("rate", "burst", "semantics")])
-        super().__init__([widgets.HBox([left, right]), self.status,
-                          widgets.HBox([self.image, self.table])])
+        super().__init__([widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap")),
+                          self.status, self.table, self.image],
+                         layout=widgets.Layout(width="100%", max_width="1000px"))
         self._load_queue()
         for control in self.controls.values():
             control.observe(self._changed, names="value")
@@ -164,7 +174,7 @@ class Explorer(widgets.VBox):
     # -- controls ------------------------------------------------------------------------
     def _make_controls(self, queues: list[str], queue: str, semantics: str) -> dict[str, widgets.Widget]:
         style = {"description_width": "120px"}
-        slider = {"continuous_update": False, "style": style, "layout": widgets.Layout(width="420px")}
+        slider = {"continuous_update": False, "style": style, "layout": widgets.Layout(width="440px")}
         rate = base_rate(self.base_workload)
         return {
             "queue": widgets.Dropdown(options=queues, value=queue, description="queue", style=style),
@@ -216,6 +226,11 @@ class Explorer(widgets.VBox):
                 control.max = max(control.max, value)
                 control.value = value
             self.controls["failure"].disabled = handler
+            # local semantics run one batch at a time per queue: max_concurrency does nothing
+            local = not resolve(self.controls["semantics"].value).concurrent_consumers
+            self.controls["concurrency"].disabled = local
+            self.controls["concurrency"].tooltip = ("ignored under local semantics (one batch at a time)"
+                                                    if local else "")
 
     @contextmanager
     def hold(self):
@@ -274,22 +289,32 @@ class Explorer(widgets.VBox):
         return pipeline, workload
 
     def update(self) -> Results | None:
-        """Re-simulate with the current controls and redraw; returns the new result."""
+        """Re-simulate with the current controls and redraw; returns the new result.
+
+        The headline, table and dashboard change together, once all three are ready; while
+        the run goes the headline says "simulating…". A run over the explorer's ``budget``
+        stops with the BudgetError shown instead (the previous result stays)."""
         started = perf_counter()
+        self.status.value = f"<i>simulating… </i>{self.status.value}"
         try:
             pipeline, workload = self.configured()
             result = simulate(pipeline, workload, self.duration, seed=self.seed,
-                              semantics=self.controls["semantics"].value)
+                              semantics=self.controls["semantics"].value, budget=self.budget)
         except CdpkitError as error:
             self.error = error
-            self.status.value = f"<b style='color:#c62828'>{html.escape(str(error))}</b>"
+            hint = (" (the explorer's limit: explore(..., budget=cdp.Budget(events=...)))"
+                    if isinstance(error, BudgetError) else "")
+            self.status.value = f"<b style='color:#c62828'>{html.escape(str(error) + hint)}</b>"
             return None
         self.result, self.pipeline, self.workload, self.error = result, pipeline, workload, None
+        table = summary_html(result)
+        image = self.png() if self.draw else None
         took = perf_counter() - started
-        self.status.value = f"<b>{html.escape(headline(result))}</b> (simulated in {took:.2f} s)"
-        self.table.value = result.summary().to_frame().to_html(float_format=lambda v: f"{v:,.4g}")
-        if self.draw:
-            self.image.value = self.png()
+        self.status.value = (f"<b>{html.escape(headline(result))}</b> "
+                             f"<span style='color:#607d8b'>(updated in {took:.2f} s)</span>")
+        self.table.value = table
+        if image is not None:
+            self.image.value = image
         return result
 
     def png(self, dpi: int = 72) -> bytes:
@@ -311,12 +336,33 @@ class Explorer(widgets.VBox):
 
 def explore(pipeline: Pipeline, workload: Workload, duration: float = 60.0,
             queue: str | None = None, seed: int = 0, semantics: str = "production",
-            draw: bool = True, burst_window: tuple[float, float] = (0.4, 0.5)) -> Explorer:
+            draw: bool = True, burst_window: tuple[float, float] = (0.4, 0.5),
+            budget: Budget | None = None) -> Explorer:
     """Sliders and dropdowns over one queue's settings (batch size, timeout, retries, retry
     delay, concurrency, consumer failure rate; ``queue`` picks which, default the first
     entry queue) and over the traffic (arrival rate, a burst of x times the rate during
     ``burst_window``, as fractions of the run, semantics profile). Every change re-simulates
     ``duration`` seconds with ``seed`` and redraws the dashboard (``draw=False``: the
-    summary table only). Returns an :class:`Explorer` widget: display it in a notebook."""
+    summary table only). A re-simulation over ``budget`` (default :data:`EXPLORER_BUDGET`,
+    about 2 s) stops and says so. Returns an :class:`Explorer` widget: display it in a
+    notebook."""
     return Explorer(pipeline, workload, duration=duration, queue=queue, seed=seed,
-                    semantics=semantics, draw=draw, burst_window=burst_window)
+                    semantics=semantics, draw=draw, burst_window=burst_window, budget=budget)
+
+
+def summary_html(result: Results) -> str:
+    """The run's summary as a grid of figures with units that wraps to the notebook's width
+    (a one-column table of 16 rows would not fit beside the dashboard)."""
+    cells = "".join(
+        f"<div><span style='color:#607d8b'>{html.escape(str(name))}</span> "
+        f"<b>{html.escape(fmt(name, value))}</b></div>"
+        for name, value in result.summary().items())
+    tl = result.timeline
+    for queue in result.pipeline.nodes("queue"):      # the autoscaler's peak (timeline "consumers")
+        peak = tl.loc[tl["node"] == queue, "consumers"].max()
+        cells += (f"<div><span style='color:#607d8b'>consumers {html.escape(queue)} (peak)</span> "
+                  f"<b>{0 if peak != peak else int(peak)}</b></div>")
+    warned = "".join(f"<div style='color:#c62828'>limit: {html.escape(f'{w.what} at {w.where}: {w.advice}')}"
+                     "</div>" for w in result.warnings.itertuples())
+    return ("<div class='cdp-summary' style='display:grid;grid-template-columns:repeat(auto-fill,"
+            f"minmax(170px,1fr));gap:2px 16px;font-size:12px'>{cells}</div>{warned}")
