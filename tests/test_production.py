@@ -320,3 +320,25 @@ def test_timeline_has_consumers_per_queue():
     jobs = tl[tl["node"] == "jobs"]["consumers"]
     assert jobs.iloc[0] == 1 and jobs.max() > 1
     assert np.isfinite(jobs).all()
+
+
+def test_dashboard_draws_consumers_and_warnings_and_graph_marks_the_node():
+    import matplotlib
+    matplotlib.use("Agg")
+    from cdpkit.viz.widgets import summary_html
+
+    p = cdp.Pipeline("hot")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=100, max_batch_timeout=1)
+    p.add_consumer("jobs", service={"base": 0.5}, calls="Hot")
+    p.add_actor("Hot", instances=1, service=0.0001)
+    res = cdp.simulate(p, cdp.Constant(rate=4_200), duration=2, seed=1)
+    fig = cdp.viz.dashboard(res)
+    lines = [l for ax in fig.axes for l in ax.get_lines() if l.get_gid() == "consumers:jobs"]
+    assert lines and max(lines[0].get_ydata()) > 1
+    assert "Durable Object requests/s at HOT" in fig._supxlabel.get_text()
+    ax = cdp.viz.draw_pipeline(p, res)
+    marks = {t.get_gid() for t in ax.texts if (t.get_gid() or "").startswith("warning:")}
+    assert marks == {"warning:jobs", "warning:Hot"}
+    page = summary_html(res)
+    assert "consumers jobs (peak)</span> <b>" in page and "limit: near: Durable Object requests/s at HOT" in page

@@ -212,13 +212,25 @@ def _percent(share: float) -> str:
 
 # ------------------------------------------------------------------------------- draw
 
+def warned_nodes(pipeline: Pipeline, results: Results) -> set[str]:
+    """Queues and actor classes that came near or over a platform limit (``results.warnings``)."""
+    where = set(results.warnings["where"])
+    nodes = {q for q in pipeline.nodes("queue") if f"queue {q!r}" in where}
+    for actor in pipeline.nodes("actor"):
+        binding = pipeline.spec(actor).binding
+        if any(w.startswith(binding + " ") for w in where):
+            nodes.add(actor)
+    return nodes
+
+
 def draw_pipeline(pipeline: Pipeline, results: Results | None = None, ax: Axes | None = None,
                   labels: bool = True) -> Axes:
     """Draw the pipeline left to right (:func:`layered_positions`): nodes by kind
     (:data:`NODE_STYLE`), edges by kind (:data:`EDGE_STYLE`, back edges curved), edge
     settings (:func:`edge_labels`) and a legend. With ``results``, each node is annotated
     with :func:`node_annotations` (text objects with ``gid`` ``"stats:<node>"``; node names
-    have ``gid`` ``"label:<node>"``). Returns the Axes."""
+    have ``gid`` ``"label:<node>"``); a node near or over a platform limit gets a red "!"
+(``gid`` ``"warning:<node>"``, see ``results.warnings``). Returns the Axes."""
     g = pipeline.graph
     pos = layered_positions(pipeline)
     columns = max((x for x, _ in pos.values()), default=0) + 1
@@ -268,6 +280,10 @@ def draw_pipeline(pipeline: Pipeline, results: Results | None = None, ax: Axes |
         if node in stats:
             ax.annotate(stats[node], (x, y), xytext=(0, -28), textcoords="offset points",
                         ha="center", va="top", fontsize=7, color="#455a64", gid=f"stats:{node}")
+    for node in warned_nodes(pipeline, results) if results is not None else ():
+        ax.annotate("!", pos[node], xytext=(13, 11), textcoords="offset points", ha="center", va="center",
+                    fontsize=9, fontweight="bold", color="white", gid=f"warning:{node}",
+                    bbox={"boxstyle": "circle,pad=0.2", "fc": "#c62828", "ec": "none"})
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
               frameon=False)
     ax.margins(0.08, 0.22)
