@@ -3,7 +3,7 @@
     cdpkit demo                    simulate the built-in CDP gateway, write a report folder
     cdpkit simulate MODEL.yaml     simulate a model file and print its summary
     cdpkit export MODEL.yaml       write wrangler.toml (or .jsonc), provisioning script, Worker skeleton
-    cdpkit lab                     open JupyterLab on the tutorial notebooks
+    cdpkit lab [JUPYTER OPTIONS]   open JupyterLab on the tutorial notebooks
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ def demo(args: argparse.Namespace) -> int:
     print(f"\nwrote {len(written)} files to {out}/:")
     for path in written:
         print(f"  {path}")
+    print("\nNext: the tutorial notebooks in JupyterLab (01-quickstart first):\n"
+          "  .venv/bin/cdpkit lab          # add --no-browser --port 8899 etc. as for jupyter lab")
     return 0
 
 
@@ -127,19 +129,65 @@ def export_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+#: JupyterLab settings the lab command starts with: no autosave, so opening or running the
+#: tutorial notebooks does not rewrite the committed .ipynb files (Ctrl-S still saves).
+LAB_OVERRIDES = {"@jupyterlab/docmanager-extension:plugin": {"autosave": False}}
+
+
+def lab_command(notebooks: str | Path, extra: list[str], jupyter: str = "jupyter") -> list[str]:
+    """The ``jupyter lab`` command line: the notebooks folder, autosave off (an app settings
+    folder with :data:`LAB_OVERRIDES`), ``--allow-root`` when running as root (JupyterLab
+    refuses to start otherwise), then ``extra`` options passed through as given.
+
+    >>> cmd = lab_command("notebooks", ["--port", "8899", "--no-browser"])
+    >>> cmd[:3], cmd[-3:]
+    (['jupyter', 'lab', 'notebooks'], ['--port', '8899', '--no-browser'])
+    >>> any(c.startswith("--LabApp.app_settings_dir=") for c in cmd)
+    True
+    """
+    import json
+    import tempfile
+
+    settings = Path(tempfile.gettempdir()) / "cdpkit-lab-settings"
+    settings.mkdir(exist_ok=True)
+    (settings / "overrides.json").write_text(json.dumps(LAB_OVERRIDES, indent=2))
+    command = [jupyter, "lab", str(notebooks), f"--LabApp.app_settings_dir={settings}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
+        command.append("--allow-root")
+    return command + list(extra)
+
+
 def lab(args: argparse.Namespace) -> int:
-    """Open JupyterLab on the notebooks (needs the ``lab`` extra: ``pip install cdpkit[lab]``)."""
+    """Open JupyterLab on the notebooks; options cdpkit does not know go to JupyterLab."""
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
     if jupyter is None:
-        print("jupyter is not installed; run `bash scripts/bootstrap.sh lab` or "
-              "`pip install 'cdpkit[lab]'`", file=sys.stderr)
+        print("jupyter is not installed in this environment; run `bash scripts/bootstrap.sh` "
+              "or `pip install cdpkit` (JupyterLab is one of its dependencies)", file=sys.stderr)
         return 2
-    command = [jupyter, "lab", str(args.notebooks), *args.extra]
+    command = lab_command(args.notebooks, args.extra, jupyter)
     print("running:", " ".join(command))
     if args.dry_run:
         return 0
     os.execv(jupyter, command)
     return 0  # not reached
+
+
+def _split_lab_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``cdpkit lab`` arguments: its own (``--notebooks DIR``, ``--dry-run``, ``-h``) and
+    the rest, for ``jupyter lab``, in the order given."""
+    own, rest = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--dry-run", "-h", "--help") or arg.startswith("--notebooks="):
+            own.append(arg)
+        elif arg == "--notebooks" and i + 1 < len(argv):
+            own += argv[i:i + 2]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return own, rest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,10 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("lab", help="open JupyterLab on the tutorial notebooks")
     p.add_argument("--notebooks", default=str(Path(__file__).resolve().parent.parent / "notebooks"))
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
-    p.add_argument("extra", nargs="*", help="arguments passed on to jupyter lab")
+    p.add_argument("extra", nargs="*", help="anything else (--port 8899 --no-browser "
+                   "--allow-root ...) is passed on to jupyter lab")
     p.set_defaults(func=lab)
 
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"]:      # options cdpkit does not know go to JupyterLab, in order
+        known, passed = _split_lab_options(argv[1:])
+        args = parser.parse_args(["lab", *known])
+        args.extra = passed
+    else:
+        args = parser.parse_args(argv)
     from .errors import CdpkitError
     try:
         return args.func(args)

@@ -3,7 +3,7 @@
 # runtime (wrangler from npm, for the conformance tests), then lint and run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh test,lab
+bash scripts/bootstrap.sh test
 bash scripts/wrangler.sh required
 echo "[cdpkit] ruff"
 .venv/bin/ruff check cdpkit tests bench scripts

@@ -29,6 +29,7 @@ def test_demo_writes_report_and_deployable_config(tmp_path, capsys):
     assert main(["demo", "--rate", "50", "--duration", "10", "--requests", "200", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "capacity simulation" in text and "handler-code gateway" in text
+    assert text.rstrip().splitlines()[-1].strip().startswith(".venv/bin/cdpkit lab")   # what next
     for name in ("summary.csv", "cost.csv", "messages.csv", "pipeline.png", "dashboard.png",
                  "handlers-local.csv", "handlers-production.csv"):
         assert (out / name).exists(), name
@@ -54,6 +55,38 @@ def test_bad_model_is_a_clear_error(tmp_path, capsys):
 def test_lab_dry_run_names_the_notebooks(capsys):
     assert main(["lab", "--dry-run"]) == 0
     assert "notebooks" in capsys.readouterr().out
+
+
+def test_lab_passes_jupyter_options_through_and_handles_root(capsys, monkeypatch):
+    assert main(["lab", "--dry-run", "--allow-root", "--port", "8899", "--no-browser"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("--allow-root") == 1 and "--port 8899 --no-browser" in out
+    monkeypatch.setattr("os.geteuid", lambda: 0)       # root: JupyterLab refuses without it
+    assert main(["lab", "--dry-run"]) == 0
+    assert "--allow-root" in capsys.readouterr().out
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert main(["lab", "--dry-run"]) == 0
+    assert "--allow-root" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):                     # other commands stay strict
+        main(["simulate", EXAMPLE, "--allow-root"])
+
+
+def test_lab_starts_with_autosave_off():
+    """Opening the committed notebooks must not rewrite them."""
+    import json
+
+    from cdpkit.cli import lab_command
+    command = lab_command("notebooks", [])
+    settings = Path(next(c for c in command if c.startswith("--LabApp.app_settings_dir=")).split("=", 1)[1])
+    overrides = json.loads((settings / "overrides.json").read_text())
+    assert overrides["@jupyterlab/docmanager-extension:plugin"]["autosave"] is False
+
+
+def test_jupyterlab_is_part_of_the_default_install():
+    import tomlkit
+    project = tomlkit.parse((ROOT / "pyproject.toml").read_text()).unwrap()["project"]
+    assert any(d.startswith("jupyterlab") for d in project["dependencies"])
+    assert (Path(sys.executable).parent / "jupyter-lab").exists()
 
 
 def test_module_entry_point():
