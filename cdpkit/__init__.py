@@ -11,7 +11,7 @@ from . import export as export
 from . import viz as viz
 from .deploy import from_wrangler
 from .errors import BudgetError, CdpkitError, ConfigError, HandlerError, LimitError
-from .model import Constant, Dist, Diurnal, Piecewise, Pipeline, Poisson, Replay, Workload
+from .model import Constant, Dist, Diurnal, Faults, Piecewise, Pipeline, Poisson, Replay, Workload
 from .runtime import (
     LOCAL,
     PRODUCTION,
@@ -30,6 +30,6 @@ from .sim import Results, choose, simulate, sweep
 __version__ = "0.1.0"
 
 __all__ = ["Pipeline", "Dist", "Workload", "Poisson", "Constant", "Piecewise", "Diurnal", "Replay",
-           "simulate", "sweep", "choose", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION",
+           "Faults", "simulate", "sweep", "choose", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION",
            "PRODUCTION_ALL_SLOTS", "PRODUCTION_FREE", "Autoscaling", "CdpkitError", "ConfigError",
            "LimitError", "HandlerError", "Budget", "BudgetError", "from_wrangler", "__version__"]

@@ -101,17 +101,20 @@ def _workload(args: argparse.Namespace, pipeline):
 
 def simulate_cmd(args: argparse.Namespace) -> int:
     """Simulate a model file under Poisson traffic (types shared equally between sources' types)."""
-    from .model import Pipeline
+    from .model import Faults, Pipeline
     from .sim import simulate
 
     pipeline = Pipeline.from_yaml(args.model)
     out = Path(args.out) if args.out else None
     if out is not None:       # before the run, not after it: a bad folder fails at once
         out.mkdir(parents=True, exist_ok=True)
+    faults = Faults.from_yaml(args.faults) if args.faults else None
     res = simulate(pipeline, _workload(args, pipeline), duration=args.duration, seed=args.seed,
-                   semantics=args.semantics, progress=True)
+                   semantics=args.semantics, progress=True, faults=faults)
     pd.set_option("display.width", 140)
     _show(f"{pipeline.name}: {args.rate:g} messages/s for {args.duration:g} virtual s", res.summary().round(4))
+    if res.faults:
+        _show("incidents (one row per fault window)", res.incidents().round(3).set_index("fault"))
     if out is not None:
         for path in _report(res, out):
             print(f"wrote {path}")
@@ -210,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--semantics", choices=["production", "local"], default="production")
     p.add_argument("--out", help="also write tables and plots to this folder")
+    p.add_argument("--faults", help="a fault timeline (YAML: a list of faults, or faults: [...]); "
+                                    "prints one incident row per fault window")
     p.set_defaults(func=simulate_cmd)
 
     p = sub.add_parser("export", help="write wrangler config, provisioning script and Worker skeleton")

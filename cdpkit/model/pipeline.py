@@ -30,6 +30,7 @@ from ..runtime.limits import BINDING_NAME, check_js_identifier, check_queue_name
 from ..runtime.queues import ConsumerSettings
 from ..runtime.settings import QUEUE_SETTINGS, check_setting_names
 from . import io
+from .faults import Faults
 from .specs import (
     RETRY_MODES,
     RETRY_POLICIES,
@@ -406,6 +407,19 @@ class Pipeline:
         return self.graph.graph.setdefault("runtime_queues", [])
 
     @property
+    def faults(self) -> Faults:
+        """The pipeline's fault timeline (the model file's ``faults:`` section), which
+        ``simulate`` applies unless given others; empty by default."""
+        return self.graph.graph.setdefault("faults", Faults())
+
+    @faults.setter
+    def faults(self, value: Any) -> None:
+        faults = Faults(value)
+        faults.check({n: d["kind"] for n, d in self.graph.nodes(data=True)},
+                     dead_letter_queues=[self.spec(q).get("dead_letter_queue") for q in self.nodes("queue")])
+        self.graph.graph["faults"] = faults
+
+    @property
     def provenance(self) -> dict[str, str]:
         """Why settings have their values: ``{"jobs.max_batch_size": "sweep row 3: ..."}``."""
         return self.graph.graph.setdefault("provenance", {})
@@ -486,6 +500,8 @@ class Pipeline:
                               "'<node>.<setting>' -> why (text)")
         p.provenance.update(provenance)
         p.validate()
+        if data.get("faults"):
+            p.faults = data["faults"]
         return p
 
     def to_dict(self) -> dict:
@@ -524,6 +540,7 @@ class Pipeline:
             spec = self.spec(node)
             out["stores"][node] = {"kind": spec.kind, "latency": spec.latency.to_data()}
         out["provenance"] = dict(self.provenance)
+        out["faults"] = self.faults.to_list()
         return {k: v for k, v in out.items() if v or k == "name"}
 
     def to_yaml(self) -> str:
@@ -543,7 +560,7 @@ class Pipeline:
         return f"<Pipeline {self.name!r}: {parts or 'empty'}>"
 
 
-SECTIONS = ("name", "sources", "queues", "actors", "stores", "provenance")
+SECTIONS = ("name", "sources", "queues", "actors", "stores", "provenance", "faults")
 QUEUE_SETTING_NAMES = tuple(QUEUE_SETTINGS)
 
 

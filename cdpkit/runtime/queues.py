@@ -421,6 +421,7 @@ class Queue:
         self.sends: dict[int, int] = {}           # sends per rate window (the throughput limit)
         self.inflow: Inflow | None = None
         self.waiting_since: float | None = None   # see take_waiting_since
+        self.held: deque[int] | None = None       # delivery paused: messages wait here instead
 
     @property
     def concurrency(self) -> int:
@@ -584,6 +585,9 @@ class Queue:
             for row in rows:
                 ledger.finish(row, "dropped", self.runtime.clock.now, "no consumer (wrangler dev discards)")
             return
+        if self.held is not None:                 # delivery paused: kept, not delivered
+            self.held.extend(rows)
+            return
         self.buffer.extend(rows)
         self.arrived += len(rows)
         if self.backlog_bytes is not None:
@@ -722,6 +726,39 @@ class Queue:
         new = self.ledger.copy_to(self.name, rows, self.runtime.clock.now)
         self._enqueue(new, _default(self.delivery_delay, 0))
 
+    # -- pause, resume, purge (the Queues API's operations) ------------------------------
+    def pause_delivery(self) -> None:
+        """Stop delivering: messages keep arriving and wait (batches running now finish)."""
+        if self.held is None:
+            self.absorb()
+            self.held, self.buffer = self.buffer, deque()
+
+    def resume_delivery(self) -> None:
+        """Deliver again, oldest first (the retention check drops what has expired)."""
+        if self.held is not None:
+            self.absorb()
+            held, self.held = self.held, None
+            held.extend(self.buffer)
+            self.buffer = held
+            if self.backlog_bytes is not None:
+                self.backlog_bytes = sum(map(self.ledger.bytes.__getitem__, held))
+            self.land(())
+
+    def purge(self) -> int:
+        """Delete every message waiting for delivery (outcome ``dropped``, reason
+        "purged"); returns how many. Messages in a running batch or on a delay timer stay."""
+        self.absorb()
+        now, ledger = self.runtime.clock.now, self.ledger
+        waiting = [*self.buffer, *(self.held or ())]
+        for row in waiting:
+            ledger.finish(row, "dropped", now, "purged")
+        self.buffer.clear()
+        if self.held is not None:
+            self.held.clear()
+        if self.backlog_bytes is not None:
+            self.backlog_bytes = 0
+        return len(waiting)
+
     # -- inspecting --------------------------------------------------------------------
     @property
     def scheduled(self) -> int:
@@ -730,8 +767,8 @@ class Queue:
 
     @property
     def backlog(self) -> int:
-        """Messages waiting in the buffer (landed, not yet delivered)."""
-        return len(self.buffer)
+        """Messages waiting in the buffer (landed, not yet delivered; paused ones too)."""
+        return len(self.buffer) + len(self.held or ())
 
     def __repr__(self) -> str:
         given = ", ".join(f"{k}={v!r}" for k, v in self.declared.given().items())

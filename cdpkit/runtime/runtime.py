@@ -308,6 +308,54 @@ class Runtime:
             obj.evict()
         return sum(o.evictions for o in objects) - before
 
+    def pause_delivery(self, queue: str) -> None:
+        """Pause delivery from ``queue`` (``wrangler queues pause-delivery``): messages are
+        still accepted and wait; batches running now finish."""
+        self.queue_named(queue).pause_delivery()
+
+    def resume_delivery(self, queue: str) -> None:
+        """Resume delivery from ``queue``, oldest message first."""
+        self.queue_named(queue).resume_delivery()
+
+    def purge(self, queue: str) -> int:
+        """Delete the messages waiting in ``queue`` (``wrangler queues purge``); returns how many."""
+        return self.queue_named(queue).purge()
+
+    def apply_faults(self, faults: Any) -> Any:
+        """Apply a fault timeline (a :class:`cdpkit.Faults`) to
+        this runtime's queues, consumers, actors and stores; declare them (and register the
+        consumers) first. Times are virtual seconds from 0. Returns the plan (its
+        ``states`` count what each fault did).
+
+        >>> import cdpkit as cdp
+        >>> rt = cdp.Runtime()
+        >>> _ = rt.queue("jobs", max_retries=0)
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     pass
+        >>> _ = rt.apply_faults(cdp.Faults([{"kind": "outage", "node": "jobs.consumer",
+        ...                                  "start": 0, "end": 5}]))
+        >>> _ = rt.env.JOBS.send({"n": 1})
+        >>> rt.run()
+        >>> rt.messages["outcome"].tolist()     # it threw: dropped after max_retries + 1 attempts
+        ['dropped']
+        """
+        from .faults import FaultPlan, runtime_nodes
+        if not callable(getattr(faults, "check", None)):     # the model layer's class, by duck type
+            raise ConfigError(f"apply_faults: faults={faults!r:.80} is not allowed; allowed: a "
+                              "cdpkit.Faults (e.g. cdp.Faults([{'kind': 'outage', 'node': ...}]))")
+        kinds, consumers, actors, stores = runtime_nodes(self)
+        dlqs = {q.settings.dead_letter_queue for q in self.queues.values()} - {None}
+        faults.check(kinds, None, dlqs)
+        for f in faults:
+            if f.kind in ("errors", "rate_limit") and kinds[f.node] != "consumer":
+                raise ConfigError(f"{f.label}: {f.kind} of {kinds[f.node]} {f.node!r} is not modelled in "
+                                  "handler code (its calls would have to raise); allowed: a consumer "
+                                  "(or cdp.simulate of a spec pipeline)")
+        plan = FaultPlan(self, faults, self.seed)
+        plan.install(consumers, actors, stores)
+        return plan
+
     def create_queue(self, name: str) -> Queue:
         """Create a queue at run time (the seed's multi-tenant pattern).
 
@@ -510,7 +558,7 @@ class Runtime:
         frame = self.ledger.counts().reindex(list(self.queues), fill_value=0)
         frame.index.name = "queue"
         running = self.recorder.in_progress_by_queue()
-        frame["held_by_broker"] = [len(queue.buffer) + queue.landing + queue.scheduled + running.get(name, 0)
+        frame["held_by_broker"] = [queue.backlog + queue.landing + queue.scheduled + running.get(name, 0)
                                    for name, queue in self.queues.items()]
         frame["balanced"] = (frame["sent"] == frame[list(OUTCOMES)].sum(axis=1) + frame["in_flight"]) & (
             frame["in_flight"] == frame["held_by_broker"])

@@ -169,6 +169,7 @@ class SpecConsumer:
         self.poison_share = f * share
         transient = 0.0 if f * share >= 1 else f * (1 - share) / (1 - f * share)
         self.transient = Trials(transient, rng) if transient else None
+        self.faults: Any = None         # a fault timeline's hook (runtime.faults.ConsumerFaults)
 
     def start(self, queue: Queue, batch_id: int, rows: list[int],
               done: Callable[[bool, BatchResult], None]) -> None:
@@ -177,12 +178,14 @@ class SpecConsumer:
         n = len(rows)
         per = spec.per_message
         cpu = spec.base.sample(rng) + (per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
-        self.cpu_seconds += cpu
         result = BatchResult()
         failing = self.transient.hits(n) if self.transient else []
         if self.poison_share:   # a stable per-message draw: poison fails every attempt
             share, uniform = self.poison_share, ledger.stable_uniform
             failing = sorted({*failing, *(i for i, row in enumerate(rows) if uniform(row) < share)})
+        if self.faults is not None:     # inside a fault window: more failures, a slower batch
+            failing, cpu = self.faults.apply(rows, failing, cpu)
+        self.cpu_seconds += cpu
         acked = rows
         if failing:
             for i in failing:
@@ -451,13 +454,17 @@ def _awaitable(call: Callable[[int, Callable[[], Any]], None], body: int) -> Fut
 
 
 def spec_actor_class(runtime: Runtime, name: str, spec: ActorSpec, service_rng: np.random.Generator,
-                     callers: dict[str, Any], bodies: SpecBodies) -> type[Actor]:
+                     callers: dict[str, Any], bodies: SpecBodies,
+                     scale: Callable[[Callable[[], float]], Callable[[], float]] | None = None) -> type[Actor]:
     """The :class:`~cdpkit.runtime.actors.Actor` subclass a spec actor stands for, to run
     through the runtime's gate: its ``handle(body)`` computes for a service time, then
     writes to each store (the store's own call, awaited), calls each child actor (awaited)
     and publishes ``body`` to each queue. ``callers``: the stores' writers, and the
-    children's callers once every actor node is built (looked up at the call)."""
+    children's callers once every actor node is built (looked up at the call). ``scale``
+    wraps the service draw (a fault's slowdown)."""
     service = spec.service.sampler(service_rng)     # the node's service stream (actor_streams)
+    if scale is not None:
+        service = scale(service)
     writes = [callers[store].write for store in spec.writes]     # stores are built first
     queues = [runtime.queues[queue] for queue in spec.publish]
     where, why = f"{spec.binding}.{spec.method}", f"{name} writes to stores, calls actors or publishes"

@@ -153,6 +153,14 @@ class Results:
         }
         return Summary(out, name=self.pipeline.name)   # shows counts, times, rates with units
 
+    faults = None       # the fault timeline the run applied (simulate sets it)
+
+    def incidents(self) -> pd.DataFrame:
+        """One row per fault window: backlog peak, drain, retries, dead letters, expired,
+        dropped and cost (see :func:`cdpkit.sim.incidents.incidents`)."""
+        from .incidents import incidents
+        return incidents(self)
+
     @property
     def consumer_cpu_seconds(self) -> float:
         """CPU the consumers used (spec service time, or ``ctx.work`` in handler code)."""

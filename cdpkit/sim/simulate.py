@@ -22,9 +22,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import BudgetError, ConfigError
+from ..model.faults import Faults, as_faults
 from ..model.pipeline import Pipeline
 from ..model.workload import Diurnal, Piecewise, Replay, Workload, _Rated
 from ..runtime.budget import Budget, check_plan
+from ..runtime.faults import ConsumerFaults, FaultPlan, scaled
 from ..runtime.runtime import Runtime
 from ..runtime.semantics import Semantics, resolve
 from .behaviour import (
@@ -38,6 +40,7 @@ from .behaviour import (
     spec_records,
     store_writer,
 )
+from .incidents import calls_graph
 from .results import Results
 
 TIMELINE_POINTS = 400
@@ -46,7 +49,8 @@ DRAIN_TRIPS = 100      # around a cycle, messages a drain may enter per message 
 
 def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int = 0,
              semantics: str | Semantics = "production", drain: bool = True,
-             trace: bool = False, progress: bool = False, budget: Budget | None = None) -> Results:
+             trace: bool = False, progress: bool = False, budget: Budget | None = None,
+             faults: Faults | list | str | None = None) -> Results:
     """Simulate ``duration`` seconds of ``workload`` through ``pipeline``.
 
     Arrivals stop at ``duration``; with ``drain=True`` the run continues until every
@@ -64,6 +68,11 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     actors' instances, and while it runs; over it, ``BudgetError`` says which limit, the
     figure and what to change.
 
+    ``faults`` (a :class:`~cdpkit.Faults`, a list of faults or a YAML file; default: the
+    pipeline's own ``faults:`` section) is a timeline of outages, pauses, purges, error
+    bursts, slowdowns, rate limits and eviction storms, checked against the pipeline and
+    ``duration`` before anything runs; ``res.incidents()`` reports what each window did.
+
     Raises
     ------
     ConfigError
@@ -75,6 +84,9 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     _check_arguments(pipeline, workload, duration, seed, semantics, drain, trace, progress, budget)
     budget = Budget() if budget is None else budget
     pipeline.validate()
+    faults = as_faults(pipeline.faults if faults is None else faults)
+    if faults:
+        check_faults(pipeline, faults, duration)
     expected = expected_arrivals(workload, duration)
     instances = {a: pipeline.spec(a).instances for a in pipeline.nodes("actor")}
     check_plan(budget, 0 if expected is None else expected, instances)
@@ -94,6 +106,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         rt.queue(queue, **pipeline.spec(queue))
     callers: dict = {}
     pools: dict[str, SpecActors] = {}
+    plan = FaultPlan(rt, faults, seed) if faults else None
     for store in pipeline.nodes("store"):
         callers[store] = store_writer(rt, store, pipeline.spec(store), streams[store], bodies)
     for actor in pipeline.nodes("actor"):
@@ -105,13 +118,19 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
             continue
         # user code, or a spec that does I/O: the runtime's own Durable Object machinery
         keys, service = actor_streams(streams[actor])
-        cls = spec.cls or spec_actor_class(rt, actor, spec, service, callers, bodies)
+        slow = plan.of(actor, "slowdown") if plan else []
+        cls = spec.cls or spec_actor_class(rt, actor, spec, service, callers, bodies,
+                                           scale=(lambda draw, s=slow: scaled(draw, s, rt)) if slow else None)
         picker = KeyPicker(actor.lower(), spec.instances, spec.skew, keys)
         callers[actor] = code_actor_caller(rt.actor(spec.binding, cls), picker, spec.method if spec.cls is None
                                            else "handle", bodies.view if spec.cls else None)
     for node in pipeline.nodes("consumer"):
         data = pipeline.graph.nodes[node]
         spec = data["spec"]
+        if spec.pull is not None:     # not silently simulated as a push consumer
+            raise ConfigError(f"simulate: the consumer of {data['queue']!r} is a pull consumer "
+                              f"(pull={spec.pull}), which cdp.simulate does not model yet; allowed: "
+                              "push consumers (drop pull=), or emulate it with rt.pull_consumer()")
         if spec.handler is not None:
             rt.consumer(data["queue"])(spec.handler)
         else:
@@ -119,6 +138,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
             queue.consumer = SpecConsumer(rt, spec, streams[node], callers, bodies)
             queue.backlog_bytes = None     # a spec consumer reads no batch metadata
     rt.validate()
+    if plan is not None:
+        install_faults(plan, pipeline, pools, bodies)
 
     feeds: dict[str, list[np.ndarray]] = {}
     for source in pipeline.nodes("source"):
@@ -155,7 +176,9 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         if collecting:
             gc.enable()
     rt.check_conservation()
-    return Results(pipeline, rt, arrivals, duration, timeline, pools)
+    res = Results(pipeline, rt, arrivals, duration, timeline, pools)
+    res.faults, res.fault_plan = faults, plan
+    return res
 
 
 def _drain(rt: Runtime, pipeline: Pipeline, duration: float) -> None:
@@ -177,6 +200,63 @@ def _drain(rt: Runtime, pipeline: Pipeline, duration: float) -> None:
         if cap < ledger.max_size:
             ledger.max_size, ledger.on_full = cap, round_and_round
     rt.clock.run()
+
+
+def check_faults(pipeline: Pipeline, faults: Faults, duration: float) -> None:
+    """Each fault names a node of the right kind and starts inside the run (ConfigError
+    naming the fault); what the simulator cannot apply is refused here too."""
+    g = pipeline.graph
+    dlqs = [pipeline.spec(q).get("dead_letter_queue") for q in pipeline.nodes("queue")]
+    faults.check({n: d["kind"] for n, d in g.nodes(data=True)}, duration, [q for q in dlqs if q])
+    reached = {n for c in pipeline.nodes("consumer") if pipeline.spec(c).handler is None
+               for n in nx.descendants(calls_graph(pipeline), c)}
+    for f in faults:
+        kind = g.nodes[f.node]["kind"]
+        if f.kind in ("errors", "rate_limit") and kind != "consumer" and f.node not in reached:
+            raise ConfigError(f"{f.label}: node={f.node!r} is not allowed (no spec consumer's messages "
+                              f"reach it); allowed: an actor or store a spec consumer calls or writes "
+                              "(directly or through actors)")
+        if f.kind == "slowdown" and (kind == "actor" and pipeline.spec(f.node).cls is not None
+                                     or kind == "consumer" and pipeline.spec(f.node).handler is not None):
+            raise ConfigError(f"{f.label}: slowdown of user code ({f.node!r}) is not modelled; allowed: a "
+                              "spec consumer, spec actor or store (slow the store the code calls instead)")
+
+
+def install_faults(plan: FaultPlan, pipeline: Pipeline, pools: dict[str, SpecActors], bodies: SpecBodies) -> None:
+    """Wire a fault plan into a built runtime: queue operations and wrappers
+    (:meth:`FaultPlan.install`), and each spec consumer's hook with its own faults and those
+    of the actors and stores its messages reach, by message type."""
+    rt = plan.runtime
+    consumers = {c: pipeline.graph.nodes[c]["queue"] for c in pipeline.nodes("consumer")}
+    actors = {a: pools.get(a) or rt.namespaces[pipeline.spec(a).binding] for a in pipeline.nodes("actor")}
+    stores = {s: rt.kv_namespaces.get(s) or rt.databases.get(s) or rt.sinks.get(s) or rt.datasets.get(s)
+              for s in pipeline.nodes("store")}
+    plan.install(consumers, actors, stores)
+    calls, ledger, types = calls_graph(pipeline), rt.ledger, bodies.types
+    downstream = [s for s in plan.states if s.fault.kind in ("errors", "rate_limit")
+                  and pipeline.graph.nodes[s.fault.node]["kind"] != "consumer"]
+
+    def reached(start: str) -> list:
+        below = nx.descendants(calls, start) | {start}
+        return [s for s in downstream if s.fault.node in below]
+
+    for node, queue in consumers.items():
+        spec = pipeline.spec(node)
+        if spec.handler is not None:
+            continue
+        own = plan.of(node, "errors", "slowdown")
+        default = [s for target in [*spec.writes, *([spec.calls] if spec.calls else [])] for s in reached(target)]
+        reach = {None: default} if default else {}
+        for name, target in spec.routes.items():
+            code = bodies.type_names.index(name) if name in bodies.type_names else None
+            if code is not None and pipeline.graph.nodes[target]["kind"] == "actor":
+                reach[code] = reached(target)
+            elif code is not None:
+                reach[code] = []
+        if own or any(reach.values()):
+            consumer = rt.queues[queue].consumer
+            getattr(consumer, "inner", consumer).faults = ConsumerFaults(rt, own, reach,
+                                                              lambda row: types[ledger.payload[row]])
 
 
 def _check_arguments(pipeline, workload, duration, seed, semantics, drain, trace, progress, budget) -> None:
@@ -247,7 +327,7 @@ def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: flo
         now = rt.clock.now
         for name, queue in rt.queues.items():
             queue.absorb()
-            timeline.append((now, name, len(queue.buffer), queue.landing, queue.running, queue.consumers))
+            timeline.append((now, name, queue.backlog, queue.landing, queue.running, queue.consumers))
         for namespace in rt.namespaces.values():
             busy = sum(1 for obj in namespace.objects.values() if obj.gate.holder is not None)
             queued = sum(len(obj.gate.waiting) for obj in namespace.objects.values())

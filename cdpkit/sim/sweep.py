@@ -38,11 +38,11 @@ def grid_rows(grid: dict[str, list]) -> list[dict[str, Any]]:
 
 
 def run_one(pipeline: Pipeline, config: dict[str, Any], workload: Workload, duration: float,
-            seed: int, semantics: str) -> dict[str, Any]:
+            seed: int, semantics: str, faults: Any = None) -> dict[str, Any]:
     """Simulate one configuration; return its summary and monthly cost as plain data."""
     for key, value in config.items():
         pipeline = pipeline.set(key, value)
-    res = simulate(pipeline, workload, duration, seed=seed, semantics=semantics)
+    res = simulate(pipeline, workload, duration, seed=seed, semantics=semantics, faults=faults)
     row = dict(config)
     row.update(res.summary().to_dict())
     cost = res.cost()
@@ -53,13 +53,14 @@ def run_one(pipeline: Pipeline, config: dict[str, Any], workload: Workload, dura
 
 def sweep(pipeline: Pipeline, grid: dict[str, list], workload: Workload, duration: float = 60.0,
           seed: int = 0, semantics: str = "production", executor: Executor | None = None,
-          progress: bool = True) -> pd.DataFrame:
+          progress: bool = True, faults: Any = None) -> pd.DataFrame:
     """Simulate every combination in ``grid``; one row per configuration.
 
     ``executor`` may be any ``concurrent.futures.Executor`` (a process pool, or a
     ``dask.distributed`` client's ``get_executor()`` to go beyond one machine). Every
     configuration uses the same ``seed``, so rows differ only by their settings, and the
-    table is the same whichever executor ran it.
+    table is the same whichever executor ran it. ``faults`` (a fault timeline, passed to
+    :func:`simulate`) rehearses every configuration through the same incident.
     """
     rows = grid_rows(grid)
     for config in rows:  # bad keys or values fail here, before anything runs
@@ -72,10 +73,10 @@ def sweep(pipeline: Pipeline, grid: dict[str, list], workload: Workload, duratio
     try:
         if executor is None:
             for i, config in enumerate(rows):
-                results[i] = run_one(pipeline, config, workload, duration, seed, semantics)
+                results[i] = run_one(pipeline, config, workload, duration, seed, semantics, faults)
                 bar.update()
         else:
-            futures = {executor.submit(run_one, pipeline, config, workload, duration, seed, semantics): i
+            futures = {executor.submit(run_one, pipeline, config, workload, duration, seed, semantics, faults): i
                        for i, config in enumerate(rows)}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
