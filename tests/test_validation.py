@@ -116,3 +116,12 @@ def test_dead_letter_cycles_are_refused():
 def test_model_file_path_that_is_not_a_model_file():
     with pytest.raises(ConfigError, match=re.escape("model file 'model.txt' does not exist")):
         cdp.Pipeline.from_yaml("model.txt")
+
+
+def test_simulate_refuses_a_pull_consumer_rather_than_pushing_it():
+    p = cdp.Pipeline("v")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs")
+    p.add_consumer("jobs", pull={"batch_size": 10})
+    with pytest.raises(ConfigError, match=re.escape("simulate: the consumer of 'jobs' is a pull consumer")):
+        cdp.simulate(p, cdp.Poisson(rate=10), duration=5)
