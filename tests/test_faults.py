@@ -214,6 +214,18 @@ def test_throw_outage_dead_letters_what_arrives_and_handler_code_gives_the_same_
     assert dlq.loc[dlq["time"].between(100, 159), "backlog"].max() >= second["peak_backlog"] - 10
 
 
+def test_backlog_plot_shades_the_fault_windows():
+    import matplotlib
+    matplotlib.use("Agg")
+    from cdpkit import viz
+    p = line(service={"base": 0.01})
+    f = cdp.Faults([{"kind": "pause", "node": "jobs", "windows": [[5, 10], [20, 25]]},
+                    {"kind": "purge", "node": "jobs", "at": 22}])
+    ax = viz.plot_backlog(cdp.simulate(p, cdp.Constant(rate=2), duration=30, faults=f))
+    shaded = [a for a in [*ax.patches, *ax.lines] if (a.get_gid() or "").startswith("fault:")]
+    assert sorted(a.get_gid() for a in shaded) == ["fault:1", "fault:1", "fault:2"]
+
+
 def test_slowdown_multiplies_service_time_inside_the_window_only():
     p = line(service={"base": 0.1})
     f = cdp.Faults().add("slowdown", "jobs.consumer", factor=5, start=20, end=40)

@@ -46,13 +46,14 @@ from .plots import (
     plot_hot_keys,
     plot_latency,
     plot_outcomes,
+    shade_faults,
 )
 
 __all__ = ["draw_pipeline", "edge_labels", "layers", "layered_positions", "node_annotations",
            "NODE_STYLE", "EDGE_STYLE", "node_stats", "outcome_counts", "actor_utilisation",
            "pareto_front", "OUTCOMES", "plot_backlog", "plot_latency", "plot_batch_sizes",
            "plot_attempts", "plot_outcomes", "plot_actor_utilisation", "plot_hot_keys",
-           "plot_cost", "dashboard", "headline", "heatmap", "cost_latency_front", "explore",
+           "plot_cost", "shade_faults", "dashboard", "headline", "heatmap", "cost_latency_front", "explore",
            "Explorer"]
 
 

@@ -288,9 +288,22 @@ def plot_backlog(results: Results, queues: Sequence[str] | None = None,
         twin.set_ylabel("consumers (dashed)")
         twin.set_ylim(bottom=0)
     ax.axvspan(results.duration, _horizon(results), color="grey", alpha=0.08, lw=0)  # drain
+    shade_faults(results, ax)
     ax.set(title="backlog", xlabel="virtual time (s)", ylabel="messages waiting")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
+    return ax
+
+
+def shade_faults(results: Results, ax: Axes) -> Axes:
+    """Shade each fault window of the run (``results.faults``) on a virtual-time axis, an
+    instant as a line (artists with ``gid`` ``"fault:<n>"``); the backlog plot does it."""
+    for i, fault in enumerate(getattr(results, "faults", None) or (), 1):
+        for start, end in fault.windows:
+            if end > start:
+                ax.axvspan(start, end, color="tab:red", alpha=0.12, lw=0, gid=f"fault:{i}")
+            else:
+                ax.axvline(start, color="tab:red", ls=":", lw=1, gid=f"fault:{i}")
     return ax
 
 
