@@ -334,7 +334,7 @@ def test_dashboard_draws_consumers_and_warnings_and_graph_marks_the_node():
     p.add_actor("Hot", instances=1, service=0.0001)
     res = cdp.simulate(p, cdp.Constant(rate=4_200), duration=2, seed=1)
     fig = cdp.viz.dashboard(res)
-    lines = [l for ax in fig.axes for l in ax.get_lines() if l.get_gid() == "consumers:jobs"]
+    lines = [line for ax in fig.axes for line in ax.get_lines() if line.get_gid() == "consumers:jobs"]
     assert lines and max(lines[0].get_ydata()) > 1
     assert "Durable Object requests/s at HOT" in fig._supxlabel.get_text()
     ax = cdp.viz.draw_pipeline(p, res)
