@@ -124,10 +124,6 @@ def choose(pipeline: Pipeline, table: pd.DataFrame, row: int) -> Pipeline:
     why = (f"sweep row {row}: p99 {r['p99_latency']:.3g} s, mean batch {r['mean_batch']:.3g}, "
            f"${r['monthly_cost']:,.2f}/month")
     for key in settings:
-        value = r[key]
-        value = value.item() if hasattr(value, "item") else value
-        if isinstance(value, float) and value.is_integer() and key.rsplit(".", 1)[-1] in (
-                "max_batch_size", "max_retries", "max_concurrency", "retry_delay", "instances"):
-            value = int(value)
-        pipeline = pipeline.set(key, value, why=why)
+        value = table.at[row, key]     # the column's own type (a row of mixed columns is all floats)
+        pipeline = pipeline.set(key, value.item() if hasattr(value, "item") else value, why=why)
     return pipeline
