@@ -125,3 +125,19 @@ def test_simulate_refuses_a_pull_consumer_rather_than_pushing_it():
     p.add_consumer("jobs", pull={"batch_size": 10})
     with pytest.raises(ConfigError, match=re.escape("simulate: the consumer of 'jobs' is a pull consumer")):
         cdp.simulate(p, cdp.Poisson(rate=10), duration=5)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: cdp.Poisson(rate=1, types={"a": float("nan")}), "workload types={'a': nan} is not allowed"),
+    (lambda: cdp.Poisson(rate=float("inf")), "workload rate=inf is not allowed"),
+    (lambda: cdp.Diurnal(mean=10, amplitude="big"), "workload amplitude='big' is not allowed; allowed: 0 to 1"),
+    (lambda: cdp.Piecewise([(0, 10), 5]), "workload schedule=[(0, 10), 5] is not allowed"),
+    # a replayed row that cannot be replayed is an error, never silently dropped (issue 13.13)
+    (lambda: cdp.Replay(trace=__import__("pandas").DataFrame({"time": [0.1, float("nan"), 0.3]})),
+     "workload trace: time must be a finite number of seconds >= 0 in every row; rows [1] are not (nan)"),
+    (lambda: cdp.Replay(trace=__import__("pandas").DataFrame({"time": [0.1], "size": [1.5]})),
+     "workload trace: size must be a whole number of bytes >= 1 in every row; rows [0]"),
+])
+def test_workload_inputs_are_checked(make, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make()
