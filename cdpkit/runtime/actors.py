@@ -302,7 +302,7 @@ class ActorObject:
         self._tokens, self._tokens_at = tokens - 1, now
         return 0.0 if tokens >= 1 else (1 - tokens) / rate
 
-    def call(self, method: str, args: tuple, kwargs: dict, kind: str = "rpc") -> Future:
+    def call(self, method: str, args: tuple, kwargs: dict) -> Future:
         """Queue a request at this object; the returned future completes with the result."""
         rt = self.namespace.runtime
         record = rt.recorder.actor_call(self.namespace.binding, self.label, method, rt.clock.now)
@@ -310,10 +310,10 @@ class ActorObject:
         kwargs = _clone(kwargs) if kwargs else kwargs
         wait = self.admission()
         if wait > 0:
-            return self._queued(wait, record, method, args, kwargs, kind)
-        return self._serve(record, method, args, kwargs, kind)
+            return self._queued(wait, record, method, args, kwargs)
+        return self._serve(record, method, args, kwargs)
 
-    def _queued(self, wait: float, record: list, method: str, args: tuple, kwargs: dict, kind: str) -> Future:
+    def _queued(self, wait: float, record: list, method: str, args: tuple, kwargs: dict) -> Future:
         """A request past the soft limit queues; queued longer than ``actor_max_queue_seconds``
         (ASSUMPTION) it fails as the platform says: "Durable Object is overloaded. Requests
         queued for too long." (durable-objects/platform/limits/)."""
@@ -334,13 +334,13 @@ class ActorObject:
             return outer
 
         def admitted() -> None:
-            task = self._serve(record, method, args, kwargs, kind)
+            task = self._serve(record, method, args, kwargs)
             task.add_done_callback(lambda t: outer.set_exception(t.error) if t.error is not None
                                    else outer.set_result(t.value))
         rt.clock.call_later(wait, admitted)
         return outer
 
-    def _serve(self, record: list, method: str, args: tuple, kwargs: dict, kind: str) -> Future:
+    def _serve(self, record: list, method: str, args: tuple, kwargs: dict) -> Future:
         rt = self.namespace.runtime
         self.active += 1
         self.requests += 1
@@ -416,7 +416,7 @@ class ActorObject:
         info = {"retry_count": retries, "is_retry": retries > 0}
         if not hasattr(self.namespace.cls, "alarm"):
             raise HandlerError(f"{self.namespace.class_name} set an alarm but has no alarm() method")
-        done = self.call("alarm", (info,), {}, kind="alarm")
+        done = self.call("alarm", (info,), {})
         done.add_done_callback(self._alarm_done)
 
     def _alarm_done(self, future: Future) -> None:
@@ -464,7 +464,7 @@ class ActorStub:
         ns = self._object.namespace
         if not callable(getattr(ns.cls, "fetch", None)):
             raise HandlerError(f"{ns.binding} ({ns.class_name}) has no fetch() handler")
-        return self._object.call("fetch", (request,), {}, kind="fetch")
+        return self._object.call("fetch", (request,), {})
 
     def __repr__(self) -> str:
         return f"<ActorStub {self._object.namespace.binding} {self._object.label}>"

@@ -92,13 +92,18 @@ class Ledger:
         return self.size
 
     # -- writing ---------------------------------------------------------------------
-    def add(self, queue: str, content_type: str, payloads: Sequence, sizes: Sequence[int] | np.ndarray,
-            timestamps: Sequence[float] | np.ndarray, sent: Sequence[float] | np.ndarray) -> range:
+    def add(self, queue: str, content_type: str | Sequence[int], payloads: Sequence,
+            sizes: Sequence[int] | np.ndarray, timestamps: Sequence[float] | np.ndarray,
+            sent: Sequence[float] | np.ndarray) -> range:
         """Append one row per payload (sizes and times as lists or numpy arrays); return their
-        row numbers."""
+        row numbers. ``content_type`` is one name for all, or each row's code (dead letters keep
+        their own)."""
         start, n = self.size, len(payloads)
         self.queue.extend(array("H", [self._code(queue, self._queue_codes, self._queue_names)]) * n)
-        self.content_type.extend(array("B", [self._code(content_type, self._type_codes, self._type_names)]) * n)
+        if isinstance(content_type, str):
+            self.content_type.extend(array("B", [self._code(content_type, self._type_codes, self._type_names)]) * n)
+        else:
+            self.content_type.extend(array("B", content_type))
         self.payload.extend(payloads)
         if isinstance(sizes, list) and isinstance(timestamps, list) and isinstance(sent, list):
             self.bytes.extend(sizes)        # the broker's hot path, a few messages at a time:
@@ -122,11 +127,9 @@ class Ledger:
 
     def copy_to(self, queue: str, rows: Sequence[int], sent: float) -> range:
         """Dead letters: the same messages (id, body, timestamp) on another queue."""
-        new = self.add(queue, "raw", [self.payload[r] for r in rows], [self.bytes[r] for r in rows],
-                       [self.timestamp[r] for r in rows], [sent] * len(rows))
-        types = self.content_type
+        new = self.add(queue, [self.content_type[r] for r in rows], [self.payload[r] for r in rows],
+                       [self.bytes[r] for r in rows], [self.timestamp[r] for r in rows], [sent] * len(rows))
         for old, row in zip(rows, new):
-            types[row] = types[old]
             self.same_as[row] = self.same_as.get(old, old)
         return new
 

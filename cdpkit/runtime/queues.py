@@ -710,7 +710,7 @@ class Queue:
             for delay, rows in retried.items():
                 self.landing += len(rows)
                 rt.clock.call_later(delay, self._land, rows)
-        rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result, ledger)
+        rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result)
         if self.inflow is not None:
             self.absorb()
         if self.scaler is not None:   # "After processing a batch ... check ... concurrent consumers"

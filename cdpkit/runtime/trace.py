@@ -45,7 +45,7 @@ class Trace:
         self._open[batch_id] = (queue, t, len(batch), attempts)
 
     def batch_finished(self, batch_id: int, t: float, batch: list[int], dispositions: list[str],
-                       ok: bool, result: BatchResult, ledger: Ledger) -> None:
+                       ok: bool, result: BatchResult) -> None:
         queue, started, _, attempts = self._open.pop(batch_id)
         if self.keep_deliveries:
             append = self._deliveries.append
