@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
 bash scripts/wrangler.sh required
+# tests/test_browser.py drives Debian's chromium with playwright (fails, saying how, without it)
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "[cdpkit] installing chromium (apt-get) for the browser test"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 echo "[cdpkit] ruff"
 .venv/bin/ruff check cdpkit tests bench scripts
 echo "[cdpkit] pytest"
