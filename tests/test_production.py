@@ -342,3 +342,19 @@ def test_dashboard_draws_consumers_and_warnings_and_graph_marks_the_node():
     assert marks == {"warning:jobs", "warning:Hot"}
     page = summary_html(res)
     assert "consumers jobs (peak)</span> <b>" in page and "limit: near: Durable Object requests/s at HOT" in page
+
+
+@pytest.mark.parametrize("dt", [5e-324, 1e-310, 1e-300, 1e-9])
+def test_autoscaler_stays_finite_when_batches_end_an_instant_apart(dt):
+    """The landing rate is averaged over time; two batches ending 5e-324 s apart once made it
+    inf * 0 = NaN and int(NaN) crashed the run (found by test_virtual_time_is_monotonic)."""
+    from types import SimpleNamespace
+
+    from cdpkit.runtime.queues import Scaler
+    scaler = Scaler(cdp.PRODUCTION.autoscaling, cap=10)
+    clock = SimpleNamespace(now=dt)
+    queue = SimpleNamespace(runtime=SimpleNamespace(clock=clock), arrived=3, buffer=[0] * 50)
+    scaler.decide(queue, failed=False, size=10, seconds=0.5)
+    clock.now, queue.arrived = 2 * dt, 7
+    scaler.decide(queue, failed=False, size=10, seconds=0.5)
+    assert np.isfinite(scaler.rate) and 1 <= scaler.level <= 10

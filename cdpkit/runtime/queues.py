@@ -350,9 +350,10 @@ class Scaler:
     def decide(self, queue: Queue, failed: bool, size: int, seconds: float) -> None:
         """After a batch of ``size`` messages that took ``seconds``: the new level."""
         policy, now = self.policy, queue.runtime.clock.now
-        if now > self.seen:        # time-weighted average of the landing rate
-            weight = 1.0 - math.exp(-(now - self.seen) / policy.rate_window)
-            self.rate += weight * ((queue.arrived - self.arrived) / (now - self.seen) - self.rate)
+        dt = now - self.seen
+        weight = -math.expm1(-dt / policy.rate_window)    # time-weighted average of the landing rate
+        if weight > 0:     # weight / dt, not count / dt: finite however close batches end
+            self.rate += weight / dt * (queue.arrived - self.arrived) - weight * self.rate
             self.seen, self.arrived = now, queue.arrived
         k = 1.0 / policy.memory
         sample = seconds / max(size, 1)
