@@ -532,6 +532,12 @@ class ActorNamespace:
         """Shorthand for ``get(id_from_name(name))``."""
         return self.get(self.id_from_name(name))
 
+    def load(self) -> tuple[int, int]:
+        """(requests waiting at the objects' gates, objects serving one) now."""
+        objects = self.objects.values()
+        return (sum(len(obj.gate.waiting) for obj in objects),
+                sum(1 for obj in objects if obj.gate.holder is not None))
+
     def __repr__(self) -> str:
         kind = "sqlite" if self.sqlite else "kv"
         return f"<ActorNamespace {self.binding} class={self.class_name} {kind} objects={len(self.objects)}>"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -82,6 +82,24 @@ def io_later(clock: Clock, delay: float, value: Any = None) -> IoFuture:
     else:
         clock.call_later(delay, future.set_result, value)
     return future
+
+
+class Sink:
+    """An outside endpoint (a webhook, an e-mail API: a ``fetch`` to another service): counts
+    calls; each takes ``latency`` seconds (or a function drawing each call's) and, being I/O
+    that is not the object's own storage, opens a Durable Object's input gate."""
+
+    def __init__(self, clock: Clock, name: str, latency: float | Callable[[], float] = 0.0) -> None:
+        self.clock, self.name, self.calls, self.latency = clock, name, 0, latency
+
+    def call(self, latency: float | None = None) -> IoFuture:
+        self.calls += 1
+        if latency is None:
+            latency = self.latency() if callable(self.latency) else self.latency
+        return io_later(self.clock, latency)
+
+    def __repr__(self) -> str:
+        return f"<Sink {self.name} calls={self.calls}>"
 
 
 class ExecutionContext:

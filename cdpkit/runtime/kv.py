@@ -39,6 +39,15 @@ class KVNamespace:
         self._last_write: dict[str, float] = {}   # key -> time of its last accepted write
         self.rejected_writes = 0                  # puts refused with 429 (production)
 
+    def stored_bytes(self) -> int:
+        """Keys and values the namespace holds now (the latest version of each key)."""
+        total = 0
+        for key, versions in self._versions.items():
+            value = versions[-1][1]
+            if value is not None:
+                total += len(key.encode()) + len(value.encode() if isinstance(value, str) else value)
+        return total
+
     def _io(self, value: Any = None) -> Future:
         latency = self.latency   # seconds, or a function drawing each call's (simulate's stores)
         return io_later(self.runtime.clock, latency() if callable(latency) else latency, value)

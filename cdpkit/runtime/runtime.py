@@ -37,7 +37,7 @@ from .budget import Budget, BudgetWatch
 from .clock import Clock, Future, Task, completed, gather, sleep
 from .d1 import D1Database
 from .display import Table
-from .env import Env, ExecutionContext
+from .env import Env, ExecutionContext, Sink
 from .failures import FailureLog
 from .kv import KVNamespace
 from .ledger import OUTCOMES, Ledger
@@ -292,6 +292,28 @@ class Runtime:
         self.env.bind(binding, ds)
         self.datasets[binding] = ds
         return ds
+
+    def sink(self, name: str, latency: float | Callable[[], float] = 0.0) -> Sink:
+        """An outside endpoint that code calls (``await rt.sinks[name].call()``): a webhook,
+        an e-mail or CRM API; each call takes ``latency`` seconds (or a function's draw)."""
+        sink = self.sinks[name] = Sink(self.clock, name, latency)
+        return sink
+
+    def attach_consumer(self, queue: str, consumer: Any, *, reads_metadata: bool = True) -> None:
+        """Make ``consumer`` (an object with the broker's consumer interface, e.g. the
+        simulator's spec consumer) the consumer of ``queue``. ``reads_metadata=False``: it
+        never reads batch metadata, so the queue keeps no running backlog byte count."""
+        target = self.queue_named(queue)
+        if target.consumer is not None:
+            raise ConfigError(f"queue {queue!r} already has a consumer; allowed: one consumer per queue")
+        target.consumer = consumer
+        if not reads_metadata:
+            target.backlog_bytes = None
+
+    def set_body_view(self, view: Callable[[Any], Any] | None) -> None:
+        """How handler code sees a message entered as a raw payload (a simulated workload's
+        messages are arrival indices; ``view`` turns one into the body a handler reads)."""
+        self.ledger.raw_view = view
 
     def evict(self, binding: str, name_or_id: str | ActorId | None = None) -> int:
         """Evict one object (by name or id) or every object of a namespace; returns how many."""

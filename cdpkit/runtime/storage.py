@@ -182,6 +182,17 @@ class Storage:
         return completed()
 
     # -- SQL -----------------------------------------------------------------------------
+    def usage(self) -> dict[str, int]:
+        """What the object holds and has done, for billing: ``reads``/``writes`` of the
+        key-value API, SQL ``rows_read``/``rows_written``, and ``bytes`` stored (keys and
+        values plus the SQL database's pages)."""
+        sql = self._sql
+        kv_bytes = sum(len(k.encode()) + len(v) for k, v in self._data.items())
+        return {"reads": self.reads, "writes": self.writes,
+                "rows_read": sql.rows_read if sql is not None else 0,
+                "rows_written": sql.rows_written if sql is not None else 0,
+                "bytes": kv_bytes + (sql.database_size if sql is not None else 0)}
+
     @property
     def sql(self) -> SqlStorage:
         """``ctx.storage.sql``: only on SQLite-backed classes (``new_sqlite_classes``)."""

@@ -60,6 +60,11 @@ class Trace:
         for text in result.warnings:
             self.warnings.append((t, queue, batch_id, text))
 
+    def add_call_log(self, log: CallLog) -> CallLog:
+        """Keep a spec actor pool's call log (its calls appear in ``rt.actor_calls``)."""
+        self.call_logs.append(log)
+        return log
+
     def actor_call(self, binding: str, obj: str, method: str, t: float) -> list:
         """A request to an object; the caller fills in started, finished and outcome."""
         record = [binding, obj, method, t, None, None, None]
