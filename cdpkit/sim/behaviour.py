@@ -304,7 +304,7 @@ class SpecActors:
         self.waiting: dict[int, deque] = {}       # instance -> calls waiting at its gate
         self.busy_seconds = 0.0
         self.log = log = CallLog(spec.binding, spec.method, self.picker.names)
-        runtime.recorder.call_logs.append(log)
+        runtime.recorder.add_call_log(log)
         # pending gate events: entries "now" in order, (time, seq, row, calls left, then);
         # exits in a heap, same tuples
         self._entries: deque[tuple] = deque()
@@ -508,20 +508,6 @@ class _SpecStub:
         return future
 
 
-class Sink:
-    """An outside endpoint (webhook, analytics, e-mail): counts calls; each takes its latency
-    (``latency``: seconds, or a function drawing each call's)."""
-
-    def __init__(self, runtime: Runtime, name: str, latency: float | Callable[[], float] = 0.0) -> None:
-        self.runtime, self.name, self.calls, self.latency = runtime, name, 0, latency
-
-    def call(self, latency: float | None = None) -> Future:
-        self.calls += 1
-        if latency is None:
-            latency = self.latency() if callable(self.latency) else self.latency
-        return resolve_later(self.runtime.clock, latency)
-
-
 class StoreWriter:
     """One write per message to a KV namespace, D1 database, sink or Analytics Engine
     dataset, through the runtime's own store (its latency is drawn per call from the
@@ -532,7 +518,7 @@ class StoreWriter:
                  bodies: SpecBodies) -> None:
         latency = spec.latency.a if spec.latency.kind == "const" else spec.latency.sampler(rng)
         if spec.kind == "sink":
-            sink = runtime.sinks[name] = Sink(runtime, name, latency)
+            sink = runtime.sink(name, latency)
             self.write = lambda body: sink.call()
         elif spec.kind == "analytics":   # writeDataPoint is fire-and-forget: no latency
             dataset = runtime.analytics(name)

@@ -94,15 +94,14 @@ def quantities(runtime: Any) -> dict[str, float]:
     kv_backed = {"reads": 0, "writes": 0}
     for namespace in rt.namespaces.values():
         for obj in namespace.objects.values():
-            storage = obj.storage
+            use = obj.storage.usage()
             if namespace.sqlite:
-                sql = storage._sql
-                sqlite["rows_read"] += storage.reads + (sql.rows_read if sql is not None else 0)
-                sqlite["rows_written"] += storage.writes + (sql.rows_written if sql is not None else 0)
-                sqlite["bytes"] += _stored_bytes(storage) + (sql.database_size if sql is not None else 0)
+                sqlite["rows_read"] += use["reads"] + use["rows_read"]
+                sqlite["rows_written"] += use["writes"] + use["rows_written"]
+                sqlite["bytes"] += use["bytes"]
             else:
-                kv_backed["reads"] += storage.reads
-                kv_backed["writes"] += storage.writes      # deletes are counted as writes
+                kv_backed["reads"] += use["reads"]
+                kv_backed["writes"] += use["writes"]      # deletes are counted as writes
     kv, d1 = rt.kv_namespaces.values(), rt.databases.values()
     return {
         "queues_operations": ops,
@@ -117,26 +116,11 @@ def quantities(runtime: Any) -> dict[str, float]:
         "do_kv_writes": kv_backed["writes"],
         "kv_reads": sum(s.reads for s in kv),
         "kv_writes": sum(s.writes + s.deletes + s.lists for s in kv),
-        "kv_stored_gb": sum(_kv_bytes(s) for s in kv) / GB,
+        "kv_stored_gb": sum(s.stored_bytes() for s in kv) / GB,
         "d1_rows_read": sum(db.rows_read for db in d1),
         "d1_rows_written": sum(db.rows_written for db in d1),
         "d1_stored_gb": sum(_sqlite_bytes(db.connection) for db in d1) / GB,
     }
-
-
-def _stored_bytes(storage: Any) -> int:
-    """Keys and values held through an object's key-value API."""
-    return sum(len(k.encode()) + len(v) for k, v in storage._data.items())
-
-
-def _kv_bytes(namespace: Any) -> int:
-    """Keys and values a KV namespace holds now (its latest version of each key)."""
-    total = 0
-    for key, versions in namespace._versions.items():
-        value = versions[-1][1]
-        if value is not None:
-            total += len(key.encode()) + len(value.encode() if isinstance(value, str) else value)
-    return total
 
 
 def _sqlite_bytes(connection: Any) -> int:

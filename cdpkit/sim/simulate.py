@@ -100,7 +100,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     if expected is None:        # a workload class of the user's own: check what it drew
         check_plan(budget, len(arrivals), instances)
     bodies = SpecBodies(arrivals)
-    rt.ledger.raw_view = bodies.view     # how handler code sees a spec message's body
+    rt.set_body_view(bodies.view)        # how handler code sees a spec message's body
 
     for queue in pipeline.nodes("queue"):
         rt.queue(queue, **pipeline.spec(queue))
@@ -134,9 +134,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         if spec.handler is not None:
             rt.consumer(data["queue"])(spec.handler)
         else:
-            queue = rt.queues[data["queue"]]
-            queue.consumer = SpecConsumer(rt, spec, streams[node], callers, bodies)
-            queue.backlog_bytes = None     # a spec consumer reads no batch metadata
+            rt.attach_consumer(data["queue"], SpecConsumer(rt, spec, streams[node], callers, bodies),
+                               reads_metadata=False)
     rt.validate()
     if plan is not None:
         install_faults(plan, pipeline, pools, bodies)
@@ -329,8 +328,7 @@ def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: flo
             queue.absorb()
             timeline.append((now, name, queue.backlog, queue.landing, queue.running, queue.consumers))
         for namespace in rt.namespaces.values():
-            busy = sum(1 for obj in namespace.objects.values() if obj.gate.holder is not None)
-            queued = sum(len(obj.gate.waiting) for obj in namespace.objects.values())
+            queued, busy = namespace.load()
             timeline.append((now, namespace.class_name, queued, 0, busy, 0))
         for name, pool in pools.items():
             queued, busy = pool.load(now)
