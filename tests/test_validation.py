@@ -141,3 +141,12 @@ def test_simulate_refuses_a_pull_consumer_rather_than_pushing_it():
 def test_workload_inputs_are_checked(make, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         make()
+
+
+def test_numpy_seeds_and_settings_are_plain_numbers():
+    """A seed or setting from a DataFrame row is a numpy number; it works like the int it holds
+    (once a TypeError from random.Random; found by the fuzz test)."""
+    res = cdp.simulate(small(), cdp.Poisson(rate=10), duration=5, seed=np.int64(20))
+    again = cdp.simulate(small(), cdp.Poisson(rate=10), duration=5, seed=20)
+    assert res.summary().equals(again.summary())
+    assert cdp.Runtime(seed=np.int64(3)).seed == 3

@@ -121,7 +121,7 @@ class Runtime:
             raise ConfigError(f"seed={seed!r} is not allowed; allowed: an int >= 0")
         if budget is not None and not isinstance(budget, Budget):
             raise ConfigError(f"budget={budget!r} is not allowed; allowed: a cdpkit.Budget or None")
-        self.seed = seed
+        self.seed = seed = int(seed)      # a numpy integer (a sweep row's) seeds like an int
         self.budget = Budget() if budget is None else budget
         self.clock = Clock()
         self.env = Env()

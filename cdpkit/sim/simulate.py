@@ -82,6 +82,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         The run would exceed, or exceeded, ``budget``.
     """
     _check_arguments(pipeline, workload, duration, seed, semantics, drain, trace, progress, budget)
+    seed = int(seed)
     budget = Budget() if budget is None else budget
     pipeline.validate()
     faults = as_faults(pipeline.faults if faults is None else faults)
