@@ -23,6 +23,17 @@ def _show(title: str, table: pd.Series | pd.DataFrame) -> None:
     print(table.to_string())
 
 
+def _out_dir(path: str) -> Path:
+    """The ``--out`` folder, created now (before any run), or a ConfigError saying why not."""
+    from .errors import ConfigError
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {path!r} cannot be created ({exc.strerror}); allowed: a folder "
+                          "path you can write to") from None
+    return Path(path)
+
+
 def _report(res, out: Path) -> list[Path]:
     """Summary, tables and plots of one simulation into ``out``."""
     import matplotlib
@@ -53,8 +64,7 @@ def demo(args: argparse.Namespace) -> int:
     from .demo import build_gateway, gateway, gateway_workload
     from .sim import simulate
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out)
     pd.set_option("display.width", 140)
     pd.set_option("display.max_columns", 20)
 
@@ -105,9 +115,7 @@ def simulate_cmd(args: argparse.Namespace) -> int:
     from .sim import simulate
 
     pipeline = Pipeline.from_yaml(args.model)
-    out = Path(args.out) if args.out else None
-    if out is not None:       # before the run, not after it: a bad folder fails at once
-        out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out) if args.out else None    # before the run: a bad folder fails at once
     faults = Faults.from_yaml(args.faults) if args.faults else None
     res = simulate(pipeline, _workload(args, pipeline), duration=args.duration, seed=args.seed,
                    semantics=args.semantics, progress=True, faults=faults)

@@ -99,3 +99,10 @@ def test_usage_errors(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_demo_refuses_an_output_folder_it_cannot_create_before_running(capsys):
+    from cdpkit.cli import main
+    assert main(["demo", "--out", "/dev/null/report"]) == 2
+    err = capsys.readouterr().err
+    assert "error: cdpkit demo: --out '/dev/null/report' cannot be created (Not a directory)" in err
