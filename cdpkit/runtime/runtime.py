@@ -65,7 +65,12 @@ __all__ = ["Runtime", "HandlerConsumer"]
 
 
 class HandlerConsumer:
-    """Runs a user ``async def handler(batch, env, ctx)`` for each batch."""
+    """Runs a user ``async def handler(batch, env, ctx)`` for each batch.
+
+    What :meth:`Runtime.consumer` installs on a queue; ``cpu_seconds`` adds up the
+    ``ctx.work`` of every batch (for the cost table). A handler that raises fails its batch
+    (recorded in :attr:`Runtime.errors`); a sync function works too and finishes at once.
+    """
 
     __slots__ = ("handler", "runtime", "cpu_seconds")
 
@@ -75,6 +80,7 @@ class HandlerConsumer:
 
     def start(self, queue: Queue, batch_id: int, rows: list[int],
               done: Callable[[bool, BatchResult], None]) -> None:
+        """Run the handler on one batch (the broker calls it); ``done(ok, result)`` when it ends."""
         rt, check = self.runtime, queue.check_delay
         result = BatchResult()
         batch = MessageBatch(queue.name, [Message(rt.ledger, row, result, check) for row in rows],
@@ -102,16 +108,41 @@ async def _invoke(handler: Callable, *args: Any) -> Any:
 class Runtime:
     """A virtual-time Cloudflare world: queues, consumers, bindings, and their trace.
 
+    Declare queues (:meth:`queue`), consumers (:meth:`consumer`), Durable Objects
+    (:meth:`actor`), KV (:meth:`kv`), D1 (:meth:`d1`) and Analytics Engine
+    (:meth:`analytics`); send through ``rt.env.<BINDING>``; :meth:`run` the clock; read
+    :attr:`trace`, :attr:`batches`, :attr:`messages`, :attr:`actor_calls`, :attr:`errors`
+    and :meth:`summary`. Nothing waits in real time: a run of virtual hours returns in
+    milliseconds, and the same seed gives the same run.
+
     Parameters
     ----------
-    semantics:
-        ``"local"`` reproduces ``wrangler dev`` delivery for delivery; ``"production"``
-        uses Cloudflare's production defaults, limits and consumer concurrency.
-    seed:
-        Seeds message ids (and anything random); the same seed gives the same run.
-    budget:
+    semantics : {"local", "production"} or Semantics
+        ``"local"`` (the default) reproduces ``wrangler dev`` delivery for delivery;
+        ``"production"`` uses Cloudflare's production defaults, limits and consumer
+        concurrency (see :mod:`cdpkit.runtime.semantics`).
+    seed : int
+        Seeds message ids (and anything random), an int >= 0; the same seed gives the same run.
+    budget : Budget, optional
         The most work a run may do (:class:`~cdpkit.Budget`: events, messages, memory,
-        events at one virtual instant); over it ``run`` raises ``BudgetError``.
+        events at one virtual instant); over it :meth:`run` raises ``BudgetError``.
+        Default ``cdp.Budget()``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown semantics profile, a seed that is not an int >= 0, or a budget that
+        is not a :class:`~cdpkit.Budget`.
+
+    Examples
+    --------
+    >>> rt = Runtime(semantics="production", seed=1)
+    >>> rt
+    <Runtime semantics='production' t=0s queues=0 deliveries=0>
+    >>> Runtime(seed=-1)
+    Traceback (most recent call last):
+    ...
+    cdpkit.errors.ConfigError: seed=-1 is not allowed; allowed: an int >= 0
     """
 
     def __init__(self, semantics: str | Semantics = "local", seed: int = 0,
@@ -191,7 +222,48 @@ class Runtime:
         return queue
 
     def consumer(self, queue_name: str) -> Callable[[Callable], Callable]:
-        """Decorator: register ``async def handler(batch, env, ctx)`` as the queue's consumer."""
+        """Decorator: register ``async def handler(batch, env, ctx)`` as the queue's consumer.
+
+        The handler gets a ``MessageBatch`` (``batch.messages``, ``batch.queue``,
+        ``batch.ack_all()``, ``batch.retry_all(delay_seconds=...)``; each message has ``id``,
+        ``body``, ``attempts``, ``timestamp``, ``ack()`` and ``retry(delay_seconds=...)``), the
+        bindings ``env`` and an execution context ``ctx`` (``await ctx.work(s)`` spends virtual
+        CPU, ``await ctx.sleep(s)`` waits, ``ctx.wait_until(coro)``). Messages neither acked nor
+        retried are acked when the handler returns; if it raises, the whole batch is retried.
+        The decorator returns the handler unchanged.
+
+        Parameters
+        ----------
+        queue_name : str
+            A queue declared with :meth:`queue`, or a template pattern (``"tenant-*"``): then
+            every matching queue created at run time gets this handler.
+
+        Returns
+        -------
+        callable
+            The decorator.
+
+        Raises
+        ------
+        ConfigError
+            If the queue is not declared, already has a consumer, or the handler is not callable.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs", max_batch_size=10)
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     batch.ack_all()
+        >>> _ = rt.env.JOBS.send_batch([{"body": n} for n in range(25)])
+        >>> rt.run()
+        >>> rt.batches["size"].tolist()
+        [10, 10, 5]
+        >>> rt.consumer("nope")
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: consumer for queue 'nope': no such queue; declare it first with rt.queue('nope', ...); declared queues: jobs
+        """
         if queue_name not in self.queues and queue_name not in self._templates:
             known = ", ".join(sorted([*self.queues, *self._templates])) or "(none)"
             raise ConfigError(f"consumer for queue {queue_name!r}: no such queue; declare it first "
@@ -216,8 +288,42 @@ class Runtime:
         return register
 
     def pull_consumer(self, queue_name: str) -> PullConsumer:
-        """Give a queue an HTTP pull consumer (``type = "http_pull"``) instead of a push
-        consumer: clients call its ``pull()`` and ``ack()`` (see :mod:`cdpkit.runtime.pull`)."""
+        """Give a queue an HTTP pull consumer (``type = "http_pull"``) instead of a push consumer.
+
+        Clients call its ``pull(batch_size, visibility_timeout)`` (a list of leased messages,
+        each with a ``lease_id``) and ``ack(acks=[...], retries=[...])``; a lease not settled
+        within the visibility timeout is delivered again as a failed attempt (see
+        :mod:`cdpkit.runtime.pull`, and ``PullClient`` for a polling loop).
+
+        Parameters
+        ----------
+        queue_name : str
+            A declared queue without a consumer.
+
+        Returns
+        -------
+        PullConsumer
+            The queue's consumer.
+
+        Raises
+        ------
+        ConfigError
+            If the queue is not declared or already has a consumer, or under
+            ``semantics="local"`` (``wrangler dev`` has no pull endpoint).
+
+        Examples
+        --------
+        >>> rt = Runtime(semantics="production")
+        >>> _ = rt.queue("jobs")
+        >>> pc = rt.pull_consumer("jobs")
+        >>> _ = rt.env.JOBS.send({"n": 1})
+        >>> rt.run(until=1)
+        >>> leased = pc.pull(batch_size=10)
+        >>> [m.body for m in leased]
+        [{'n': 1}]
+        >>> pc.ack(acks=[m.lease_id for m in leased])
+        {'acked': 1, 'retried': 0, 'ignored': 0}
+        """
         queue = self.queues.get(queue_name)
         if queue is None:
             raise ConfigError(f"pull consumer for queue {queue_name!r}: no such queue; declare it first "
@@ -232,9 +338,53 @@ class Runtime:
               ) -> ActorNamespace:
         """Bind a Durable Object class as ``env.<binding>``.
 
-        ``sqlite`` picks the storage backend (``new_sqlite_classes``, the default, or
-        ``new_classes``); with explicit :meth:`migration` entries it comes from them.
-        ``evict_after``: idle seconds before the instance is dropped (default: profile).
+        Parameters
+        ----------
+        binding : str
+            The binding name (a JavaScript identifier, e.g. ``"ORCHESTRATOR"``).
+        cls : type
+            The class: a subclass of :class:`cdpkit.Actor` (or any class taking ``(ctx, env)``);
+            its public async methods are its RPC methods. Its name must be a JavaScript identifier.
+        sqlite : bool, optional
+            The storage backend: SQLite (``new_sqlite_classes``, the default) or key-value
+            (``new_classes``). With explicit :meth:`migration` entries it comes from them (and
+            must agree if given).
+        evict_after : float or None
+            Idle seconds before the instance is dropped from memory (storage stays), 0 to
+            86,400; None never evicts. Default ``"profile"``: the semantics profile's (70 s in
+            production, never in local).
+        script_name : str, optional
+            The Worker that defines the class, when it is another one (no migration needed here).
+
+        Returns
+        -------
+        ActorNamespace
+            The namespace (``id_from_name``, ``get``, ``get_by_name``, ``new_unique_id``, ...).
+
+        Raises
+        ------
+        ConfigError
+            For a bad binding name, ``cls`` not a class, or ``evict_after`` out of range.
+
+        Examples
+        --------
+        >>> import cdpkit as cdp
+        >>> class Counter(cdp.Actor):
+        ...     n = cdp.persist(0)
+        ...     async def add(self, k):
+        ...         self.n += k
+        ...         return self.n
+        >>> rt = Runtime()
+        >>> rt.actor("COUNTER", Counter)
+        <ActorNamespace COUNTER class=Counter sqlite objects=0>
+        >>> stub = rt.env.COUNTER.get_by_name("a")
+        >>> async def calls():
+        ...     await stub.add(2)
+        ...     return await stub.add(3)
+        >>> task = rt.spawn(calls())
+        >>> rt.run()
+        >>> task.result(), len(rt.actor_calls)
+        (5, 2)
         """
         check_binding_name(binding)
         if not isinstance(cls, type):
@@ -255,7 +405,41 @@ class Runtime:
 
     def migration(self, tag: str, *, new_sqlite_classes: list[str] = (), new_classes: list[str] = (),
                   renamed_classes: list[dict[str, str]] = (), deleted_classes: list[str] = ()) -> None:
-        """Declare a ``[[migrations]]`` entry. Without any, each bound class gets one (tag v1)."""
+        """Declare a ``[[migrations]]`` entry, as in ``wrangler.toml``.
+
+        Without any, each bound class gets one (tag ``v1``). With them, every class bound by
+        :meth:`actor` must be introduced by one (checked when the run starts), and its storage
+        backend comes from the list it is in.
+
+        Parameters
+        ----------
+        tag : str
+            The migration's tag, unique and non-empty.
+        new_sqlite_classes, new_classes : list of str
+            Classes introduced with SQLite-backed or key-value storage.
+        renamed_classes : list of dict
+            ``{"from": "Old", "to": "New"}`` entries.
+        deleted_classes : list of str
+            Classes removed.
+
+        Raises
+        ------
+        ConfigError
+            For an empty or repeated tag or a malformed ``renamed_classes`` entry; at :meth:`run`,
+            for a bound class no migration introduces.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> rt.migration("v1", new_sqlite_classes=["Orchestrator"])
+        >>> rt.migration("v2", renamed_classes=[{"from": "Orchestrator", "to": "Conductor"}])
+        >>> [m["tag"] for m in rt.migrations]
+        ['v1', 'v2']
+        >>> rt.migration("v2")
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: migration tag 'v2' is used twice; allowed: unique tags
+        """
         if not isinstance(tag, str) or not tag:
             raise ConfigError(f"migration tag={tag!r} is not allowed; allowed: a non-empty str")
         if any(m["tag"] == tag for m in self.migrations):
@@ -270,7 +454,43 @@ class Runtime:
                                     deleted_classes=list(deleted_classes)))
 
     def kv(self, binding: str, *, propagation_delay: float = 0.0, latency: float = 0.0) -> KVNamespace:
-        """Bind a KV namespace as ``env.<binding>``."""
+        """Bind a KV namespace as ``env.<binding>``.
+
+        ``get``, ``put`` (``expiration_ttl`` >= 60 s), ``delete`` and ``list`` are awaitable and
+        count as I/O (a Durable Object awaiting one lets its queued requests in); writes to one
+        key more than once a second are rejected with a 429 as on Cloudflare.
+
+        Parameters
+        ----------
+        binding : str
+            The binding name (a JavaScript identifier).
+        propagation_delay : float
+            Seconds before a write is seen by reads, 0 to 3,600 (eventual consistency).
+        latency : float
+            Seconds each call takes, 0 to 60.
+
+        Returns
+        -------
+        KVNamespace
+
+        Raises
+        ------
+        ConfigError
+            For a bad binding name or a value out of range.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> rt.kv("CACHE", latency=0.002)
+        <KVNamespace CACHE keys=0>
+        >>> async def roundtrip():
+        ...     await rt.env.CACHE.put("k", "v")
+        ...     return await rt.env.CACHE.get("k")
+        >>> task = rt.spawn(roundtrip())
+        >>> rt.run()
+        >>> task.result(), rt.now
+        ('v', 0.004)
+        """
         check_number(propagation_delay, f"kv {binding!r}: propagation_delay", 0, 3600)
         check_number(latency, f"kv {binding!r}: latency", 0, 60)
         store = KVNamespace(self, check_binding_name(binding), propagation_delay, latency)
@@ -279,7 +499,41 @@ class Runtime:
         return store
 
     def d1(self, binding: str, *, database_name: str | None = None, latency: float = 0.0) -> D1Database:
-        """Bind a D1 database (sqlite3 in memory) as ``env.<binding>``."""
+        """Bind a D1 database (sqlite3 in memory) as ``env.<binding>``.
+
+        ``prepare(sql).bind(...)`` then ``run()``, ``all()``, ``first()`` or ``raw()``, and
+        ``batch([...])``, as the Workers D1 API; results carry ``meta`` with estimated
+        ``rows_read``/``rows_written`` (billed).
+
+        Parameters
+        ----------
+        binding : str
+            The binding name (a JavaScript identifier).
+        database_name : str, optional
+            The ``database_name`` of the export (default: from the binding).
+        latency : float
+            Seconds each call takes, 0 to 60.
+
+        Returns
+        -------
+        D1Database
+
+        Raises
+        ------
+        ConfigError
+            For a bad binding name or latency out of range.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.d1("DB", latency=0.005)
+        >>> async def query():
+        ...     return await rt.env.DB.prepare("SELECT ? AS x").bind(7).first()
+        >>> task = rt.spawn(query())
+        >>> rt.run()
+        >>> task.result(), rt.now
+        ({'x': 7}, 0.005)
+        """
         check_number(latency, f"d1 {binding!r}: latency", 0, 60)
         db = D1Database(self, check_binding_name(binding), database_name, latency)
         self.env.bind(binding, db)
@@ -287,22 +541,89 @@ class Runtime:
         return db
 
     def analytics(self, binding: str, *, dataset: str | None = None) -> AnalyticsDataset:
-        """Bind an Analytics Engine dataset; points are in :attr:`data_points`."""
+        """Bind an Analytics Engine dataset as ``env.<binding>``.
+
+        Code calls ``env.<binding>.write_data_point({"blobs": [...], "doubles": [...],
+        "indexes": [...]})``; the points are in :attr:`data_points`.
+
+        Parameters
+        ----------
+        binding : str
+            The binding name (a JavaScript identifier).
+        dataset : str, optional
+            The dataset name (default: the binding in lower case).
+
+        Returns
+        -------
+        AnalyticsDataset
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.analytics("METRICS", dataset="cdp")
+        >>> rt.env.METRICS.write_data_point({"blobs": ["a"], "doubles": [1.5], "indexes": ["t1"]})
+        >>> rt.data_points[["dataset", "index1", "blob1", "double1"]].values.tolist()
+        [['cdp', 't1', 'a', 1.5]]
+        """
         ds = AnalyticsDataset(self, check_binding_name(binding), dataset or binding.lower())
         self.env.bind(binding, ds)
         self.datasets[binding] = ds
         return ds
 
     def sink(self, name: str, latency: float | Callable[[], float] = 0.0) -> Sink:
-        """An outside endpoint that code calls (``await rt.sinks[name].call()``): a webhook,
-        an e-mail or CRM API; each call takes ``latency`` seconds (or a function's draw)."""
+        """An outside endpoint that code calls: a webhook, an e-mail or CRM API.
+
+        Code awaits ``rt.sinks[name].call()``; each call takes ``latency`` seconds and, being I/O
+        that is not a Durable Object's own storage, opens the object's input gate (like KV and
+        D1). The sink counts its ``calls``.
+
+        Parameters
+        ----------
+        name : str
+            Its name, the key in ``rt.sinks``.
+        latency : float or callable
+            Seconds per call, or a function drawing each call's latency.
+
+        Returns
+        -------
+        Sink
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> rt.sink("crm", latency=0.5)
+        <Sink crm calls=0>
+        >>> async def post():
+        ...     await rt.sinks["crm"].call()
+        >>> _ = rt.spawn(post())
+        >>> rt.run()
+        >>> rt.now, rt.sinks["crm"].calls
+        (0.5, 1)
+        """
         sink = self.sinks[name] = Sink(self.clock, name, latency)
         return sink
 
     def attach_consumer(self, queue: str, consumer: Any, *, reads_metadata: bool = True) -> None:
-        """Make ``consumer`` (an object with the broker's consumer interface, e.g. the
-        simulator's spec consumer) the consumer of ``queue``. ``reads_metadata=False``: it
-        never reads batch metadata, so the queue keeps no running backlog byte count."""
+        """Make ``consumer`` the consumer of ``queue`` (a seam for the simulator).
+
+        ``consumer`` is an object with the broker's consumer interface
+        (``start(queue, batch_id, rows, done)``), e.g. the simulator's spec consumer; user code
+        registers handlers with :meth:`consumer` instead.
+
+        Parameters
+        ----------
+        queue : str
+            A declared queue without a consumer.
+        consumer : object
+            The consumer.
+        reads_metadata : bool
+            False: it never reads batch metadata, so the queue keeps no running backlog byte count.
+
+        Raises
+        ------
+        ConfigError
+            If the queue does not exist or already has a consumer.
+        """
         target = self.queue_named(queue)
         if target.consumer is not None:
             raise ConfigError(f"queue {queue!r} already has a consumer; allowed: one consumer per queue")
@@ -311,12 +632,46 @@ class Runtime:
             target.backlog_bytes = None
 
     def set_body_view(self, view: Callable[[Any], Any] | None) -> None:
-        """How handler code sees a message entered as a raw payload (a simulated workload's
-        messages are arrival indices; ``view`` turns one into the body a handler reads)."""
+        """How handler code sees a message entered as a raw payload (a seam for the simulator).
+
+        A simulated workload's messages are arrival indices; ``view`` turns one into the body a
+        handler reads (``{"type", "size", "origin", "origin_time"}``). None: bodies as stored.
+        """
         self.ledger.raw_view = view
 
     def evict(self, binding: str, name_or_id: str | ActorId | None = None) -> int:
-        """Evict one object (by name or id) or every object of a namespace; returns how many."""
+        """Evict Durable Objects from memory on purpose (their storage stays).
+
+        Parameters
+        ----------
+        binding : str
+            The actor binding (see :meth:`actor`).
+        name_or_id : str or ActorId, optional
+            One object, by name or id; default: every object of the namespace.
+
+        Returns
+        -------
+        int
+            How many objects were evicted (those not in memory count 0).
+
+        Raises
+        ------
+        ConfigError
+            If no actor is bound as ``binding``.
+
+        Examples
+        --------
+        >>> import cdpkit as cdp
+        >>> class Echo(cdp.Actor):
+        ...     async def ping(self):
+        ...         return "pong"
+        >>> rt = Runtime()
+        >>> _ = rt.actor("ECHO", Echo)
+        >>> _ = rt.env.ECHO.get_by_name("a").ping()      # a call outside a handler starts at once
+        >>> rt.run()
+        >>> rt.evict("ECHO", "a"), rt.evict("ECHO")
+        (1, 0)
+        """
         namespace = self.namespaces.get(binding)
         if namespace is None:
             raise ConfigError(f"evict: no actor binding {binding!r}; bindings: "
@@ -331,16 +686,91 @@ class Runtime:
         return sum(o.evictions for o in objects) - before
 
     def pause_delivery(self, queue: str) -> None:
-        """Pause delivery from ``queue`` (``wrangler queues pause-delivery``): messages are
-        still accepted and wait; batches running now finish."""
+        """Pause delivery from ``queue`` (``wrangler queues pause-delivery``).
+
+        Messages are still accepted and wait; batches running now finish.
+        :meth:`resume_delivery` delivers them again, oldest first.
+
+        Parameters
+        ----------
+        queue : str
+            A declared queue.
+
+        Raises
+        ------
+        ConfigError
+            If there is no such queue.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs")
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     batch.ack_all()
+        >>> rt.pause_delivery("jobs")
+        >>> _ = rt.env.JOBS.send({"n": 1})
+        >>> rt.run(until=60)
+        >>> rt.messages["outcome"].tolist()
+        ['in_flight']
+        >>> rt.resume_delivery("jobs")
+        >>> rt.run()
+        >>> rt.messages["outcome"].tolist()
+        ['acked']
+        """
         self.queue_named(queue).pause_delivery()
 
     def resume_delivery(self, queue: str) -> None:
-        """Resume delivery from ``queue``, oldest message first."""
+        """Resume delivery from ``queue`` (``wrangler queues resume-delivery``), oldest message first.
+
+        Parameters
+        ----------
+        queue : str
+            A declared queue (see :meth:`pause_delivery` for an example).
+
+        Raises
+        ------
+        ConfigError
+            If there is no such queue.
+        """
         self.queue_named(queue).resume_delivery()
 
     def purge(self, queue: str) -> int:
-        """Delete the messages waiting in ``queue`` (``wrangler queues purge``); returns how many."""
+        """Delete the messages waiting in ``queue`` (``wrangler queues purge``).
+
+        Purged messages end ``dropped`` with drop reason ``"purged"``; batches running now are
+        not touched.
+
+        Parameters
+        ----------
+        queue : str
+            A declared queue.
+
+        Returns
+        -------
+        int
+            How many messages were deleted.
+
+        Raises
+        ------
+        ConfigError
+            If there is no such queue.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs")
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     batch.ack_all()
+        >>> rt.pause_delivery("jobs")
+        >>> _ = rt.env.JOBS.send_batch([{"body": n} for n in range(3)])
+        >>> rt.run(until=10)
+        >>> rt.purge("jobs")
+        3
+        >>> rt.messages["drop_reason"].tolist()
+        ['purged', 'purged', 'purged']
+        """
         return self.queue_named(queue).purge()
 
     def apply_faults(self, faults: Any) -> Any:
@@ -383,6 +813,31 @@ class Runtime:
 
         Settings and consumer come from the first template (``rt.queue("tenant-*", ...)``)
         whose pattern matches; without one the queue has profile defaults and no consumer.
+        Handler code does the same with ``await env.QUEUES_API.create_queue(name)``.
+
+        Parameters
+        ----------
+        name : str
+            A new queue name.
+
+        Returns
+        -------
+        Queue
+
+        Raises
+        ------
+        ConfigError
+            For a bad or existing name.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> rt.queue("tenant-*", max_batch_size=5)
+        >>> @rt.consumer("tenant-*")
+        ... async def handle(batch, env, ctx):
+        ...     batch.ack_all()
+        >>> rt.create_queue("tenant-7")
+        <Queue 'tenant-7' consumer, max_batch_size=5 backlog=0>
         """
         check_queue_name(name)
         if name in self.queues:
@@ -404,16 +859,75 @@ class Runtime:
     # -- running -----------------------------------------------------------------------
     @property
     def now(self) -> float:
-        """Current virtual time in seconds."""
+        """Current virtual time in seconds (0 at the start, advanced only by :meth:`run`).
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> rt.run(until=30.0)
+        >>> rt.now
+        30.0
+        """
         return self.clock.now
 
     @staticmethod
     def sleep(seconds: float):
-        """Awaitable pause of ``seconds`` of virtual time, for producer scripts."""
+        """Awaitable pause of ``seconds`` of virtual time, for producer scripts.
+
+        Parameters
+        ----------
+        seconds : float
+            A finite number >= 0.
+
+        Raises
+        ------
+        TimeError
+            For a negative, infinite or NaN ``seconds``.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> async def producer():
+        ...     for n in range(3):
+        ...         await rt.env.JOBS.send({"n": n})
+        ...         await rt.sleep(10)
+        >>> _ = rt.queue("jobs")
+        >>> _ = rt.spawn(producer())
+        >>> rt.run()
+        >>> rt.now, rt.messages["sent"].tolist()
+        (30.0, [0.0, 10.0, 20.0])
+        """
         return sleep(seconds)
 
     def gather(self, *awaitables: Any) -> Future:
-        """Await several things at once, like ``Promise.all`` (coroutines are started)."""
+        """Await several things at once, like ``Promise.all``.
+
+        Coroutines are started as tasks; futures and tasks are awaited as they are. The result
+        is the list of their values, in order; the first error wins.
+
+        Parameters
+        ----------
+        *awaitables
+            Coroutines, tasks or futures (such as ``env.JOBS.send(...)``).
+
+        Returns
+        -------
+        Future
+            Awaitable from a task (see :meth:`spawn`).
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> async def nap(s):
+        ...     await rt.sleep(s)
+        ...     return s
+        >>> async def main():
+        ...     return await rt.gather(nap(1), nap(2))
+        >>> task = rt.spawn(main())
+        >>> rt.run()
+        >>> task.result(), rt.now
+        ([1, 2], 2.0)
+        """
         return gather(self.clock, *awaitables)
 
     def spawn(self, coro: Coroutine, name: str = "") -> Task:
@@ -423,6 +937,34 @@ class Runtime:
         (with a note naming the task): like ``asyncio.run`` with its main coroutine, or
         Node's unhandled rejections, a failure is not swallowed. To handle it instead,
         await the task (or ``rt.gather`` it) from another task, or catch it inside.
+
+        Parameters
+        ----------
+        coro : coroutine
+            E.g. ``producer()`` for an ``async def producer()``.
+        name : str
+            Its name in error messages (default: the coroutine's).
+
+        Returns
+        -------
+        Task
+            ``task.result()`` is its return value once it is done.
+
+        Raises
+        ------
+        ConfigError
+            If ``coro`` is not a coroutine (a function not called, say).
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> async def answer():
+        ...     await rt.sleep(5)
+        ...     return 42
+        >>> task = rt.spawn(answer())
+        >>> rt.run()
+        >>> task.result()
+        42
         """
         if not inspect.iscoroutine(coro):
             raise ConfigError(f"spawn: {coro!r:.80} is not allowed; allowed: a coroutine, "
@@ -432,7 +974,31 @@ class Runtime:
         return task
 
     def call_at(self, when: float, fn: Callable, *args: Any) -> None:
-        """Call ``fn(*args)`` at virtual time ``when`` (finite, not before now)."""
+        """Call ``fn(*args)`` at virtual time ``when``.
+
+        Parameters
+        ----------
+        when : float
+            A finite time in seconds, not before :attr:`now`.
+        fn : callable
+            A plain function (not a coroutine function: use :meth:`spawn` for those).
+        *args
+            Its arguments.
+
+        Raises
+        ------
+        TimeError
+            If ``when`` is in the past or not finite.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs")
+        >>> rt.call_at(5, rt.env.JOBS.send, {"n": 1})
+        >>> rt.run()
+        >>> rt.messages["sent"].tolist()
+        [5.0]
+        """
         self.clock.call_at(when, fn, *args)
 
     def run(self, until: float | None = None) -> None:
@@ -441,9 +1007,38 @@ class Runtime:
         It always returns or raises: over the runtime's :class:`~cdpkit.Budget` (too many
         events or messages, too much memory, or virtual time standing still) it raises
         ``BudgetError``; an exception in a task from :meth:`spawn` that nothing awaits,
-        KeyboardInterrupt and SystemExit propagate. ``until`` must be a finite time not
-        before now. A handler that raises is shown as a warning (with its traceback) the first
-        time each kind of error happens, and counted at the end; see :attr:`errors`.
+        KeyboardInterrupt and SystemExit propagate. A handler that raises is shown as a
+        ``HandlerWarning`` (with its traceback) the first time each kind of error happens, and
+        counted at the end; see :attr:`errors`. It may be called again to continue.
+
+        Parameters
+        ----------
+        until : float, optional
+            A finite time not before now; default: run until no event is left.
+
+        Raises
+        ------
+        ConfigError
+            If the wiring is wrong (see :meth:`validate`).
+        BudgetError
+            Over the budget.
+        TimeError
+            If ``until`` is in the past or not finite.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs", max_batch_timeout=2)
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     await ctx.work(0.5)
+        >>> _ = rt.env.JOBS.send({"n": 1})
+        >>> rt.run(until=1)
+        >>> rt.messages["outcome"].tolist()
+        ['in_flight']
+        >>> rt.run()
+        >>> rt.messages["outcome"].tolist(), rt.now
+        (['acked'], 2.5)
         """
         self.validate()
         errors = len(self.recorder.errors)
@@ -461,7 +1056,26 @@ class Runtime:
         return counts
 
     def validate(self) -> None:
-        """Check the wiring before anything runs; raises ConfigError naming the problem."""
+        """Check the wiring before anything runs (:meth:`run` calls it).
+
+        Creates dead letter queues that were named but not declared (without a consumer) and
+        applies the :meth:`migration` entries.
+
+        Raises
+        ------
+        ConfigError
+            Naming the problem: a queue with consumer settings but no consumer, a bound class no
+            migration introduces, or a storage backend that disagrees with the migrations.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs", max_batch_size=5)
+        >>> rt.validate()
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: queue 'jobs' has consumer settings (max_batch_size) but no consumer; register one with @rt.consumer('jobs') or drop them
+        """
         for queue in self.queues.values():
             if queue.consumer is None:
                 given = queue.declared.given()
@@ -515,10 +1129,12 @@ class Runtime:
         return self._rng.getrandbits(bits)
 
     def next_batch_id(self) -> int:
+        """The next batch number (1, 2, ...), shared by all queues; used by the broker."""
         self._batch_seq += 1
         return self._batch_seq
 
     def queue_named(self, name: str) -> Queue:
+        """The declared queue ``name``; raises ConfigError listing the queues if there is none."""
         try:
             return self.queues[name]
         except KeyError:
@@ -527,30 +1143,86 @@ class Runtime:
     # -- results -----------------------------------------------------------------------
     @property
     def trace(self) -> pd.DataFrame:
-        """Every delivery: queue, batch, delivered_at, finished_at, message_id, attempts, disposition."""
+        """Every delivery: one row per message per attempt.
+
+        Columns ``queue``, ``batch``, ``delivered_at``, ``finished_at``, ``message_id``,
+        ``attempts`` and ``disposition`` (``acked``, ``retried``, ``dead_lettered``, ``dropped``,
+        ...). See the module example; :attr:`messages` has one row per message instead.
+        """
         return self.recorder.deliveries(self.ledger)
 
     @property
     def batches(self) -> pd.DataFrame:
-        """Every batch: queue, times, size, handler outcome, and how its messages ended."""
+        """Every batch: how it was cut and how it ended.
+
+        Columns ``queue``, ``batch`` (its number), ``delivered_at``, ``finished_at``, ``size``,
+        ``outcome`` (``ok``, ``exception``, ...), ``retry_all``, ``ack_all`` and how many of its
+        messages were ``acked``, ``retried``, ``dead_lettered`` and ``dropped``.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs", max_batch_size=2)
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     batch.ack_all()
+        >>> _ = rt.env.JOBS.send_batch([{"body": n} for n in range(3)])
+        >>> rt.run()
+        >>> rt.batches[["batch", "size", "outcome", "acked"]].values.tolist()
+        [[1, 2, 'ok', 2], [2, 1, 'ok', 1]]
+        """
         return self.recorder.batches()
 
     @property
     def messages(self) -> pd.DataFrame:
-        """Every message sent to every queue (dead letters appear again on their DLQ):
-        id, queue, content type, bytes, sent, first delivery, deliveries, attempts,
-        outcome, finished, drop reason, wait and latency (see :class:`Ledger`)."""
+        """Every message sent to every queue (dead letters appear again on their DLQ).
+
+        Columns ``message_id``, ``queue``, ``content_type``, ``bytes``, ``sent``,
+        ``first_delivered``, ``deliveries``, ``attempts``, ``outcome`` (``acked``,
+        ``dead_lettered``, ``dropped``, ``in_flight``, ...), ``finished``, ``drop_reason``,
+        ``wait`` (sent to first delivery) and ``latency`` (sent to finished).
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs")
+        >>> _ = rt.env.JOBS.send({"n": 1})      # no consumer: wrangler dev discards it
+        >>> rt.run()
+        >>> rt.messages[["queue", "outcome", "drop_reason"]].values.tolist()
+        [['jobs', 'dropped', 'no consumer (wrangler dev discards)']]
+        """
         return self.ledger.frame()
 
     @property
     def actor_calls(self) -> pd.DataFrame:
-        """Every request to a Durable Object: binding, object, method, arrived, started,
-        finished, outcome, wait (queued behind the object's gate) and duration."""
+        """Every request to a Durable Object.
+
+        Columns ``binding``, ``object``, ``method``, ``arrived``, ``started``, ``finished``,
+        ``outcome``, ``wait`` (queued behind the object's input gate) and ``duration``. See
+        :meth:`actor` for an example.
+        """
         return self.recorder.actor_calls()
 
     @property
     def actors(self) -> pd.DataFrame:
-        """Per object: requests, CPU busy seconds, evictions, whether it is in memory now."""
+        """Per Durable Object: what it did and whether it is in memory now.
+
+        Columns ``binding``, ``object``, ``requests``, ``busy_seconds`` (CPU), ``evictions``,
+        ``in_memory`` and ``waiting`` (requests queued at its gate now).
+
+        Examples
+        --------
+        >>> import cdpkit as cdp
+        >>> class Echo(cdp.Actor):
+        ...     async def ping(self):
+        ...         return "pong"
+        >>> rt = Runtime()
+        >>> _ = rt.actor("ECHO", Echo)
+        >>> _ = rt.env.ECHO.get_by_name("a").ping()      # a call outside a handler starts at once
+        >>> rt.run()
+        >>> rt.actors[["binding", "object", "requests", "in_memory"]].values.tolist()
+        [['ECHO', 'a', 1, True]]
+        """
         rows = [(ns.binding, obj.label, obj.requests, obj.busy_seconds, obj.evictions,
                  obj.instance is not None, len(obj.gate.waiting))
                 for ns in self.namespaces.values() for obj in ns.objects.values()]
@@ -559,13 +1231,33 @@ class Runtime:
 
     @property
     def data_points(self) -> pd.DataFrame:
-        """Analytics Engine points written with ``write_data_point``."""
+        """Analytics Engine points written with ``write_data_point``: ``time``, ``dataset``, and
+        ``index1``, ``blob1``..., ``double1``... (see :meth:`analytics`).
+        """
         return pd.DataFrame([p for ds in self.datasets.values() for p in ds.points])
 
     @property
     def errors(self) -> pd.DataFrame:
-        """Exceptions raised by consumer handlers: time, queue, batch, error (the exception)
-        and traceback (text, from the handler down to where it was raised)."""
+        """Exceptions raised by consumer handlers, one row each.
+
+        Columns ``time``, ``queue``, ``batch``, ``error`` (the exception) and ``traceback``
+        (text, from the handler down to where it was raised).
+
+        Examples
+        --------
+        >>> import warnings
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs", max_retries=0)
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     batch.messages[0].body["missing"]
+        >>> _ = rt.env.JOBS.send({"n": 1})
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")     # a HandlerWarning shows the traceback
+        ...     rt.run()
+        >>> rt.errors[["time", "queue", "batch"]].values.tolist(), repr(rt.errors["error"][0])
+        ([[1.0, 'jobs', 1]], "KeyError('missing')")
+        """
         return pd.DataFrame(self.recorder.errors, columns=["time", "queue", "batch", "error", "traceback"])
 
     def conservation(self) -> pd.DataFrame:
@@ -574,6 +1266,24 @@ class Runtime:
         ``in_flight`` counted from the ledger must equal what the brokers hold (buffered,
         on a delay/retry timer, scheduled to arrive, or inside a running batch);
         :meth:`check_conservation` raises if any row disagrees.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by queue: ``sent``, the outcome counts, ``in_flight``, ``held_by_broker``
+            and ``balanced`` (bool).
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs")
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     batch.ack_all()
+        >>> _ = rt.env.JOBS.send_batch([{"body": n} for n in range(3)])
+        >>> rt.run()
+        >>> rt.conservation()[["sent", "acked", "in_flight", "balanced"]].values.tolist()
+        [[3, 3, 0, True]]
         """
         for queue in self.queues.values():
             queue.absorb()   # known arrivals up to now have been sent
@@ -587,14 +1297,49 @@ class Runtime:
         return frame
 
     def check_conservation(self) -> None:
-        """Raise AssertionError unless every message is accounted for exactly once."""
+        """Check that every message is accounted for exactly once (see :meth:`conservation`).
+
+        Raises
+        ------
+        AssertionError
+            Showing the queues whose counts disagree.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs")
+        >>> _ = rt.env.JOBS.send({"n": 1})
+        >>> rt.run(until=10)
+        >>> rt.check_conservation()
+        """
         frame = self.conservation()
         if not frame["balanced"].all():
             raise AssertionError(f"conservation violated:\n{frame[~frame['balanced']]}")
 
     def summary(self) -> pd.DataFrame:
-        """Per queue: messages, outcomes, deliveries, latency, batches, mean batch size and
-        ``errors``, the exceptions its handler raised (:attr:`errors` has their tracebacks)."""
+        """Per queue: messages, outcomes, deliveries, latency, batches and handler errors.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by queue: ``sent``, ``acked``, ``dead_lettered``, ``dropped``,
+            ``in_flight``, ``deliveries``, ``p50_latency``, ``p99_latency`` (s), ``batches``,
+            ``mean_batch`` and ``errors``, the exceptions its handler raised (:attr:`errors` has
+            their tracebacks). Shown with units in a notebook.
+
+        Examples
+        --------
+        >>> rt = Runtime()
+        >>> _ = rt.queue("jobs", max_batch_size=2)
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     batch.ack_all()
+        >>> _ = rt.env.JOBS.send_batch([{"body": n} for n in range(3)])
+        >>> rt.run()
+        >>> s = rt.summary()
+        >>> s.loc["jobs", ["sent", "acked", "batches", "errors"]].tolist(), float(s.loc["jobs", "mean_batch"])
+        ([3, 3, 2, 0], 1.5)
+        """
         msgs = self.messages
         batches = self.batches
         out = msgs.groupby("queue", observed=True).agg(
@@ -632,6 +1377,10 @@ class QueuesAPI:
         self._ids: dict[str, str] = {}
 
     def create_queue(self, queue_name: str):
+        """``await env.QUEUES_API.create_queue(name)``: create a queue (see :meth:`Runtime.create_queue`).
+
+        Returns an awaitable of ``{"queue_id", "queue_name", "created_on"}``.
+        """
         rt = self._runtime
         rt.create_queue(queue_name)
         queue_id = f"{rt._rng.getrandbits(128):032x}"
@@ -639,6 +1388,10 @@ class QueuesAPI:
         return completed({"queue_id": queue_id, "queue_name": queue_name, "created_on": rt.now})
 
     def send(self, queue_id: str, messages: list[dict]):
+        """``await env.QUEUES_API.send(queue_id, [{"body": ...}, ...])``: send to a created queue.
+
+        Raises ConfigError for a ``queue_id`` that ``create_queue`` did not return.
+        """
         try:
             name = self._ids[queue_id]
         except KeyError:
