@@ -98,15 +98,54 @@ class Fault:
 
     @property
     def instant(self) -> bool:
+        """Whether the kind happens at instants (``purge``, ``eviction``: windows with start == end)."""
         return FAULT_KINDS[self.kind][2]
 
     def active(self, t: float) -> bool:
-        """Whether ``t`` is inside one of the windows (start inclusive, end exclusive)."""
+        """Whether virtual time ``t`` is inside one of the windows (start inclusive, end exclusive).
+
+        Examples
+        --------
+        >>> f = Fault.parse({"kind": "pause", "node": "jobs", "start": 10, "end": 20}, "fault 1")
+        >>> f.active(10), f.active(20)
+        (True, False)
+        """
         return any(s <= t < e for s, e in self.windows)
 
     @classmethod
     def parse(cls, data: Any, where: str) -> Fault:
-        """A fault from a mapping (the YAML form), checked field by field."""
+        """A fault from a mapping (the YAML form), checked field by field.
+
+        Parameters
+        ----------
+        data : dict or Fault
+            ``{"kind", "node", <window fields>, <kind's fields>}``: window fields ``start`` with
+            ``end`` or ``length``, ``windows=[[s, e], ...]``, ``every`` with ``length`` and
+            ``end``, or ``at`` (a time or list, for instant kinds); the kind's own fields are
+            ``mode`` (outage: ``"throw"`` or ``"pause"``), ``p`` and ``permanent`` (errors),
+            ``factor`` (slowdown) and ``per_second`` (rate_limit). A Fault is returned as it is.
+        where : str
+            What it is, for error messages (e.g. ``"fault 3"``).
+
+        Returns
+        -------
+        Fault
+
+        Raises
+        ------
+        ConfigError
+            Naming the fault, the field, the value and what is allowed: an unknown kind or
+            field, a missing field, a negative time, overlapping windows, ...
+
+        Examples
+        --------
+        >>> Fault.parse({"kind": "purge", "node": "jobs", "at": [10, 20]}, "fault 1").windows
+        ((10.0, 10.0), (20.0, 20.0))
+        >>> Fault.parse({"kind": "pause", "node": "jobs", "start": 0, "end": 5, "p": 0.5}, "fault 2")
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: fault 2 (pause of 'jobs'): field 'p' is not allowed for kind 'pause'; allowed: start, end, length, windows, every, at
+        """
         if isinstance(data, Fault):
             return data
         data = io.check_keys(where, data, FIELDS)
@@ -147,7 +186,13 @@ class Fault:
         return cls(kind, node, _windows(data, where, instant), label=where, **values)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data :meth:`parse` reads back (windows as a list)."""
+        """Plain data :meth:`parse` reads back (windows as a list, instants as ``at``).
+
+        Examples
+        --------
+        >>> Fault.parse({"kind": "errors", "node": "DB", "p": 0.2, "start": 0, "length": 30}, "f").to_dict()
+        {'kind': 'errors', 'node': 'DB', 'windows': [[0.0, 30.0]], 'p': 0.2, 'permanent': 0.0}
+        """
         out: dict[str, Any] = {"kind": self.kind, "node": self.node}
         if self.instant:
             out["at"] = [s for s, _ in self.windows]
@@ -244,25 +289,101 @@ class Faults:
         self.faults: list[Fault] = [Fault.parse(f, f"fault {i}") for i, f in enumerate(faults, 1)]
 
     def add(self, kind: str, node: str, **fields: Any) -> Faults:
-        """Append one fault (checked now); returns ``self`` for chaining."""
+        """Append one fault, checked now.
+
+        Parameters
+        ----------
+        kind : str
+            One of ``outage``, ``pause``, ``purge``, ``dlq_down``, ``errors``, ``slowdown``,
+            ``rate_limit``, ``eviction``.
+        node : str
+            The node it strikes (a consumer ``"<queue>.consumer"``, a queue, an actor or a store).
+        **fields
+            Its window and the kind's own fields (see :meth:`Fault.parse`).
+
+        Returns
+        -------
+        Faults
+            ``self``, for chaining.
+
+        Raises
+        ------
+        ConfigError
+            Naming the fault and the field that is not allowed.
+
+        Examples
+        --------
+        >>> Faults().add("purge", "jobs", at=30).add("eviction", "Orchestrator", at=[10, 20])
+        <Faults: purge of 'jobs' 30; eviction of 'Orchestrator' 10, 20>
+        """
         self.faults.append(Fault.parse({"kind": kind, "node": node, **fields}, f"fault {len(self.faults) + 1}"))
         return self
 
     @classmethod
     def from_yaml(cls, path_or_text: Any) -> Faults:
-        """A timeline from a YAML/JSON file or text: a list of faults, or ``{faults: [...]}``."""
+        r"""A timeline from a YAML/JSON file or text: a list of faults, or ``{faults: [...]}``.
+
+        Parameters
+        ----------
+        path_or_text : str or path
+            A file's path, or the document itself.
+
+        Returns
+        -------
+        Faults
+
+        Raises
+        ------
+        ConfigError
+            For a malformed document or fault.
+
+        Examples
+        --------
+        >>> Faults.from_yaml("faults:\n- {kind: outage, node: jobs.consumer, start: 0, end: 5}")
+        <Faults: outage of 'jobs.consumer' 0-5 s>
+        """
         data = io.load_document(path_or_text)
         if isinstance(data, dict):
             data = io.check_keys("faults file", data, ("faults",)).get("faults") or []
         return cls(data)
 
     def to_list(self) -> list[dict[str, Any]]:
+        """The faults as plain data (what :class:`Faults` and YAML read back).
+
+        Examples
+        --------
+        >>> Faults().add("purge", "jobs", at=[10, 20]).to_list()
+        [{'kind': 'purge', 'node': 'jobs', 'at': [10.0, 20.0]}]
+        """
         return [f.to_dict() for f in self.faults]
 
     def check(self, nodes: dict[str, str], duration: float | None = None,
               dead_letter_queues: Iterable[str] = ()) -> None:
-        """Check every fault against the nodes it may name (``{name: kind}``) and the run's
-        ``duration`` (windows must start inside it); ConfigError naming the fault."""
+        """Check every fault against the nodes it may name and the run's duration.
+
+        Parameters
+        ----------
+        nodes : dict
+            ``{name: kind}`` of the pipeline's (or runtime's) nodes: ``"queue"``,
+            ``"consumer"``, ``"actor"``, ``"store"``.
+        duration : float, optional
+            The run's length; every fault's windows must start before it.
+        dead_letter_queues : iterable of str
+            The queues ``dlq_down`` may name.
+
+        Raises
+        ------
+        ConfigError
+            Naming the fault, the node and the nodes that would be allowed.
+
+        Examples
+        --------
+        >>> f = Faults().add("outage", "jobs", start=0, end=10)
+        >>> f.check({"jobs": "queue", "jobs.consumer": "consumer"})
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: fault 1 (outage of 'jobs'): node='jobs' is not allowed (it is a queue); allowed: a consumer: jobs.consumer
+        """
         dlqs = set(dead_letter_queues)
         for f in self.faults:
             want = FAULT_KINDS[f.kind][0]
@@ -304,7 +425,15 @@ class Faults:
 
 
 def as_faults(value: Any) -> Faults | None:
-    """``None``, a :class:`Faults`, a list of faults or a YAML path/text, as Faults (None: none)."""
+    """``None``, a :class:`Faults`, a list of faults or a YAML path/text, as Faults (None: none).
+
+    Examples
+    --------
+    >>> as_faults([{"kind": "pause", "node": "jobs", "start": 0, "end": 5}])
+    <Faults: pause of 'jobs' 0-5 s>
+    >>> as_faults(None) is None
+    True
+    """
     if value is None or isinstance(value, Faults):
         return value
     if isinstance(value, str):
