@@ -31,7 +31,23 @@ _LIMITS = "shared/reference/cloudflare-semantics.md"
 
 
 class Results:
-    """What a :func:`~cdpkit.sim.simulate.simulate` run produced."""
+    """What a :func:`~cdpkit.sim.simulate.simulate` run produced.
+
+    Tables are pandas DataFrames, made when first read. ``pipeline``, ``runtime`` (the
+    :class:`~cdpkit.Runtime` that ran, with its own frames), ``arrivals``, ``duration`` and
+    ``faults`` (the timeline applied, or None) are kept as attributes.
+
+    Examples
+    --------
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("demo")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.002})
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=20), duration=30, seed=1)
+    >>> int(res.summary()["acked"]), len(res.messages), res.plan
+    (565, 565, 'paid')
+    """
 
     def __init__(self, pipeline: Pipeline, runtime: Runtime, arrivals: Arrivals, duration: float,
                  timeline: list[tuple], actor_pools: dict | None = None) -> None:
@@ -46,8 +62,13 @@ class Results:
 
     @property
     def messages(self) -> pd.DataFrame:
-        """The ledger (:attr:`Runtime.messages`) with each spec message's workload ``type``,
-        ``origin`` (its arrival's index) and ``origin_time``."""
+        """One row per message per queue: the ledger (:attr:`Runtime.messages`) with each spec
+        message's workload ``type``, ``origin`` (its arrival's index) and ``origin_time``.
+
+        Columns ``message_id``, ``queue``, ``type``, ``bytes``, ``sent``, ``first_delivered``,
+        ``deliveries``, ``attempts``, ``outcome``, ``finished``, ``drop_reason``, ``origin``,
+        ``origin_time``, ``wait`` and ``latency`` (seconds).
+        """
         frame = self._ledger
         if "message_id" not in frame:   # made on first use: a string per row is the costly part
             frame.insert(0, "message_id", self.runtime.ledger.ids(np.arange(len(frame))))
@@ -83,14 +104,39 @@ class Results:
 
     @property
     def batches(self) -> pd.DataFrame:
+        """Every batch (:attr:`Runtime.batches`): ``queue``, ``batch``, ``delivered_at``,
+        ``finished_at``, ``size``, ``outcome`` and how many of its messages were ``acked``,
+        ``retried``, ``dead_lettered`` and ``dropped``.
+        """
         return self.runtime.batches
 
     @property
     def timeline(self) -> pd.DataFrame:
+        """Queues and actor pools sampled over time (about 400 points).
+
+        Columns ``time``, ``node`` (a queue, or an actor class), ``backlog`` (messages waiting; for
+        an actor: calls queued), ``landing`` (messages on their way in), ``running`` (batches; for
+        an actor: busy instances) and ``consumers`` (the autoscaler's level).
+
+        Examples
+        --------
+        >>> import cdpkit as cdp
+        >>> p = cdp.Pipeline("demo")
+        >>> p.add_source("http", queue="jobs")
+        >>> p.add_queue("jobs")
+        >>> p.add_consumer("jobs", service={"per_message": 0.01})
+        >>> tl = cdp.simulate(p, cdp.Poisson(rate=20), duration=10, seed=1).timeline
+        >>> tl.columns.tolist(), int(tl["backlog"].max()) > 0
+        (['time', 'node', 'backlog', 'landing', 'running', 'consumers'], True)
+        """
         return pd.DataFrame(self._timeline, columns=TIMELINE_COLUMNS)
 
     @property
     def actor_calls(self) -> pd.DataFrame:
+        """Every request to a Durable Object (:attr:`Runtime.actor_calls`): ``binding``,
+        ``object``, ``method``, ``arrived``, ``started``, ``finished``, ``outcome``, ``wait`` and
+        ``duration``.
+        """
         return self.runtime.actor_calls
 
     @cached_property
@@ -110,8 +156,13 @@ class Results:
 
     @cached_property
     def end_to_end(self) -> pd.DataFrame:
-        """Per arrival: from its first send to the last step of everything it caused
-        (NaN latency while any of it is unfinished)."""
+        """Per arrival: from its first send to the last step of everything it caused.
+
+        Indexed by ``origin`` (the arrival's index); columns ``origin_time``, ``last`` (when the
+        last message it caused finished), ``unfinished`` (how many are not finished) and
+        ``latency`` (NaN while any of it is unfinished). The summary's ``p50_latency`` ...
+        ``p99_latency`` are its quantiles.
+        """
         ids, first, last, unfinished = self._end_to_end
         frame = pd.DataFrame({"origin_time": first, "last": last, "unfinished": unfinished},
                              index=pd.Index(ids, name="origin"))
@@ -119,7 +170,29 @@ class Results:
         return frame
 
     def summary(self) -> pd.Series:
-        """Headline numbers for the entry queue(s) and the whole pipeline."""
+        """Headline numbers for the entry queue(s) and the whole pipeline.
+
+        Returns
+        -------
+        Series
+            Named after the pipeline: ``messages`` (entering the entry queues), ``acked``,
+            ``dead_lettered``, ``dropped``, ``rejected``, ``in_flight``, ``retries``,
+            ``throughput`` (acked/s), ``wait_mean`` (s before first delivery), ``p50_latency``,
+            ``p95_latency``, ``p99_latency`` (end to end, s), ``mean_batch``, ``max_backlog``,
+            ``time_to_drain`` (s after the last arrival) and ``errors`` (handler exceptions).
+            Shown with units in a notebook.
+
+        Examples
+        --------
+        >>> import cdpkit as cdp
+        >>> p = cdp.Pipeline("demo")
+        >>> p.add_source("http", queue="jobs")
+        >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+        >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.002})
+        >>> s = cdp.simulate(p, cdp.Poisson(rate=20), duration=30, seed=1).summary()
+        >>> s[["messages", "acked", "dead_lettered", "mean_batch"]].round(2).tolist()
+        [565.0, 565.0, 0.0, 9.91]
+        """
         ledger = self.runtime.ledger
         entry_codes = [ledger.queue_code(q) for q in self.entry_queues]
         entry = np.isin(ledger.column("queue"), entry_codes)
@@ -156,20 +229,66 @@ class Results:
     faults = None       # the fault timeline the run applied (simulate sets it)
 
     def incidents(self) -> pd.DataFrame:
-        """One row per fault window: backlog peak, drain, retries, dead letters, expired,
-        dropped and cost (see :func:`cdpkit.sim.incidents.incidents`)."""
+        """One row per fault window: what each incident did.
+
+        Columns ``fault``, ``kind``, ``node``, ``start``, ``end``, ``queues``, ``baseline``,
+        ``peak_backlog`` and ``peak_at``, ``drained_at`` and ``time_to_drain`` (after the window),
+        ``retried``, ``dead_lettered``, ``expired``, ``purged``, ``dropped`` and the work done
+        meanwhile: ``operations``, ``invocations``, ``consumer_seconds``, ``do_seconds`` (see
+        :func:`cdpkit.sim.incidents.incidents`). Empty without faults.
+
+        Examples
+        --------
+        >>> import cdpkit as cdp
+        >>> p = cdp.Pipeline("demo")
+        >>> p.add_source("http", queue="jobs")
+        >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+        >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.002})
+        >>> res = cdp.simulate(p, cdp.Poisson(rate=20), duration=30, seed=1,
+        ...                    faults=[{"kind": "outage", "node": "jobs.consumer", "start": 10,
+        ...                             "length": 5, "mode": "pause"}])
+        >>> res.incidents()[["kind", "start", "end", "peak_backlog"]].values.tolist()
+        [['outage', 10.0, 15.0, 123]]
+        """
         from .incidents import incidents
         return incidents(self)
 
     @property
     def consumer_cpu_seconds(self) -> float:
-        """CPU the consumers used (spec service time, or ``ctx.work`` in handler code)."""
+        """CPU seconds the consumers used (spec service time, or ``ctx.work`` in handler code)."""
         return sum(getattr(q.consumer, "cpu_seconds", 0.0) for q in self.runtime.queues.values())
 
     def cost(self, plan: str | None = None) -> pd.DataFrame:
-        """Cost by item for this run and per month at this rate (see :func:`~cdpkit.sim.cost.cost_table`
-        and cdpkit/data/pricing.yaml); ``plan`` ``"paid"`` or ``"free"``, by default the run's own
-        plan if it has one, else ``"paid"``."""
+        """Cost by item for this run and per month at this rate.
+
+        Parameters
+        ----------
+        plan : {"paid", "free"}, optional
+            The Workers plan; by default the run's own (:attr:`plan`), else ``"paid"``.
+
+        Returns
+        -------
+        DataFrame
+            One row per priced item: ``service``, ``item``, ``unit``, ``quantity`` (in the run),
+            ``monthly_quantity`` (at this rate over 30 days), ``free_allowance``,
+            ``allowance_per``, ``run_cost``, ``monthly_cost`` and ``over_allowance``; ``attrs``
+            holds ``pricing_as_of``, ``plan`` and each item's ``sources`` (see
+            :func:`~cdpkit.sim.cost.cost_table` and cdpkit/data/pricing.yaml). Shown in dollars.
+
+        Examples
+        --------
+        >>> import cdpkit as cdp
+        >>> p = cdp.Pipeline("demo")
+        >>> p.add_source("http", queue="jobs")
+        >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+        >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.002})
+        >>> res = cdp.simulate(p, cdp.Poisson(rate=20), duration=30, seed=1)
+        >>> c = res.cost(plan="free")
+        >>> c.attrs["plan"], float(c["monthly_cost"].sum())
+        ('free', 0.0)
+        >>> int(c.set_index("item").loc["queues_operations", "quantity"])   # write, read, delete each
+        1695
+        """
         if plan is None:
             plan = getattr(self, "plan", None) or getattr(getattr(self, "profile", None), "plan", None) or "paid"
         frame = cost_table(quantities(self.runtime), self.duration, plan)
@@ -190,9 +309,14 @@ class Results:
 
     @cached_property
     def warnings(self) -> pd.DataFrame:
-        """Where the run came near (>= ``semantics.warn_at``, 80 %) or over a platform limit:
-        one row per (limit, place) with ``what``, ``where``, ``when`` (the worst moment, s),
-        ``value``, ``limit``, ``source`` (the documentation line) and ``advice``."""
+        """Where the run came near (>= ``semantics.warn_at``, 80 %) or over a platform limit.
+
+        One row per (limit, place) with ``what``, ``where``, ``when`` (the worst moment, s),
+        ``value``, ``limit``, ``source`` (the documentation line) and ``advice``: queue
+        throughput, backlog bytes, autoscaled consumers, expired messages, consumer wall time,
+        Durable Object requests/s and KV writes per key. Empty when nothing came near; the
+        :class:`Results` repr prints one line per warning.
+        """
         return platform_warnings(self)
 
     def _warned(self) -> str:

@@ -53,33 +53,75 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
              faults: Faults | list | str | None = None) -> Results:
     """Simulate ``duration`` seconds of ``workload`` through ``pipeline``.
 
-    Arrivals stop at ``duration``; with ``drain=True`` the run continues until every
-    message has finished (acked, dead-lettered or dropped), which gives time-to-drain.
-    If the pipeline has a cycle (a consumer publishing back upstream, dead letter queues
-    that lead back), the drain may enter at most 100 messages per message in flight when
-    arrivals stop (and 100,000 more): past that, messages are taken to go round without
-    end and ``BudgetError`` names the cycle.
-    ``trace=True`` also keeps a row per delivery (``res.runtime.trace``); per-message and
-    per-batch results are always kept. ``progress=True`` shows a bar over virtual time.
+    Builds a :class:`~cdpkit.Runtime` from the pipeline's specs (and any handler code), feeds
+    it the workload's arrivals and runs it in virtual time. Arrivals stop at ``duration``;
+    with ``drain=True`` the run continues until every message has finished (acked,
+    dead-lettered or dropped), which gives time-to-drain. If the pipeline has a cycle (a
+    consumer publishing back upstream, dead letter queues that lead back), the drain may
+    enter at most 100 messages per message in flight when arrivals stop (and 100,000 more):
+    past that, messages are taken to go round without end and ``BudgetError`` names the cycle.
 
-    It always returns or raises. ``budget`` (default ``cdp.Budget()``: 20 million
-    messages, 100 million events, ~8 GiB, 250,000 events at one virtual instant) bounds
-    the run: checked before it starts, from the workload's expected arrivals and the
-    actors' instances, and while it runs; over it, ``BudgetError`` says which limit, the
-    figure and what to change.
+    Parameters
+    ----------
+    pipeline : Pipeline
+        The design (validated first).
+    workload : Workload
+        When messages arrive, of which type and size (``cdp.Poisson``, ``Constant``,
+        ``Piecewise``, ``Diurnal``, ``Replay``).
+    duration : float
+        Seconds of arrivals, a finite number > 0.
+    seed : int
+        An int >= 0; the same seed gives the same run (the workload and every node draw from
+        their own stream of it).
+    semantics : {"production", "local"} or Semantics
+        The platform profile; default ``"production"`` (Cloudflare's documented behaviour).
+    drain : bool
+        Keep running after ``duration`` until every message has finished.
+    trace : bool
+        Also keep a row per delivery (``res.runtime.trace``); per-message and per-batch
+        results are always kept.
+    progress : bool
+        Show a bar over virtual time.
+    budget : Budget, optional
+        Bounds the run (default ``cdp.Budget()``: 20 million messages, 100 million events,
+        ~8 GiB, 250,000 events at one virtual instant): checked before it starts, from the
+        workload's expected arrivals and the actors' instances, and while it runs.
+    faults : Faults, list, str, optional
+        A fault timeline (a :class:`~cdpkit.Faults`, a list of faults or a YAML file; default:
+        the pipeline's own ``faults:`` section) of outages, pauses, purges, error bursts,
+        slowdowns, rate limits and eviction storms, checked against the pipeline and
+        ``duration`` before anything runs; ``res.incidents()`` reports what each window did.
 
-    ``faults`` (a :class:`~cdpkit.Faults`, a list of faults or a YAML file; default: the
-    pipeline's own ``faults:`` section) is a timeline of outages, pauses, purges, error
-    bursts, slowdowns, rate limits and eviction storms, checked against the pipeline and
-    ``duration`` before anything runs; ``res.incidents()`` reports what each window did.
+    Returns
+    -------
+    Results
+        ``summary()``, ``messages``, ``batches``, ``timeline``, ``end_to_end``,
+        ``actor_calls``, ``cost()``, ``warnings``, ``incidents()`` and the ``runtime``.
 
     Raises
     ------
     ConfigError
         An argument is not allowed (``duration`` must be a finite number > 0, ``seed`` an
-        int >= 0, ``drain``/``trace``/``progress`` bools), or the pipeline is invalid.
+        int >= 0, ``drain``/``trace``/``progress`` bools), the pipeline is invalid, or a fault
+        names a node it cannot strike.
     BudgetError
-        The run would exceed, or exceeded, ``budget``.
+        The run would exceed, or exceeded, ``budget``; it says which limit, the figure and
+        what to change.
+
+    Examples
+    --------
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("demo")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.002})
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=20), duration=30, seed=1)
+    >>> res
+    <Results 'demo': 565 messages, 565 acked, 0 dead-lettered, p99 0.811s>
+    >>> cdp.simulate(p, cdp.Poisson(rate=20), duration=0)
+    Traceback (most recent call last):
+    ...
+    cdpkit.errors.ConfigError: simulate: duration=0 is not allowed; allowed: a finite number of virtual seconds > 0
     """
     _check_arguments(pipeline, workload, duration, seed, semantics, drain, trace, progress, budget)
     seed = int(seed)

@@ -26,7 +26,18 @@ from .simulate import simulate
 
 
 def grid_rows(grid: dict[str, list]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, in a stable order."""
+    """Every combination of the grid's values, in a stable order (the first key varies slowest).
+
+    Raises
+    ------
+    ConfigError
+        If ``grid`` is not a non-empty dict of non-empty lists.
+
+    Examples
+    --------
+    >>> grid_rows({"jobs.max_batch_size": [10, 50], "jobs.max_retries": [1, 3]})
+    [{'jobs.max_batch_size': 10, 'jobs.max_retries': 1}, {'jobs.max_batch_size': 10, 'jobs.max_retries': 3}, {'jobs.max_batch_size': 50, 'jobs.max_retries': 1}, {'jobs.max_batch_size': 50, 'jobs.max_retries': 3}]
+    """
     if not isinstance(grid, dict) or not grid:
         raise ConfigError(f"sweep grid={grid!r} is not allowed; allowed: a dict of "
                           "'<node>.<setting>' -> list of values")
@@ -39,7 +50,12 @@ def grid_rows(grid: dict[str, list]) -> list[dict[str, Any]]:
 
 def run_one(pipeline: Pipeline, config: dict[str, Any], workload: Workload, duration: float,
             seed: int, semantics: str, faults: Any = None) -> dict[str, Any]:
-    """Simulate one configuration; return its summary and monthly cost as plain data."""
+    """Simulate one configuration; return its summary and cost as plain data (a sweep row).
+
+    ``config`` maps ``"<node>.<setting>"`` to a value (applied with :meth:`Pipeline.set`);
+    the row holds the configuration, every :meth:`Results.summary` number, ``run_cost`` and
+    ``monthly_cost`` (dollars). Picklable, so any executor can run it.
+    """
     for key, value in config.items():
         pipeline = pipeline.set(key, value)
     res = simulate(pipeline, workload, duration, seed=seed, semantics=semantics, faults=faults)
@@ -56,11 +72,66 @@ def sweep(pipeline: Pipeline, grid: dict[str, list], workload: Workload, duratio
           progress: bool = True, faults: Any = None) -> pd.DataFrame:
     """Simulate every combination in ``grid``; one row per configuration.
 
-    ``executor`` may be any ``concurrent.futures.Executor`` (a process pool, or a
-    ``dask.distributed`` client's ``get_executor()`` to go beyond one machine). Every
-    configuration uses the same ``seed``, so rows differ only by their settings, and the
-    table is the same whichever executor ran it. ``faults`` (a fault timeline, passed to
-    :func:`simulate`) rehearses every configuration through the same incident.
+    Every configuration uses the same ``seed``, so rows differ only by their settings, and
+    the table is the same whichever executor ran it. Bad keys or values fail before anything
+    runs.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        The design the settings are applied to (not changed).
+    grid : dict
+        ``"<node>.<setting>"`` -> list of values, e.g.
+        ``{"jobs.max_batch_size": [10, 50, 100], "jobs.consumer.retry": [...]}``; any key
+        :meth:`Pipeline.set` takes.
+    workload : Workload
+        The arrivals every configuration sees.
+    duration : float
+        Seconds of arrivals per run (default 60).
+    seed : int
+        The seed of every run.
+    semantics : str
+        The platform profile (default ``"production"``).
+    executor : concurrent.futures.Executor, optional
+        Where runs go: None runs them here one by one; a process pool, or a
+        ``dask.distributed`` client's ``get_executor()`` to go beyond one machine.
+    progress : bool
+        Show a bar counting configurations.
+    faults : Faults, list, str, optional
+        A fault timeline (passed to :func:`simulate`): every configuration rehearses the same
+        incident.
+
+    Returns
+    -------
+    DataFrame
+        One row per configuration in grid order: the grid's columns, the
+        :meth:`Results.summary` columns (``p99_latency``, ``mean_batch``, ``dead_lettered``,
+        ...), ``run_cost`` and ``monthly_cost``.
+
+    Raises
+    ------
+    ConfigError
+        For a bad grid, key or value (naming it), before anything runs.
+
+    See Also
+    --------
+    choose : a pipeline with one row's settings.
+
+    Examples
+    --------
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("s")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001})
+    >>> table = sweep(p, {"jobs.max_batch_size": [1, 10], "jobs.max_retries": [0, 3]},
+    ...               cdp.Poisson(rate=50), duration=10, progress=False)
+    >>> table[["jobs.max_batch_size", "jobs.max_retries", "acked"]].values.tolist()
+    [[1.0, 0.0, 491.0], [1.0, 3.0, 491.0], [10.0, 0.0, 491.0], [10.0, 3.0, 491.0]]
+    >>> sweep(p, {"jobs.max_batch_sise": [1]}, cdp.Poisson(rate=50), progress=False)
+    Traceback (most recent call last):
+    ...
+    cdpkit.errors.ConfigError: setting 'jobs.max_batch_sise': unknown setting 'max_batch_sise' (did you mean 'max_batch_size'?); allowed: max_batch_size, max_batch_timeout, max_retries, dead_letter_queue, retry_delay, max_concurrency, visibility_timeout_ms, delivery_delay, retention
     """
     rows = grid_rows(grid)
     for config in rows:  # bad keys or values fail here, before anything runs
