@@ -158,6 +158,30 @@ def node_stats(results: Results) -> pd.DataFrame:
 
     Rates are per second of the workload's ``duration`` (as in ``Results.summary()``);
     utilisation is over the whole run including the drain. Stores get no numbers (NaN).
+    These are the numbers ``draw_pipeline`` writes on the nodes.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by node name.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> node_stats(res)[["kind", "throughput", "unit"]].values.tolist()
+    [['source', 50.7, 'msg/s'], ['queue', 50.7, 'msg/s'], ['consumer', 5.1, 'batch/s'], ['actor', 50.7, 'calls/s']]
     """
     return _memo(results, "node_stats", lambda: _node_stats(results))
 
@@ -203,9 +227,35 @@ def _node_stats(res: Results) -> pd.DataFrame:
 
 
 def outcome_counts(results: Results) -> pd.DataFrame:
-    """Messages per queue (rows) by how they ended (columns, :data:`OUTCOMES`): acked at the
-    first delivery, acked after one or more retries, dead-lettered, dropped, still in flight.
-    Each row sums to the messages sent to that queue."""
+    """Messages per queue (rows) by how they ended (columns, :data:`OUTCOMES`).
+
+    Acked at the first delivery, acked after one or more retries, dead-lettered, dropped,
+    still in flight. Each row sums to the messages sent to that queue.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by queue; columns ``acked``, ``acked after retry``, ``dead_lettered``,
+        ``dropped``, ``in_flight``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> outcome_counts(res).loc["jobs"].tolist()
+    [507, 0, 0, 0, 0]
+    """
     def compute() -> pd.DataFrame:
         m = results.messages
         outcome = m["outcome"].astype(str).where(
@@ -217,9 +267,36 @@ def outcome_counts(results: Results) -> pd.DataFrame:
 
 
 def actor_utilisation(results: Results, bins: int = 100) -> pd.DataFrame:
-    """Busy share (0..1) of each actor class's instances in ``bins`` equal time bins over
-    the run: instance-seconds spent on calls (from start to finish, i.e. holding the
-    object) in the bin / (instances x bin width). Indexed by bin start, one column per class.
+    """Busy share (0..1) of each actor class's instances over time.
+
+    In each of ``bins`` equal time bins over the run: instance-seconds spent on calls (from
+    start to finish, i.e. holding the object) in the bin / (instances x bin width).
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    bins : int
+        How many time bins (default 100).
+
+    Returns
+    -------
+    DataFrame
+        Indexed by bin start (``time``), one column per actor class; empty without actors.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> u = actor_utilisation(res, bins=10)
+    >>> u.shape, bool(u["Scorer"].between(0, 1).all())
+    ((10, 1), True)
     """
     def compute() -> pd.DataFrame:
         edges = np.linspace(0.0, _horizon(results), bins + 1)
@@ -249,6 +326,23 @@ def pareto_front(table: pd.DataFrame, cost: str = "monthly_cost",
                  latency: str = "p99_latency") -> pd.Series:
     """Which rows no other row beats on both ``cost`` and ``latency`` (lower is better).
 
+    Rows with NaN in either column are never on the front; exact ties with a front point
+    are on it too.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A :func:`~cdpkit.sweep` table (or any frame with the two columns).
+    cost, latency : str
+        The columns to minimise (default ``"monthly_cost"`` and ``"p99_latency"``).
+
+    Returns
+    -------
+    Series of bool
+        Named ``pareto``, with the table's index.
+
+    Examples
+    --------
     >>> t = pd.DataFrame({"monthly_cost": [1, 2, 3, 2, 1], "p99_latency": [5, 1, 0.5, 2, 5]})
     >>> pareto_front(t).tolist()
     [True, True, True, False, True]
@@ -271,9 +365,38 @@ def pareto_front(table: pd.DataFrame, cost: str = "monthly_cost",
 
 def plot_backlog(results: Results, queues: Sequence[str] | None = None,
                  ax: Axes | None = None) -> Axes:
-    """Messages waiting in each queue over virtual time: one line per queue (the drain
-    after the arrivals window is shaded); consumers running (``timeline["consumers"]``, the
-    autoscaler's level) dashed on the right axis when it goes above 1."""
+    """Messages waiting in each queue over virtual time, one line per queue.
+
+    The drain after the arrivals window is shaded, and so are fault windows
+    (:func:`shade_faults`); consumers running (``timeline["consumers"]``, the autoscaler's
+    level) are dashed on the right axis when it goes above 1.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    queues : list of str, optional
+        The queues to draw (default: every queue of the pipeline).
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> [line.get_label() for line in plot_backlog(res).get_lines()]
+    ['jobs']
+    """
     ax = _axes(ax)
     tl = _timeline(results)
     twin = None
@@ -296,8 +419,23 @@ def plot_backlog(results: Results, queues: Sequence[str] | None = None,
 
 
 def shade_faults(results: Results, ax: Axes) -> Axes:
-    """Shade each fault window of the run (``results.faults``) on a virtual-time axis, an
-    instant as a line (artists with ``gid`` ``"fault:<n>"``); the backlog plot does it."""
+    """Shade each fault window of the run (``results.faults``) on a virtual-time axis.
+
+    An instant (purge, eviction) is drawn as a line; artists have ``gid`` ``"fault:<n>"``.
+    :func:`plot_backlog` does it; call it on your own time plots.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned (nothing is drawn without faults).
+    ax : matplotlib Axes
+        The axes to shade.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``.
+    """
     for i, fault in enumerate(getattr(results, "faults", None) or (), 1):
         for start, end in fault.windows:
             if end > start:
@@ -309,10 +447,40 @@ def shade_faults(results: Results, ax: Axes) -> Axes:
 
 def plot_latency(results: Results, ax: Axes | None = None, log: bool = False,
                  cut: float | None = 2.0) -> Axes:
-    """Cumulative distribution of end-to-end latency (arrival to the last step it caused)
-    and of the wait before first delivery (entry queues), with the end-to-end p50 / p95 /
-    p99 marked (texts with ``gid`` ``"p50"`` ...). The long tail is cut at ``cut`` x p99
-    (``None``: show all); ``log=True`` uses a log time axis instead."""
+    """Cumulative distribution of end-to-end latency and of the wait before first delivery.
+
+    End to end: from arrival to the last step it caused; wait: entry queues only. The
+    end-to-end p50 / p95 / p99 are marked (texts with ``gid`` ``"p50"`` ...).
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+    log : bool
+        Use a log time axis (then nothing is cut).
+    cut : float or None
+        Cut the long tail at ``cut`` x p99 (default 2); None shows all.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> ax = plot_latency(res)
+    >>> [t.get_gid() for t in ax.texts], ax.get_legend_handles_labels()[1]
+    (['p50', 'p95', 'p99'], ['end to end', 'wait before first delivery'])
+    """
     ax = _axes(ax)
     e2e = results.end_to_end["latency"].dropna()
     m = results.messages
@@ -345,7 +513,35 @@ def plot_latency(results: Results, ax: Axes | None = None, log: bool = False,
 
 def plot_batch_sizes(results: Results, queues: Sequence[str] | None = None,
                      ax: Axes | None = None) -> Axes:
-    """Histogram of messages per batch, stacked by queue (counts sum to the batches)."""
+    """Histogram of messages per batch, stacked by queue (counts sum to the batches).
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    queues : list of str, optional
+        The queues to count (default: every queue of the pipeline).
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> ax = plot_batch_sizes(res)
+    >>> bool(sum(bar.get_height() for bar in ax.patches) == len(res.batches))
+    True
+    """
     ax = _axes(ax)
     b = _batches(results)
     present = set(b["queue"])
@@ -363,8 +559,34 @@ def plot_batch_sizes(results: Results, queues: Sequence[str] | None = None,
 
 
 def plot_attempts(results: Results, ax: Axes | None = None) -> Axes:
-    """Messages by number of deliveries (1 = succeeded or failed for good the first time),
-    one group of bars per queue, on a log scale."""
+    """Messages by number of deliveries, one group of bars per queue, on a log scale.
+
+    1 delivery = succeeded or failed for good the first time; more = retried.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> plot_attempts(res).get_yscale()
+    'log'
+    """
     ax = _axes(ax)
     m = results.messages
     counts = pd.crosstab(m["deliveries"], m["queue"].astype(str))
@@ -382,9 +604,36 @@ def plot_attempts(results: Results, ax: Axes | None = None) -> Axes:
 
 
 def plot_outcomes(results: Results, ax: Axes | None = None) -> Axes:
-    """How every message ended, per queue: acked first time, acked after retries,
-    dead-lettered, dropped or still in flight (stacked horizontal bars; see
-    :func:`outcome_counts`)."""
+    """How every message ended, per queue (stacked horizontal bars).
+
+    Acked first time, acked after retries, dead-lettered, dropped or still in flight; each
+    bar is labelled with its total (see :func:`outcome_counts`).
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> ax = plot_outcomes(res)
+    >>> [t.get_text() for t in ax.get_yticklabels()], ax.get_legend_handles_labels()[1]
+    (['jobs'], ['acked'])
+    """
     ax = _axes(ax)
     table = outcome_counts(results)
     if table.empty:
@@ -407,8 +656,36 @@ def plot_outcomes(results: Results, ax: Axes | None = None) -> Axes:
 
 
 def plot_actor_utilisation(results: Results, ax: Axes | None = None, bins: int = 100) -> Axes:
-    """Share of each actor class's instances busy over time, one line per class (see
-    :func:`actor_utilisation`)."""
+    """Share of each actor class's instances busy over time, one step line per class.
+
+    See :func:`actor_utilisation`; without actors the axes say so.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+    bins : int
+        How many time bins (default 100).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> plot_actor_utilisation(res, bins=20).get_legend_handles_labels()[1]
+    ['Scorer']
+    """
     ax = _axes(ax)
     util = actor_utilisation(results, bins)
     if util.empty:
@@ -423,8 +700,40 @@ def plot_actor_utilisation(results: Results, ax: Axes | None = None, bins: int =
 
 def plot_hot_keys(results: Results, actor: str | None = None, top: int = 10,
                   ax: Axes | None = None) -> Axes:
-    """Calls per actor instance (key), the ``top`` busiest, for one actor class (its class
-    name or binding) or all; each bar is labelled with its share of the calls."""
+    """Calls per actor instance (key), the ``top`` busiest, as horizontal bars.
+
+    Each bar is labelled with its share of the calls: a skewed key popularity shows as a
+    few long bars.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    actor : str, optional
+        One actor class (its class name or binding); default all.
+    top : int
+        How many instances to show (default 10).
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> ax = plot_hot_keys(res, "Scorer", top=5)
+    >>> len(ax.patches), ax.get_title()
+    (5, 'hot keys (Scorer): top 5 of 20 instances')
+    """
     ax = _axes(ax)
     calls = _calls(results)
     if actor is not None:
@@ -446,8 +755,41 @@ def plot_hot_keys(results: Results, actor: str | None = None, top: int = 10,
 
 
 def plot_cost(results: Results, period: str = "monthly", ax: Axes | None = None) -> Axes:
-    """Cost by priced item (``Results.cost()``), coloured by service; ``period`` is
-    ``"monthly"`` (at this run's rate, after free tiers) or ``"run"``."""
+    """Cost by priced item (:meth:`Results.cost`), coloured by service.
+
+    Items that cost nothing are left out; the title has the total.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    period : {"monthly", "run"}
+        ``"monthly"`` (at this run's rate, after free tiers) or ``"run"``.
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        For another ``period``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> plot_cost(res, period="run").get_title()
+    'cost per run: $0.00'
+    """
     if period not in ("monthly", "run"):
         raise ValueError(f"period={period!r} is not allowed; allowed: 'monthly', 'run'")
     ax = _axes(ax)
@@ -473,9 +815,38 @@ def plot_cost(results: Results, period: str = "monthly", ax: Axes | None = None)
 
 
 def dashboard(results: Results, fig: Figure | None = None) -> Figure:
-    """One figure with the main plots: backlog, latency, batch sizes, outcomes, actor
-    utilisation (or deliveries per message when there are no actors) and cost, under a
-    headline of the summary. Draws into ``fig`` (cleared first) when given."""
+    """One figure with the main plots under a headline of the summary.
+
+    Six panels: :func:`plot_backlog`, :func:`plot_latency`, :func:`plot_batch_sizes`,
+    :func:`plot_outcomes`, :func:`plot_actor_utilisation` (or :func:`plot_attempts` when there
+    are no actors) and :func:`plot_cost`; the title is :func:`headline`, and platform limits
+    the run came near (:attr:`Results.warnings`) are written underneath in red.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+    fig : matplotlib Figure, optional
+        Draw into it (cleared first); default a new 13 x 11 in figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> fig = dashboard(res)
+    >>> len(fig.axes), fig.axes[5].get_title()
+    (6, 'cost per month: $187.50')
+    """
     if fig is None:
         import matplotlib.pyplot as plt
         fig = plt.figure(figsize=(13, 11), layout="constrained")
@@ -500,8 +871,33 @@ def dashboard(results: Results, fig: Figure | None = None) -> Figure:
 
 
 def headline(results: Results) -> str:
-    """One line: messages, throughput, p99, how every message ended (dead-lettered, dropped
-    and how many of those expired, still in flight), handler errors and monthly cost."""
+    """One line: messages, throughput, mean batch, p99, how every message ended, errors, cost.
+
+    Dead-lettered and dropped (and how many of those expired) are always shown; messages
+    still in flight and handler errors when there are any; then the monthly cost.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001}, calls="Scorer")
+    >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
+    >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
+    >>> headline(res)
+    'doc: 507 messages in 10 s, acked 50.7 /s, mean batch 9.94, p99 991 ms, dead-lettered 0, dropped 0, $187.50/month'
+    """
     s = _summary(results)
     monthly = float(_cost(results)["monthly_cost"].sum())
     parts = [f"{results.pipeline.name}: {s['messages']:,.0f} messages in {results.duration:g} s",
@@ -519,7 +915,17 @@ def headline(results: Results) -> str:
 
 
 def expired_count(results: Results) -> int:
-    """Messages of the entry queues dropped because their retention period expired."""
+    """Messages of the entry queues dropped because their retention period expired.
+
+    Parameters
+    ----------
+    results : Results
+        What :func:`~cdpkit.simulate` returned.
+
+    Returns
+    -------
+    int
+    """
     ledger = results.runtime.ledger
     codes = {ledger.queue_code(q) for q in results.entry_queues}
     queue = ledger.column("queue")
@@ -558,10 +964,36 @@ def heatmap(table: pd.DataFrame, x: str, y: str, value: str, ax: Axes | None = N
 def cost_latency_front(table: pd.DataFrame, cost: str = "monthly_cost",
                        latency: str = "p99_latency", ax: Axes | None = None,
                        params: Sequence[str] | None = None) -> Axes:
-    """Every configuration of a sweep by ``cost`` and ``latency``, with the Pareto-optimal
-    ones (:func:`pareto_front`) joined, highlighted and labelled with their ``params``
-    (default: the table's ``<node>.<setting>`` columns; configurations that tie share one
-    label, e.g. ``batch=100, timeout=1/5/30``)."""
+    """Every configuration of a sweep by ``cost`` and ``latency``, the Pareto front highlighted.
+
+    The Pareto-optimal configurations (:func:`pareto_front`) are joined, highlighted and
+    labelled with their ``params`` (configurations that tie share one label, e.g.
+    ``batch=100, timeout=1/5/30``).
+
+    Parameters
+    ----------
+    table : DataFrame
+        A :func:`~cdpkit.sweep` table.
+    cost, latency : str
+        The columns on the axes (default ``"monthly_cost"`` and ``"p99_latency"``).
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+    params : list of str, optional
+        The columns to label points with (default: the table's ``<node>.<setting>`` columns).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> t = pd.DataFrame({"q.max_batch_size": [10, 50, 100], "monthly_cost": [9.0, 4.0, 5.0],
+    ...                   "p99_latency": [0.2, 0.5, 0.9]})
+    >>> ax = cost_latency_front(t)
+    >>> [a.get_text() for a in ax.texts]
+    ['batch=50', 'batch=10']
+    """
     ax = _axes(ax, (6.0, 4.0))
     on = pareto_front(table, cost, latency)
     ax.scatter(table[cost], table[latency], color="#b0bec5", label="configurations", zorder=2)
