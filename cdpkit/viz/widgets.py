@@ -75,8 +75,16 @@ def _setting_slider(name: str, **slider: Any) -> widgets.Widget:
 # ------------------------------------------------------------------------------ workload
 
 def base_rate(workload: Workload) -> float | None:
-    """The rate a workload's rate slider starts at: ``rate`` of Poisson / Constant, the first
-    step of a Piecewise schedule, the mean of a Diurnal; None for a replayed trace."""
+    """The rate a workload's rate slider starts at.
+
+    ``rate`` of Poisson / Constant, the first step of a Piecewise schedule, the mean of a
+    Diurnal; None for a replayed trace (its rate cannot be changed).
+
+    Examples
+    --------
+    >>> base_rate(Poisson(rate=7)), base_rate(Piecewise(schedule=[(0, 10), (5, 30)]))
+    (7.0, 10.0)
+    """
     if isinstance(workload, (Poisson, Constant)):
         return workload.rate
     if isinstance(workload, Piecewise):
@@ -234,7 +242,11 @@ class Explorer(widgets.VBox):
 
     @contextmanager
     def hold(self):
-        """Move several controls without re-simulating after each (``with explorer.hold():``)."""
+        """Move several controls without re-simulating after each (``with explorer.hold():``).
+
+        Used by :meth:`set`, which records the queue settings and re-simulates once at the end;
+        prefer :meth:`set` to moving controls by hand.
+        """
         holding, self._holding = self._holding, True
         try:
             yield self
@@ -261,8 +273,42 @@ class Explorer(widgets.VBox):
             self.overrides[key] = setting
 
     def set(self, **values: Any) -> Results | None:
-        """Move controls by name (``explorer.set(batch_size=50, rate=400)``), then
-        re-simulate once; returns the new result (None if the run failed, see ``error``)."""
+        """Move controls by name, then re-simulate once.
+
+        Parameters
+        ----------
+        **values
+            Control name -> value: ``queue``, ``batch_size``, ``timeout``, ``retries``,
+            ``retry_delay``, ``concurrency``, ``failure``, ``rate``, ``burst``, ``semantics``.
+            ``queue`` and ``semantics`` are applied first (they reload the queue's settings).
+
+        Returns
+        -------
+        Results or None
+            The new result; None if the run failed (see ``error``).
+
+        Raises
+        ------
+        ConfigError
+            For a control that does not exist.
+
+        Examples
+        --------
+        >>> import cdpkit as cdp
+        >>> p = cdp.Pipeline("doc")
+        >>> p.add_source("http", queue="jobs")
+        >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+        >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001})
+        >>> ex = explore(p, cdp.Poisson(rate=50), duration=10, draw=False)
+        >>> ex.set(batch_size=50, rate=100)
+        <Results 'doc': 988 messages, 988 acked, 0 dead-lettered, p99 0.985s>
+        >>> ex.overrides
+        {'jobs.max_batch_size': 50}
+        >>> ex.set(batchsize=1)
+        Traceback (most recent call last):
+        ...
+        cdpkit.errors.ConfigError: explorer controls ['batchsize'] do not exist; allowed: queue, batch_size, timeout, retries, retry_delay, concurrency, failure, rate, burst, semantics
+        """
         unknown = set(values) - set(self.controls)
         if unknown:
             raise ConfigError(f"explorer controls {sorted(unknown)} do not exist; allowed: "
@@ -280,7 +326,13 @@ class Explorer(widgets.VBox):
 
     # -- running -------------------------------------------------------------------------
     def configured(self) -> tuple[Pipeline, Workload]:
-        """The pipeline (model + :attr:`overrides`) and workload the controls describe."""
+        """The pipeline (model + :attr:`overrides`) and workload the controls describe.
+
+        Returns
+        -------
+        tuple of (Pipeline, Workload)
+            What the next :meth:`update` simulates; the model itself is not changed.
+        """
         pipeline = self.model
         for key, value in self.overrides.items():
             pipeline = pipeline.set(key, value)
@@ -289,11 +341,17 @@ class Explorer(widgets.VBox):
         return pipeline, workload
 
     def update(self) -> Results | None:
-        """Re-simulate with the current controls and redraw; returns the new result.
+        """Re-simulate with the current controls and redraw.
 
         The headline, table and dashboard change together, once all three are ready; while
         the run goes the headline says "simulating…". A run over the explorer's ``budget``
-        stops with the BudgetError shown instead (the previous result stays)."""
+        stops with the BudgetError shown instead (the previous result stays).
+
+        Returns
+        -------
+        Results or None
+            The new result; None if the run failed (``error`` says why).
+        """
         started = perf_counter()
         self.status.value = f"<i>simulating… </i>{self.status.value}"
         try:
@@ -318,7 +376,17 @@ class Explorer(widgets.VBox):
         return result
 
     def png(self, dpi: int = 72) -> bytes:
-        """The latest result's dashboard as PNG bytes (what the image shows)."""
+        """The latest result's dashboard as PNG bytes (what the image shows).
+
+        Parameters
+        ----------
+        dpi : int
+            Resolution (default 72).
+
+        Returns
+        -------
+        bytes
+        """
         from matplotlib.figure import Figure
         fig = Figure(figsize=(12, 10), layout="constrained")
         dashboard(self.result, fig=fig)
@@ -338,21 +406,66 @@ def explore(pipeline: Pipeline, workload: Workload, duration: float = 60.0,
             queue: str | None = None, seed: int = 0, semantics: str = "production",
             draw: bool = True, burst_window: tuple[float, float] = (0.4, 0.5),
             budget: Budget | None = None) -> Explorer:
-    """Sliders and dropdowns over one queue's settings (batch size, timeout, retries, retry
-    delay, concurrency, consumer failure rate; ``queue`` picks which, default the first
-    entry queue) and over the traffic (arrival rate, a burst of x times the rate during
-    ``burst_window``, as fractions of the run, semantics profile). Every change re-simulates
-    ``duration`` seconds with ``seed`` and redraws the dashboard (``draw=False``: the
-    summary table only). A re-simulation over ``budget`` (default :data:`EXPLORER_BUDGET`,
-    about 2 s) stops and says so. Returns an :class:`Explorer` widget: display it in a
-    notebook."""
+    """An interactive explorer of one queue's settings and the traffic, for a notebook.
+
+    Sliders and dropdowns over one queue's settings (batch size, timeout, retries, retry
+    delay, concurrency, consumer failure rate) and over the traffic (arrival rate, a burst of
+    x times the rate during ``burst_window``, the semantics profile). Every change
+    re-simulates ``duration`` seconds with ``seed`` and redraws the headline, the summary and
+    the :func:`~cdpkit.viz.plots.dashboard`.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        The model (not changed: moved settings are kept in ``explorer.overrides``).
+    workload : Workload
+        Poisson, Constant, Piecewise or Diurnal (a Replay cannot change rate).
+    duration : float
+        Seconds simulated per change (default 60).
+    queue : str, optional
+        The queue whose settings the sliders show (default: the first entry queue); a
+        dropdown switches.
+    seed : int
+        The seed of every run.
+    semantics : {"production", "local"}
+        The profile the dropdown starts at.
+    draw : bool
+        Draw the dashboard (False: the headline and summary table only, faster).
+    burst_window : (float, float)
+        Where the burst is, as fractions of ``duration`` (default 0.4 to 0.5).
+    budget : Budget, optional
+        The most one re-simulation may do (default :data:`EXPLORER_BUDGET`, about 2 s);
+        over it the explorer says so and keeps the previous result.
+
+    Returns
+    -------
+    Explorer
+        An ``ipywidgets.VBox``: display it. ``set(...)`` moves controls from code,
+        ``result`` is the latest run, ``overrides`` the settings changed, ``error`` why the
+        latest run failed.
+
+    Examples
+    --------
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("doc")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+    >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.001})
+    >>> ex = explore(p, cdp.Poisson(rate=50), duration=10, draw=False)
+    >>> ex.controls["batch_size"].value, ex.result
+    (10, <Results 'doc': 491 messages, 491 acked, 0 dead-lettered, p99 0.292s>)
+    """
     return Explorer(pipeline, workload, duration=duration, queue=queue, seed=seed,
                     semantics=semantics, draw=draw, burst_window=burst_window, budget=budget)
 
 
 def summary_html(result: Results) -> str:
-    """The run's summary as a grid of figures with units that wraps to the notebook's width
-    (a one-column table of 16 rows would not fit beside the dashboard)."""
+    """The run's summary as HTML: a grid of figures with units that wraps to the notebook's width.
+
+    Each :meth:`Results.summary` figure, each queue's peak autoscaled consumers, and a red
+    line per platform warning (a one-column table of 16 rows would not fit beside the
+    dashboard).
+    """
     cells = "".join(
         f"<div><span style='color:#607d8b'>{html.escape(str(name))}</span> "
         f"<b>{html.escape(fmt(name, value))}</b></div>"
