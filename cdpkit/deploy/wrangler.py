@@ -80,7 +80,13 @@ SKELETON_NAMES = {"Env", "Body", "DurableObject", "keyOf", "count", "seen", "ens
 
 
 def binding_of(queue: str) -> str:
-    """``cdp-command-queue`` -> ``CDP_COMMAND_QUEUE``."""
+    """The default binding of a queue: ``cdp-command-queue`` -> ``CDP_COMMAND_QUEUE``.
+
+    Examples
+    --------
+    >>> binding_of("cdp-command-queue")
+    'CDP_COMMAND_QUEUE'
+    """
     return queue.upper().replace("-", "_")
 
 
@@ -102,7 +108,15 @@ def worker_of(p: Pipeline, node: str) -> str:
 
 
 def workers(p: Pipeline) -> list[str]:
-    """Worker names, the pipeline's own first."""
+    """The pipeline's Worker names, its own (``p.name``) first.
+
+    Others come from actors with a ``worker`` and from imported configs.
+
+    Raises
+    ------
+    ConfigError
+        If the pipeline's name is not a valid Worker name.
+    """
     check_worker_name(p.name, f"pipeline name (the Worker name) {p.name!r}:")
     others = {p.spec(a).worker for a in p.nodes("actor") if p.spec(a).worker}
     others |= set(_declared(p, "bindings")) | set(_declared(p, "kept"))
@@ -115,8 +129,15 @@ def _vars(p: Pipeline, worker: str) -> dict[str, Any]:
 
 
 def secrets(p: Pipeline) -> list[str]:
-    """Names to set with ``wrangler secret put``: sink URLs and vars that look like secrets
-    (see :mod:`cdpkit.deploy.sensitive`)."""
+    """Names to set with ``wrangler secret put``: sink URLs and vars that look like secrets.
+
+    Never written into a config (see :mod:`cdpkit.deploy.sensitive`); :func:`write_all`
+    lists them in ``SECRETS.md``.
+
+    Returns
+    -------
+    list of str
+    """
     names = [f"{s}_URL" for s in p.nodes("store") if p.spec(s).kind == "sink"]
     for worker in workers(p):
         names += [k for k, v in _vars(p, worker).items() if looks_secret(k, v)]
@@ -202,7 +223,38 @@ def _plain(value: Any) -> Any:
 
 
 def configs(p: Pipeline, compatibility_date: str | None = None) -> dict[str, dict]:
-    """One Wrangler config (plain data) per Worker, keyed by Worker name."""
+    """One Wrangler config (plain data) per Worker, keyed by Worker name.
+
+    Parameters
+    ----------
+    p : Pipeline
+        The design (validated, orphans included).
+    compatibility_date : str, optional
+        The configs' ``compatibility_date`` (default: an imported config's, else cdpkit's).
+
+    Returns
+    -------
+    dict
+        Worker name -> config (``name``, ``main``, ``compatibility_date``, ``queues``
+        (``producers``, ``consumers``), ``durable_objects``, ``migrations``,
+        ``kv_namespaces``, ``d1_databases``, ``vars``, ...): what :func:`to_toml` and
+        :func:`to_jsonc` write.
+
+    Raises
+    ------
+    ConfigError
+        If the pipeline is invalid, or an actor class has a name the skeleton uses.
+
+    Examples
+    --------
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("shop")
+    >>> p.add_source("http", queue="orders")
+    >>> p.add_queue("orders", max_batch_size=50)
+    >>> p.add_consumer("orders")
+    >>> configs(p)["shop"]["queues"]
+    {'producers': [{'binding': 'ORDERS', 'queue': 'orders'}], 'consumers': [{'queue': 'orders', 'max_batch_size': 50}]}
+    """
     p.validate(orphans=True)
     for actor in p.nodes("actor"):
         if actor in SKELETON_NAMES:
@@ -276,11 +328,20 @@ def _config(p: Pipeline, worker: str, compatibility_date: str | None) -> dict[st
 
 
 def database_name(p: Pipeline, store: str) -> str:
+    """The ``database_name`` a D1 store gets: ``<pipeline>-<store in kebab case>``."""
     return f"{p.name}-{store.lower().replace('_', '-')}"
 
 
 def notes(p: Pipeline) -> dict[str, dict[Note, str]]:
-    """Per Worker, comments for config paths: where a tuned value came from."""
+    """Per Worker, comments for config paths: where a tuned value came from.
+
+    Values set with ``why=`` (e.g. by :func:`~cdpkit.choose`) get their reason as a comment.
+
+    Returns
+    -------
+    dict
+        Worker name -> {path in the config: comment}.
+    """
     out: dict[str, dict[Note, str]] = {}
     for worker, c in configs(p).items():
         found: dict[Note, str] = {}
@@ -307,7 +368,31 @@ def _one_line(text: str) -> str:
 
 
 def to_toml(config: dict, comments: dict[Note, str] | None = None, header: str | None = None) -> str:
-    """``wrangler.toml`` text (tomlkit: strings escaped as TOML requires)."""
+    """``wrangler.toml`` text of a config (tomlkit: strings escaped as TOML requires).
+
+    Parameters
+    ----------
+    config : dict
+        One Worker's config (from :func:`configs`).
+    comments : dict, optional
+        Path in the config -> comment (from :func:`notes`).
+    header : str, optional
+        Lines written as comments at the top.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(to_toml({"name": "shop", "vars": {"MODE": "live"}}, header="generated"))
+    # generated
+    name = "shop"
+    <BLANKLINE>
+    [vars]
+    MODE = "live"
+    <BLANKLINE>
+    """
     comments = comments or {}
     doc = tomlkit.document()
     if header:
@@ -346,7 +431,30 @@ def _aot(items: list[dict], comments: dict[Note, str], path: tuple) -> Any:
 
 
 def to_jsonc(config: dict, comments: dict[Note, str] | None = None, header: str | None = None) -> str:
-    """``wrangler.jsonc`` text: JSON (``json.dumps`` escaping) with ``//`` comments."""
+    """``wrangler.jsonc`` text of a config: JSON (``json.dumps`` escaping) with ``//`` comments.
+
+    Parameters
+    ----------
+    config : dict
+        One Worker's config (from :func:`configs`).
+    comments : dict, optional
+        Path in the config -> comment (from :func:`notes`).
+    header : str, optional
+        Lines written as ``//`` comments at the top.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(to_jsonc({"name": "shop"}, header="generated"))
+    // generated
+    {
+      "name": "shop"
+    }
+    <BLANKLINE>
+    """
     comments = comments or {}
     lines = [f"// {line}" for line in (header or "").splitlines()]
 
@@ -393,7 +501,30 @@ def _pairs(value: Any) -> Any:
 
 
 def read_config(path: str | Path) -> dict:
-    """A ``wrangler.toml`` / ``wrangler.json`` / ``wrangler.jsonc`` file as plain data."""
+    r"""A ``wrangler.toml`` / ``wrangler.json`` / ``wrangler.jsonc`` file as plain data.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; ``.toml`` is read as TOML, anything else as JSON with comments.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ConfigError
+        If the file is not valid TOML / JSONC.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "wrangler.toml"
+    >>> _ = path.write_text('name = "shop"\n[[queues.producers]]\nbinding = "ORDERS"\nqueue = "orders"\n')
+    >>> read_config(path)
+    {'name': 'shop', 'queues': {'producers': [{'binding': 'ORDERS', 'queue': 'orders'}]}}
+    """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     try:
