@@ -516,3 +516,17 @@ def test_explorer_fits_a_1000px_notebook():
     assert max(widths) <= 480
     assert "<table" not in ex.table.value and "grid" in ex.table.value
     assert re.search(r"messages</span> <b>[\d,]+</b>", ex.table.value)
+
+
+def test_controls_moved_inside_hold_are_what_the_next_update_runs():
+    """Moving sliders by hand inside ``with ex.hold():`` once changed what the controls showed
+    but not what ran (the moves were not recorded); now every move is recorded."""
+    ex = viz.explore(small(), cdp.Poisson(rate=40), duration=10, seed=2, draw=False)
+    queue = ex.controls["queue"].value
+    with ex.hold():
+        ex.controls["batch_size"].value = 2
+        ex.controls["retries"].value = 5
+    assert ex.overrides[f"{queue}.max_batch_size"] == 2 and ex.overrides[f"{queue}.max_retries"] == 5
+    pipeline, _ = ex.configured()
+    assert pipeline.spec(queue)["max_batch_size"] == 2
+    assert ex.update().summary()["mean_batch"] <= 2

@@ -155,7 +155,8 @@ class Explorer(widgets.VBox):
         self.pipeline: Pipeline = pipeline
         self.workload: Workload = workload
         self.error: Exception | None = None
-        self._holding = False
+        self._holding = False       # moves are recorded but not simulated until update()
+        self._loading = False       # controls show the model's values: not a user's move
         queues = [d["queue"] for _, d in pipeline.graph.nodes(data=True) if d["kind"] == "consumer"]
         if not queues:
             raise ConfigError(f"pipeline {pipeline.name!r} has no consumer to explore; add one with add_consumer()")
@@ -224,7 +225,8 @@ class Explorer(widgets.VBox):
         """Show the selected queue's settings (model values, or overrides made earlier)."""
         queue = self.controls["queue"].value
         handler = self.model.spec(f"{queue}.consumer").handler is not None
-        with self.hold():
+        loading, self._loading = self._loading, True
+        try:
             for name in QUEUE_KNOBS:
                 key, _ = self._setting(name, queue, 0)
                 value = self.overrides.get(key, self._model_value(name, queue))
@@ -239,13 +241,14 @@ class Explorer(widgets.VBox):
             self.controls["concurrency"].disabled = local
             self.controls["concurrency"].tooltip = ("ignored under local semantics (one batch at a time)"
                                                     if local else "")
+        finally:
+            self._loading = loading
 
     @contextmanager
     def hold(self):
-        """Move several controls without re-simulating after each (``with explorer.hold():``).
-
-        Used by :meth:`set`, which records the queue settings and re-simulates once at the end;
-        prefer :meth:`set` to moving controls by hand.
+        """Move several controls without re-simulating after each (``with explorer.hold():``),
+        then call :meth:`update` once; every move is recorded in :attr:`overrides` as it is made.
+        :meth:`set` does this for you.
         """
         holding, self._holding = self._holding, True
         try:
@@ -254,14 +257,15 @@ class Explorer(widgets.VBox):
             self._holding = holding
 
     def _changed(self, change: dict) -> None:
-        if self._holding:
+        if self._loading:
             return
         name = next(k for k, c in self.controls.items() if c is change["owner"])
         if name in ("queue", "semantics"):
             self._load_queue()
         elif name in QUEUE_KNOBS:
-            self._record(name)
-        self.update()
+            self._record(name)       # also inside hold(): what the controls show is what runs
+        if not self._holding:
+            self.update()
 
     def _record(self, name: str) -> None:
         queue = self.controls["queue"].value
@@ -313,15 +317,12 @@ class Explorer(widgets.VBox):
         if unknown:
             raise ConfigError(f"explorer controls {sorted(unknown)} do not exist; allowed: "
                               + ", ".join(self.controls))
-        with self.hold():
+        with self.hold():            # each move is recorded (_changed); one run at the end
             for name in ("queue", "semantics"):
                 if name in values:
                     self.controls[name].value = values.pop(name)
-                    self._load_queue()
             for name, value in values.items():
                 self.controls[name].value = value
-                if name in QUEUE_KNOBS:
-                    self._record(name)
         return self.update()
 
     # -- running -------------------------------------------------------------------------
