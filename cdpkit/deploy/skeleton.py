@@ -111,7 +111,10 @@ def worker_skeleton(p: Pipeline, worker: str | None = None) -> str:
             node = f"{queue}.consumer"
             spec = p.spec(node)
             lines.append(f"      case {_js(queue)}:")
-            lines.append("        for (const message of batch.messages) {")
+            if spec.parallel:      # the seed's "Parallel Processing": every message at once
+                lines.append("        await Promise.all(batch.messages.map(async (message) => {")
+            else:
+                lines.append("        for (const message of batch.messages) {")
             lines.append("          const body = message.body;")
             lines.append("          try {")
             lines.append("            // TODO: your processing of one message")
@@ -145,7 +148,7 @@ def worker_skeleton(p: Pipeline, worker: str | None = None) -> str:
                 lines.append("            return;")
             else:
                 lines.append(f"            message.retry({{ delaySeconds: {_retry_expression(spec)} }});")
-            lines += ["          }", "        }", "        break;"]
+            lines += ["          }", "        }));" if spec.parallel else "        }", "        break;"]
         lines += ["      default:", "        batch.retryAll(); // a queue this Worker does not expect", "    }",
                   "  },"]
     lines += ["};", ""]

@@ -119,7 +119,8 @@ class Pipeline:
     def add_consumer(self, queue: str, *, service: Any = None, failure: float = 0.0,
                      permanent: float = 0.0, retry: Any = None, publish: list[str] | None = None,
                      routes: dict[str, str] | None = None, calls: str | None = None,
-                     writes: list[str] | None = None, handler: Any = None, pull: dict | None = None) -> None:
+                     writes: list[str] | None = None, handler: Any = None, pull: dict | None = None,
+                     parallel: bool = False) -> None:
         """The consumer of ``queue``: a behaviour spec, or user ``handler`` code.
 
         Parameters
@@ -151,6 +152,10 @@ class Pipeline:
             ``{"interval": s, "batch_size": 1-100, "concurrency": 1-250, "visibility_timeout": s}``
             (see :func:`~cdpkit.model.specs.parse_pull`); the queue's ``visibility_timeout_ms``
             is the lease a pull gets by default. Exported to ``provision.sh``, not to the config.
+        parallel : bool
+            Process a batch's messages concurrently (the seed's ``Promise.all``): each acked
+            message's writes and actor call run in turn, all messages at once; the batch ends
+            when the slowest message is done. False: one message after another.
 
         Examples
         --------
@@ -171,7 +176,7 @@ class Pipeline:
             raise ConfigError(f"{where}: service={service!r} is not allowed; allowed: "
                               "{'base': dist, 'per_message': dist} (seconds)")
         spec = ConsumerSpec(service.get("base", 0.0), service.get("per_message", 0.0), failure,
-                            permanent, retry, publish, routes, calls, writes, handler, pull)
+                            permanent, retry, publish, routes, calls, writes, handler, pull, parallel)
         self._add(f"{queue}.consumer", "consumer", spec, where, queue=queue)
 
     def add_actor(self, name: str, *, service: Any = 0.0, instances: int = 1, skew: float = 0.0,

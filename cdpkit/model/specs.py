@@ -191,7 +191,9 @@ class ConsumerSpec:
     """Behaviour of a queue consumer: batch service time, failures, retries, and where acked
     messages go: a message whose type is in ``routes`` goes to that queue or actor (the seed's
     Pattern 2); any other is published to ``publish`` and/or sent to the ``calls`` actor
-    (Pattern 1), one message after another."""
+    (Pattern 1), one message after another, or, with ``parallel=True``, all messages at once
+    (the seed's ``Promise.all(batch.messages.map(...))``: each message's own steps in turn, the
+    batch done when its slowest message is)."""
 
     base: Dist = field(default_factory=lambda: Dist("const", 0.0))
     per_message: Dist = field(default_factory=lambda: Dist("const", 0.0))
@@ -204,11 +206,12 @@ class ConsumerSpec:
     writes: list[str] = field(default_factory=list)   # stores written once per acked message
     handler: Any = None             # user code instead of a spec: async def (batch, env, ctx)
     pull: dict | None = None        # an HTTP pull consumer's client (parse_pull); None: push
+    parallel: bool = False          # per-message calls and writes concurrently within a batch
 
     def validated(self, where: str) -> ConsumerSpec:
         pull = parse_pull(self.pull, where)
         if pull is not None:
-            for name in ("handler", "calls", "routes", "writes"):
+            for name in ("handler", "calls", "routes", "writes", "parallel"):
                 if getattr(self, name):
                     raise ConfigError(f"{where}: {name}={getattr(self, name)!r} is not allowed with pull=; a "
                                       "pull consumer runs outside Workers (no handler code, no bindings); "
@@ -220,6 +223,11 @@ class ConsumerSpec:
                               "message type -> queue or actor name")
         if self.calls is not None and not isinstance(self.calls, str):
             raise ConfigError(f"{where}: calls={self.calls!r} is not allowed; allowed: the name of one actor")
+        if not isinstance(self.parallel, bool):
+            raise ConfigError(f"{where}: parallel={self.parallel!r} is not allowed; allowed: True or False")
+        if self.parallel and self.handler is not None:
+            raise ConfigError(f"{where}: parallel=True is not allowed with handler=; handler code runs "
+                              "its messages concurrently itself (await rt.gather(...)); allowed: parallel=False")
         if self.handler is not None and not callable(self.handler):
             raise ConfigError(f"{where}: handler={self.handler!r} is not allowed; allowed: "
                               "async def handler(batch, env, ctx)")

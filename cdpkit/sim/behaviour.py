@@ -222,23 +222,21 @@ class SpecConsumer:
             calls.append((self.callers[spec.calls], body))
 
     def _downstream(self, acked: list[int], finish: Callable[[], None]) -> None:
-        """Publish and route now; call the actor for each message in turn, then finish."""
-        spec, rt = self.spec, self.runtime
-        calls: list[tuple[Callable, int]] = []
+        """Publish and route now; call the actor for each message in turn (all messages at
+        once if ``parallel``), then finish."""
+        spec = self.spec
         sends: dict[str, list[int]] = {}
-        payload = rt.ledger.payload
-        if spec.routes:
-            for row in acked:
-                body = payload[row]
-                target = spec.routes.get(self.bodies.type_name(body))
-                if target is None:            # the default: publish, write, call
-                    self._default_steps(body, sends, calls)
-                elif target in rt.queues:     # Pattern 2: this type goes to its own target
-                    sends.setdefault(target, []).append(body)
-                else:
-                    calls.append((self.callers[target], body))
-        elif acked:                           # every message takes the default steps
-            bodies = [payload[row] for row in acked]
+        if spec.routes or spec.parallel:
+            chains = self._chains(acked, sends)
+            self._send(sends)
+            if spec.parallel:
+                _all_at_once(chains, finish)
+            else:
+                _in_turn([step for chain in chains for step in chain], finish)
+            return
+        calls: list[tuple[Callable, int]] = []
+        if acked:                             # every message takes the default steps
+            bodies = [self.runtime.ledger.payload[row] for row in acked]
             for queue in spec.publish:
                 sends[queue] = bodies
             if spec.writes:
@@ -252,19 +250,58 @@ class SpecConsumer:
                 caller = self.callers[spec.calls]
                 calls = [(caller, body) for body in bodies]
         self._send(sends)
-        if not calls:
-            finish()
-            return
-        remaining = iter(calls)
+        _in_turn(calls, finish)
 
-        def next_call() -> None:
-            step = next(remaining, None)
-            if step is None:
-                finish()
+    def _chains(self, acked: list[int], sends: dict[str, list[int]]) -> list[list[tuple[Callable, int]]]:
+        """Per acked message, the calls it makes in turn (its sends go into ``sends``)."""
+        spec, rt, chains = self.spec, self.runtime, []
+        payload = rt.ledger.payload
+        for row in acked:
+            body = payload[row]
+            target = spec.routes.get(self.bodies.type_name(body)) if spec.routes else None
+            steps: list[tuple[Callable, int]] = []
+            if target is None:                # the default: publish, write, call
+                self._default_steps(body, sends, steps)
+            elif target in rt.queues:         # Pattern 2: this type goes to its own target
+                sends.setdefault(target, []).append(body)
             else:
-                step[0](step[1], next_call)
+                steps.append((self.callers[target], body))
+            if steps:
+                chains.append(steps)
+        return chains
 
-        next_call()
+
+def _in_turn(calls: list[tuple[Callable, int]], finish: Callable[[], None]) -> None:
+    """Each call when the previous one is done, then ``finish()``."""
+    if not calls:
+        finish()
+        return
+    remaining = iter(calls)
+
+    def next_call() -> None:
+        step = next(remaining, None)
+        if step is None:
+            finish()
+        else:
+            step[0](step[1], next_call)
+
+    next_call()
+
+
+def _all_at_once(chains: list[list[tuple[Callable, int]]], finish: Callable[[], None]) -> None:
+    """Every chain started now (each its calls in turn); ``finish()`` when the last is done."""
+    left = [len(chains)]
+    if not chains:
+        finish()
+        return
+
+    def one_done() -> None:
+        left[0] -= 1
+        if not left[0]:
+            finish()
+
+    for chain in chains:
+        _in_turn(chain, one_done)
 
 
 def actor_streams(rng: np.random.Generator) -> tuple[np.random.Generator, np.random.Generator]:
