@@ -112,3 +112,19 @@ def test_awaiting_foreign_awaitable_is_a_clear_error():
     clock.run()
     assert isinstance(task.error, TypeError)
     assert "only await cdpkit futures or sleeps" in str(task.error)
+
+
+def test_gather_takes_sleeps_and_time_stays_a_float():
+    """rt.gather(rt.sleep(1), rt.sleep(2)) once failed inside the task ('_Sleep' has no
+    add_done_callback); after run(until=30) now was the int 30."""
+    import cdpkit as cdp
+    rt = cdp.Runtime()
+    done = []
+
+    async def both():
+        await rt.gather(rt.sleep(1), rt.sleep(2))
+        done.append(rt.now)
+
+    rt.spawn(both())
+    rt.run(until=30)
+    assert done == [2.0] and isinstance(rt.now, float) and rt.now == 30.0

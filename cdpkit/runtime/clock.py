@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import inspect
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -136,7 +137,8 @@ def resolve_later(clock: Clock, delay: float, value: Any = None,
 
 def gather(clock: Clock, *awaitables: Any) -> Future:
     """Like ``Promise.all``: a future of the list of results (the first error wins)."""
-    tasks = [clock.spawn(a) if inspect.iscoroutine(a) else a for a in awaitables]
+    tasks = [clock.spawn(a) if inspect.iscoroutine(a) else
+             clock.spawn(_awaiting(a)) if isinstance(a, _Sleep) else a for a in awaitables]
     result = Future()
     remaining = [len(tasks)]
     if not tasks:
@@ -171,6 +173,10 @@ class _Sleep:
 
     def __await__(self):
         yield self
+
+
+async def _awaiting(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def sleep(seconds: float) -> _Sleep:
@@ -299,13 +305,15 @@ class Clock:
     ``run()`` runs until nothing is left to do.
     """
 
-    __slots__ = ("now", "_heap", "_seq", "events_processed", "_limit", "_watch", "_watch_every",
+    __slots__ = ("now", "_heap", "next_seq", "events_processed", "_limit", "_watch", "_watch_every",
                  "_countdown")
 
     def __init__(self, start: float = 0.0) -> None:
         self.now = float(start)
         self._heap: list[list] = []
-        self._seq = 0
+        # next_seq(): the next event's sequence number, as call_at takes it (a component that
+        # keeps events of its own takes them too: see SpecActors); bound once, it is cheap
+        self.next_seq: Callable[[], int] = itertools.count(1).__next__
         self.events_processed = 0
         self._limit = float("inf")     # run(until=...) while it runs
         self._watch: Callable[[], None] | None = None
@@ -320,15 +328,13 @@ class Clock:
         """Run ``fn(*args)`` at virtual time ``when``. Returns a handle for :meth:`cancel`."""
         if not self.now <= when < math.inf:     # also NaN, which would poison every later time
             raise _bad_time(f"call_at: when={when!r}", when, self.now)
-        self._seq += 1
-        entry = [when, self._seq, fn, args]
+        entry = [when, self.next_seq(), fn, args]
         heapq.heappush(self._heap, entry)
         return entry
 
     def call_later(self, delay: float, fn: Callable, *args: Any) -> list:
         """Run ``fn(*args)`` after ``delay`` virtual seconds (0 = after what is already due)."""
-        self._seq += 1
-        entry = [self.now + delay, self._seq, fn, args]
+        entry = [self.now + delay, self.next_seq(), fn, args]
         heapq.heappush(self._heap, entry)
         return entry
 
@@ -353,14 +359,9 @@ class Clock:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    # -- for a component that keeps events of its own (see SpecActors.call_each) ----------
-    def next_seq(self) -> int:
-        """A sequence number, as :meth:`call_at` would give the next event."""
-        self._seq += 1
-        return self._seq
-
+    # -- for a component that keeps events of its own (see SpecActors) --------------------
     def call_at_seq(self, when: float, seq: int, fn: Callable, *args: Any) -> list:
-        """Like :meth:`call_at`, with a sequence number taken earlier by :meth:`next_seq`."""
+        """Like :meth:`call_at`, with a sequence number taken earlier from ``next_seq()``."""
         if when < self.now:
             raise TimeError(f"cannot schedule at t={when} before now={self.now}")
         entry = [when, seq, fn, args]
@@ -424,7 +425,7 @@ class Clock:
             if watch is not None:
                 self._countdown -= processed
         if until is not None and left != 0:
-            self.now = until
+            self.now = float(until)
 
     def __len__(self) -> int:
         return sum(1 for entry in self._heap if entry[2] is not None)
