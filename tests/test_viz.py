@@ -530,3 +530,9 @@ def test_controls_moved_inside_hold_are_what_the_next_update_runs():
     pipeline, _ = ex.configured()
     assert pipeline.spec(queue)["max_batch_size"] == 2
     assert ex.update().summary()["mean_batch"] <= 2
+
+
+def test_plot_cost_refuses_an_unknown_period_with_a_config_error():
+    res = cdp.simulate(small(), cdp.Poisson(rate=10), duration=5, seed=1)
+    with pytest.raises(cdp.ConfigError, match=r"plot_cost: period='weekly' is not allowed; allowed: 'monthly', 'run'"):
+        viz.plot_cost(res, period="weekly")

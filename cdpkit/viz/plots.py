@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
 from ..runtime.display import fmt
 from ..runtime.settings import QUEUE_SETTINGS
 
@@ -774,7 +775,7 @@ def plot_cost(results: Results, period: str = "monthly", ax: Axes | None = None)
 
     Raises
     ------
-    ValueError
+    ConfigError
         For another ``period``.
 
     Examples
@@ -791,7 +792,7 @@ def plot_cost(results: Results, period: str = "monthly", ax: Axes | None = None)
     'cost per run: $0.00'
     """
     if period not in ("monthly", "run"):
-        raise ValueError(f"period={period!r} is not allowed; allowed: 'monthly', 'run'")
+        raise ConfigError(f"plot_cost: period={period!r} is not allowed; allowed: 'monthly', 'run'")
     ax = _axes(ax)
     table = _cost(results)
     column = f"{period}_cost"
