@@ -22,8 +22,10 @@ def action_for(body: dict, attempts: int) -> str:
     return plan[min(attempts, len(plan)) - 1]
 
 
-def run_scenario(scenario: dict, semantics: str = "local", seed: int = 0) -> tuple[list[dict], cdp.Runtime]:
-    """Run one scenario for its duration; return (deliveries, runtime)."""
+def run_scenario(scenario: dict, semantics: str = "local", seed: int = 0,
+                 sent: list[float] | None = None) -> tuple[list[dict], cdp.Runtime]:
+    """Run one scenario for its duration; return (deliveries, runtime). ``sent``: the times
+    the real runtime's sends began (default: each send's ``at``)."""
     rt = cdp.Runtime(semantics=semantics, seed=seed)
     deliveries: list[dict] = []
     counters: dict[str, int] = {}
@@ -94,8 +96,12 @@ def run_scenario(scenario: dict, semantics: str = "local", seed: int = 0) -> tup
                                   **({"delay_seconds": js_number(item["delay"])} if "delay" in item else {})}
                                  for item in messages], delay_seconds=js_number(send.get("delay")))
 
-    for send in scenario["sends"]:
-        rt.call_at(send["at"], do_send, send)
+    outages = [{"kind": "outage", "node": f"{short}.consumer", "mode": "throw", "start": start, "end": end}
+               for short, (start, end) in scenario.get("outages", {}).items()]
+    if outages:                       # the fault timeline, as a user applies it to handler code
+        rt.apply_faults(cdp.Faults(outages))
+    for i, send in enumerate(scenario["sends"]):
+        rt.call_at(send["at"] if sent is None else sent[i], do_send, send)
     rt.run(until=scenario["duration"])
     deliveries.sort(key=lambda d: (d["queue"], d["batch"]))
     return deliveries, rt

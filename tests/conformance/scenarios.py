@@ -162,4 +162,12 @@ SCENARIOS = [
          sends=[send(LATER, "jobs", msgs("c", "b", "a", c=["send:out:1.9", "ack"],
                                      b=["send:out:86400.5", "ack"], a=["send:out:-1", "ack"]),
                      mode="batch")]),
+    # A fault timeline (issue 16): the consumer throws for every invocation in [2, 5.5) s (a bad
+    # deploy). cdpkit applies it as rt.apply_faults(outage); the worker throws while the
+    # window is open. Attempts at 2.5 and 4.5 fail, the one at 6.5 (retry_delay 2) succeeds.
+    dict(name="s30-outage-window", duration=8,
+         queues={"jobs": {"max_batch_size": 2, "max_batch_timeout": 1, "max_retries": 3, "retry_delay": 2}},
+         outages={"jobs": [2.0, 5.5]},
+         sends=[send(LATER, "jobs", msgs("a", "b"), mode="batch"),
+                send(2.5, "jobs", msgs("c", "d"), mode="batch")]),
 ]

@@ -51,8 +51,8 @@ def test_there_are_enough_scenarios():
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["name"] for s in SCENARIOS])
 def test_scenario_matches_wrangler_dev(scenario, real_deliveries):
-    real = real_deliveries[scenario["name"]]
-    ours, rt = run_scenario(scenario, semantics="local")
+    real = real_deliveries[scenario["name"]]["deliveries"]
+    ours, rt = run_scenario(scenario, semantics="local", sent=real_deliveries[scenario["name"]]["sent"])
     assert shape(ours) == shape(real), (
         f"deliveries differ\n real:   {shape(real)}\n cdpkit: {shape(ours)}")
     late = [(o["queue"], o["batch"], round(r["t"], 3), o["t"])

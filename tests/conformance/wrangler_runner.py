@@ -109,8 +109,10 @@ def queue_config(scenarios: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_scenarios(scenarios: list[dict], workdir: Path | None = None) -> dict[str, list[dict]]:
-    """Run every scenario concurrently in one `wrangler dev`; deliveries per scenario."""
+def run_scenarios(scenarios: list[dict], workdir: Path | None = None) -> dict[str, dict]:
+    """Run every scenario concurrently in one `wrangler dev`; per scenario, its ``deliveries``
+    and ``sent``: the time each send really began (on a busy machine the HTTP request that
+    starts a send can be half a second late; cdpkit then sends at the same times)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="cdpkit-wrangler-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(HERE / "worker" / "index.js", workdir / "index.js")
@@ -119,13 +121,14 @@ def run_scenarios(scenarios: list[dict], workdir: Path | None = None) -> dict[st
     sends = sorted(((send["at"], s["name"], i) for s in scenarios for i, send in enumerate(s["sends"])),
                    key=lambda x: x[0])
     errors: list[BaseException] = []
+    sent: dict[str, dict[int, float]] = {s["name"]: {} for s in scenarios}
     with wrangler_dev(workdir) as base:
         http("POST", base + "/start", {})
         t0 = time.monotonic()
 
         def send(name: str, index: int) -> None:
             try:
-                http("POST", base + "/send", {"scenario": name, "index": index})
+                sent[name][index] = http("POST", base + "/send", {"scenario": name, "index": index})["at"]
             except BaseException as exc:  # reported after the run
                 errors.append(exc)
 
@@ -141,9 +144,11 @@ def run_scenarios(scenarios: list[dict], workdir: Path | None = None) -> dict[st
         log = http("GET", base + "/log")
     if errors:
         raise RuntimeError(f"sends failed: {errors!r}")
-    results: dict[str, list[dict]] = {s["name"]: [] for s in scenarios}
+    results: dict[str, dict] = {s["name"]: {"deliveries": [], "sent": [sent[s["name"]][i] for i in
+                                                                     range(len(s["sends"]))]}
+                                for s in scenarios}
     for delivery in log:
-        results[delivery.pop("scenario")].append(delivery)
-    for deliveries in results.values():
-        deliveries.sort(key=lambda d: (d["queue"], d["batch"]))
+        results[delivery.pop("scenario")]["deliveries"].append(delivery)
+    for result in results.values():
+        result["deliveries"].sort(key=lambda d: (d["queue"], d["batch"]))
     return results

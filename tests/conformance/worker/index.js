@@ -78,8 +78,9 @@ export default {
     if (url.pathname === "/send") {
       const { scenario, index } = await request.json();
       const s = BY_NAME[scenario];
+      const at = (Date.now() - t0) / 1000;     // when the send really began (the runner's clock lags)
       await doSend(s, s.sends[index], env);
-      return Response.json({ ok: true, t: (Date.now() - t0) / 1000 });
+      return Response.json({ ok: true, at, t: (Date.now() - t0) / 1000 });
     }
     if (url.pathname === "/log") return Response.json(LOG);
     return new Response("cdpkit conformance worker");
@@ -87,6 +88,11 @@ export default {
 
   async queue(batch, env) {
     const [scenario, short] = locate(batch.queue);
+    // an outage [from, to): every invocation throws before the handler's code runs (a bad
+    // deploy), as cdpkit's fault timeline wraps the consumer; it is not logged as a delivery
+    const outage = (scenario.outages || {})[short];
+    const now = (Date.now() - t0) / 1000;
+    if (outage && outage[0] <= now && now < outage[1]) throw new Error("outage");
     const key = `${scenario.name}/${short}`;
     const n = COUNTERS[key] ?? 0;
     COUNTERS[key] = n + 1;
