@@ -536,3 +536,15 @@ def test_plot_cost_refuses_an_unknown_period_with_a_config_error():
     res = cdp.simulate(small(), cdp.Poisson(rate=10), duration=5, seed=1)
     with pytest.raises(cdp.ConfigError, match=r"plot_cost: period='weekly' is not allowed; allowed: 'monthly', 'run'"):
         viz.plot_cost(res, period="weekly")
+
+
+def test_explorer_outage_control_rehearses_a_consumer_outage():
+    """Issue 16: the explorer's outage control makes the selected consumer throw in a window;
+    the run shows the incident, and an empty window is no outage."""
+    ex = viz.explore(small(), cdp.Poisson(rate=20), duration=60, seed=2, draw=False)
+    calm = ex.update()
+    res = ex.set(outage=(10.0, 30.0))
+    incidents = res.incidents()
+    assert incidents[["kind", "start", "end"]].values.tolist() == [["outage", 10.0, 30.0]]
+    assert incidents["peak_backlog"].iloc[0] > calm.summary()["max_backlog"]
+    assert ex.set(outage=(0.0, 0.0)).incidents().empty

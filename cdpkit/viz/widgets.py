@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..errors import BudgetError, CdpkitError, ConfigError
+from ..model.faults import Faults
 from ..model.workload import Constant, Diurnal, Piecewise, Poisson, Workload
 from ..runtime.budget import Budget
 from ..runtime.display import fmt
@@ -171,7 +172,7 @@ class Explorer(widgets.VBox):
         self.image = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width="864px"))
         self.table = widgets.HTML(layout=widgets.Layout(width="100%"))
         left = widgets.VBox([self.controls[k] for k in ("queue", *QUEUE_KNOBS)])
-        right = widgets.VBox([self.controls[k] for k in ("rate", "burst", "semantics")])
+        right = widgets.VBox([self.controls[k] for k in ("rate", "burst", "outage", "semantics")])
         super().__init__([widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap")),
                           self.status, self.table, self.image],
                          layout=widgets.Layout(width="100%", max_width="1000px"))
@@ -198,6 +199,13 @@ class Explorer(widgets.VBox):
                                          disabled=rate is None or isinstance(self.base_workload, Diurnal),
                                          tooltip="rate multiplier during the burst window",
                                          **slider),
+            # incident rehearsal: the selected queue's consumer throws on every invocation
+            # (a bad deploy) from start to end; (0, 0) = no outage
+            "outage": widgets.FloatRangeSlider(value=(0.0, 0.0), min=0.0, max=self.duration,
+                                               step=max(self.duration / 200, 0.01),
+                                               description="outage (s)",
+                                               tooltip="the selected consumer throws in this window",
+                                               **slider),
             "semantics": widgets.Dropdown(options=["production", "local"], value=semantics,
                                           description="semantics", style=style),
         }
@@ -283,7 +291,8 @@ class Explorer(widgets.VBox):
         ----------
         **values
             Control name -> value: ``queue``, ``batch_size``, ``timeout``, ``retries``,
-            ``retry_delay``, ``concurrency``, ``failure``, ``rate``, ``burst``, ``semantics``.
+            ``retry_delay``, ``concurrency``, ``failure``, ``rate``, ``burst``, ``outage``
+            (``(start, end)`` seconds: the selected consumer throws), ``semantics``.
             ``queue`` and ``semantics`` are applied first (they reload the queue's settings).
 
         Returns
@@ -311,7 +320,7 @@ class Explorer(widgets.VBox):
         >>> ex.set(batchsize=1)
         Traceback (most recent call last):
         ...
-        cdpkit.errors.ConfigError: explorer controls ['batchsize'] do not exist; allowed: queue, batch_size, timeout, retries, retry_delay, concurrency, failure, rate, burst, semantics
+        cdpkit.errors.ConfigError: explorer controls ['batchsize'] do not exist; allowed: queue, batch_size, timeout, retries, retry_delay, concurrency, failure, rate, burst, outage, semantics
         """
         unknown = set(values) - set(self.controls)
         if unknown:
@@ -341,6 +350,25 @@ class Explorer(widgets.VBox):
                              self.controls["burst"].value, self.burst_window)
         return pipeline, workload
 
+    def faults(self) -> Faults | None:
+        """The outage the ``outage`` control sets: the selected queue's consumer throws on
+        every invocation in that window (None when the window is empty).
+
+        >>> import cdpkit as cdp
+        >>> p = cdp.Pipeline("doc")
+        >>> p.add_source("http", queue="jobs")
+        >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
+        >>> p.add_consumer("jobs", service={"per_message": 0.001})
+        >>> ex = explore(p, cdp.Poisson(rate=20), duration=60, draw=False)
+        >>> ex.set(outage=(10, 30)).incidents()[["start", "end"]].values.tolist()
+        [[10.0, 30.0]]
+        """
+        start, end = self.controls["outage"].value
+        if end <= start:
+            return None
+        node = f"{self.controls['queue'].value}.consumer"
+        return Faults([{"kind": "outage", "node": node, "mode": "throw", "start": start, "end": end}])
+
     def update(self) -> Results | None:
         """Re-simulate with the current controls and redraw.
 
@@ -358,7 +386,8 @@ class Explorer(widgets.VBox):
         try:
             pipeline, workload = self.configured()
             result = simulate(pipeline, workload, self.duration, seed=self.seed,
-                              semantics=self.controls["semantics"].value, budget=self.budget)
+                              semantics=self.controls["semantics"].value, budget=self.budget,
+                              faults=self.faults())
         except CdpkitError as error:
             self.error = error
             hint = (" (the explorer's limit: explore(..., budget=cdp.Budget(events=...)))"
