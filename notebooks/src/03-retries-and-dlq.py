@@ -101,7 +101,7 @@ for mode in ("per_message", "retry_all"):
     rows[mode] = {"deliveries": int(r.messages.query("queue == 'cdp-command-queue'")["deliveries"].sum()),
                   "retries": int(s["retries"]), "dead_lettered": int(s["dead_lettered"]),
                   "p99_latency": round(s["p99_latency"], 1)}
-pd.DataFrame(rows).T
+pd.DataFrame.from_dict(rows, orient="index")
 
 # %% [markdown]
 # ## Dead-letter fraction against theory
@@ -119,4 +119,4 @@ q.add_consumer("work", failure=p_fail, retry={"policy": "fixed", "base": 1})
 q.add_queue("work-dlq")
 q.add_consumer("work-dlq")
 s = cdp.simulate(q, cdp.Poisson(rate=100), duration=200, seed=1).summary()
-{"simulated": round(s["dead_lettered"] / s["messages"], 4), "theory": round(p_fail ** (R + 1), 4)}
+{"simulated": round(float(s["dead_lettered"] / s["messages"]), 4), "theory": round(p_fail ** (R + 1), 4)}

@@ -104,7 +104,7 @@ def hot(res):
             "wait p99 (ms)": round(1000 * calls["wait"].quantile(0.99), 1),
             "e2e p99 (s)": round(res.summary()["p99_latency"], 3)}
 
-pd.DataFrame({skew: hot(r) for skew, r in runs.items()}).T.rename_axis("zipf skew")
+pd.DataFrame.from_dict({skew: hot(r) for skew, r in runs.items()}, orient="index").rename_axis("zipf skew")
 
 # %%
 viz.plot_hot_keys(runs[1.2], top=15);

@@ -172,4 +172,4 @@ res.summary().round(3)
 viz.dashboard(res);
 
 # %%
-res.cost().round(4)
+res.cost()[["service", "item", "quantity", "monthly_quantity", "run_cost", "monthly_cost"]]

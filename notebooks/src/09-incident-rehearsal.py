@@ -82,7 +82,7 @@ for key, res in runs.items():
                  "peak_backlog": int(inc["peak_backlog"]), "time_to_drain_s": round(inc["time_to_drain"], 1),
                  "retried": int(inc["retried"]), "operations": int(inc["operations"]),
                  "run_cost_usd": round(float(res.cost()["run_cost"].sum()), 4)}
-pd.DataFrame(rows).T
+pd.DataFrame.from_dict(rows, orient="index")
 
 # %% [markdown]
 # * **Fixed 30 s, 3 retries** gives up after about 2 minutes: every `crm_sync` task that
