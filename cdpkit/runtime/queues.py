@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, LimitError
-from .clock import Future, completed
+from .clock import Future
+from .env import io_later
 from .ledger import ACKED, Ledger
 from .limits import (
     js_int,
@@ -301,11 +302,12 @@ class ConcurrentFlush:
         self.due = False
 
     def landed(self, queue: Queue) -> None:
-        settings, buffer, clock = queue.settings, queue.buffer, queue.runtime.clock
-        since = queue.take_waiting_since()
+        settings, buffer, clock, scaler = queue.settings, queue.buffer, queue.runtime.clock, queue.scaler
+        since, queue.waiting_since = queue.waiting_since, None     # queue.take_waiting_since()
         if since is not None and self.timer is None and since + settings.max_batch_timeout <= clock.now:
             self.due = True                       # the timeout begun by an arrival absorbed now
-        while buffer and self.running < queue.concurrency and (
+        # the cap is queue.concurrency: the autoscaler's level (read each time), or every slot
+        while buffer and self.running < (settings.max_concurrency if scaler is None else scaler.level) and (
                 self.due or len(buffer) >= settings.max_batch_size):
             self.due, since = False, None
             if self.timer is not None:
@@ -420,6 +422,11 @@ class Queue:
             sem.concurrent_consumers and sem.autoscaling is not None) else None
         self.arrived = 0                          # messages put in the buffer (the scaler's rate)
         self.sends: dict[int, int] = {}           # sends per rate window (the throughput limit)
+        # the throughput limit, decided once: messages per rate window (None: no limit)
+        self._rate_window = sem.queue_rate_window
+        self._per_window = None if sem.queue_messages_per_second is None else int(
+            sem.queue_messages_per_second * sem.queue_rate_window)
+        self._wall = sem.consumer_wall_seconds   # None: no limit on a consumer invocation
         self.inflow: Inflow | None = None
         self.waiting_since: float | None = None   # see take_waiting_since
         self.held: deque[int] | None = None       # delivery paused: messages wait here instead
@@ -783,8 +790,10 @@ class Queue:
 class Producer:
     """A queue producer binding (``env.MY_QUEUE``): ``send`` and ``send_batch``.
 
-    Both return an already-completed future, so they can be awaited (as in Workers) or
-    called plainly from outside a handler.
+    Both return an already-completed I/O future, so they can be awaited (as in Workers) or
+    called plainly from outside a handler. Awaiting one is I/O to the Queues service, not the
+    object's own storage: inside a Durable Object it lets queued requests in (workerd's
+    ``IoContext::awaitIo``), like KV and D1 calls.
     """
 
     __slots__ = ("_runtime", "_queue_name", "binding")
@@ -805,7 +814,7 @@ class Producer:
         content_type, payload, size, delay = self._encode(queue, body, delay_seconds, content_type, "send")
         queue.admit(1, size, "send")
         queue._enqueue(self._add(queue, content_type, [payload], [size]), delay)
-        return completed()
+        return io_later(self._runtime.clock, 0.0)
 
     def send_batch(self, messages: Iterable[dict], *, delay_seconds: float | None = None) -> Future:
         """Send up to 100 messages at once: ``[{"body": ..., "delay_seconds": 5}, ...]``."""
@@ -844,7 +853,7 @@ class Producer:
                 same_type = list(same_type)
                 rows.extend(self._add(queue, content_type, [m[1] for m in same_type], [m[2] for m in same_type]))
             queue._enqueue(rows, delay)
-        return completed()
+        return io_later(self._runtime.clock, 0.0)
 
     def _encode(self, queue: Queue, body: Any, delay_seconds: float | None,
                 content_type: str | None, where: str) -> tuple[str, Any, int, int]:
