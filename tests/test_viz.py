@@ -6,6 +6,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import re  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -256,8 +257,8 @@ def test_back_edges_make_a_dag():
 def test_edge_labels(gw):
     labels = viz.edge_labels(gw.pipeline, gw)
     assert labels[("cdp-command-queue", "cdp-command-queue.consumer")] == \
-        "batch 10 / 30 s\nretries 3, exp 5-60 s\nconcurrency 10"
-    assert labels[("cdp-task-queue", "cdp-task-queue.consumer")] == "batch 20 / 5 s\nretries 3, fix 30 s"
+        "batch 10 / 30 s\nretries 3\nexp 5-60 s\nconcurrency 10"      # one setting a line (narrow)
+    assert labels[("cdp-task-queue", "cdp-task-queue.consumer")] == "batch 20 / 5 s\nretries 3\nfix 30 s"
     assert labels[("cdp-command-queue", "cdp-dlq")] == "DLQ"
     assert labels[("cdp-task-queue.consumer", "WebScraperActor")] == "web_scraping"
     assert labels[("http-workflows", "cdp-command-queue")] == "execute_workflow"
@@ -294,6 +295,32 @@ def test_draw_pipeline_styles_and_annotations(gw):
     assert "DLQ" in edge_texts and "crm_sync" in edge_texts
     plain = viz.draw_pipeline(gw.pipeline)           # before a run: no numbers
     assert not [t for t in plain.texts if (t.get_gid() or "").startswith("stats:")]
+
+
+def shown_text_px(fig: Figure, notebook_px: int = 1_000, dpi: int = 100) -> tuple[float, float]:
+    """(width in px, smallest text in px) of a figure as a notebook shows it: rendered at
+    ``dpi`` with a tight bounding box (the inline backend's way), then scaled down to fit
+    ``notebook_px`` when wider."""
+    import io
+
+    from matplotlib.image import imread
+    from matplotlib.text import Text
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    buf.seek(0)
+    width = max(fig.get_size_inches()[0] * dpi, imread(buf).shape[1])
+    smallest = min(t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text())
+    return width, smallest * dpi / 72 * min(1.0, notebook_px / width)
+
+
+def test_pipeline_drawing_is_readable_at_notebook_width(gw):
+    """Issue 15: the seed's gateway was drawn 1,841 px wide, so at a notebook's ~1,000 px its
+    labels were about 5 px tall. Before and after a run, every text is >= 9 px there."""
+    assert set(gw.pipeline.graph) == set(cdp.Pipeline.from_yaml(Path(__file__).resolve().parents[1] / "examples" / "cdp-gateway.yaml").graph)
+    for drawing in (viz.draw_pipeline(gw.pipeline, gw), viz.draw_pipeline(gw.pipeline)):
+        width, smallest = shown_text_px(drawing.figure)
+        assert smallest >= 9, f"smallest text {smallest:.1f} px at 1,000 px (drawn {width:.0f} px wide)"
 
 
 # -------------------------------------------------------------------------- sweeps

@@ -54,6 +54,14 @@ EDGE_STYLE: dict[str, dict[str, Any]] = {
     "dead_letters": {"color": "#e53935", "style": "dashed", "width": 1.5},
 }
 NODE_SIZE = 900
+#: A notebook shows a figure at most this wide (pixels at :data:`DPI`); wider ones are scaled
+#: down, text with them. The drawing fits it, so its smallest text (:data:`FONT_SIZE` points)
+#: stays >= 10 px tall.
+NOTEBOOK_WIDTH_PX = 1000
+DPI = 100
+FONT_SIZE = 7.5
+#: Longest line of a node name before it wraps (``Workflow`` / ``Orchestrator`` / ``Actor``).
+NAME_WIDTH = 16
 
 
 # ------------------------------------------------------------------------------ layout
@@ -142,7 +150,7 @@ def edge_labels(pipeline: Pipeline, results: Results | None = None) -> dict[tupl
             out[(a, b)] = data["message_type"]
         elif kind == "sends":
             spec = pipeline.spec(a)
-            parts = [textwrap.fill(", ".join(spec.types), 24)] if spec.types else []
+            parts = [textwrap.fill(", ".join(spec.types), 16, break_long_words=False)] if spec.types else []
             if spec.share < 1:
                 parts.append(f"{spec.share:.0%}")
             if parts:
@@ -163,9 +171,9 @@ def _consumes_label(pipeline: Pipeline, queue: str, consumer: str, results: Resu
     if retry is not None and getattr(spec, "handler", None) is None and retry.base:
         delays = (f"{fmt_value(float(retry.base))} s" if retry.policy == "fixed"
                   else f"{fmt_value(float(retry.base))}-{fmt_value(float(retry.cap))} s")
-        lines[1] += f", {retry.policy[:3]} {delays}"
+        lines.append(f"{retry.policy[:3]} {delays}")
     elif settings.retry_delay:
-        lines[1] += f", delay {settings.retry_delay} s"
+        lines.append(f"delay {settings.retry_delay} s")
     if "max_concurrency" in given:
         lines.append(f"concurrency {settings.max_concurrency}")
     return "\n".join(lines)
@@ -185,6 +193,37 @@ def node_labels(pipeline: Pipeline) -> dict[str, str]:
         else:
             out[node] = node
     return out
+
+
+def wrap_name(name: str, width: int = NAME_WIDTH) -> str:
+    """A node name on lines of at most ``width`` characters where it can break: after a
+    ``-``, ``_``, ``.`` or a space, or before a capital (``Workflow`` / ``Orchestrator`` / ``Actor``).
+
+    >>> wrap_name("WorkflowOrchestratorActor")
+    'Workflow\\nOrchestrator\\nActor'
+    >>> wrap_name("cdp-command-queue")
+    'cdp-command-\\nqueue'
+    >>> wrap_name("consumer")
+    'consumer'
+    """
+    import re
+    parts = re.findall(r"[^-_. ]*[-_. ]|[A-Z]?[^A-Z\-_. ]+|.+?", name)
+    lines, line = [], ""
+    for part in parts:
+        if line and len(line) + len(part) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += part
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def figure_size(columns: int, rows: int) -> tuple[float, float]:
+    """Inches for a drawing of ``columns`` layers and at most ``rows`` nodes in one: at most
+    :data:`NOTEBOOK_WIDTH_PX` wide at :data:`DPI`, so a notebook does not scale its text down;
+    a layer is at most 2.1 in wide and a row 1.7 in tall."""
+    width = min(NOTEBOOK_WIDTH_PX / DPI, max(6.0, 2.1 * columns + 0.5))
+    return width, max(3.0, 1.7 * rows + 1.0)
 
 
 def node_annotations(results: Results) -> dict[str, str]:
@@ -235,7 +274,7 @@ def draw_pipeline(pipeline: Pipeline, results: Results | None = None, ax: Axes |
     pos = layered_positions(pipeline)
     columns = max((x for x, _ in pos.values()), default=0) + 1
     rows = max((sum(1 for p in pos.values() if p[0] == x) for x in range(int(columns))), default=1)
-    ax = _axes(ax, (max(6.0, 2.1 * columns + 1.5), max(3.0, 1.5 * rows + 0.5)))
+    ax = _axes(ax, figure_size(int(columns), rows))
     from matplotlib.lines import Line2D
 
     handles = []
@@ -266,7 +305,8 @@ def draw_pipeline(pipeline: Pipeline, results: Results | None = None, ax: Axes |
                                    connectionstyle=connection)
             group_labels = {e: texts[e] for e in group if e in texts}
             if labels and group_labels:
-                nx.draw_networkx_edge_labels(g, pos, edge_labels=group_labels, ax=ax, font_size=7,
+                nx.draw_networkx_edge_labels(g, pos, edge_labels=group_labels, ax=ax,
+                                             font_size=FONT_SIZE,
                                              label_pos=0.35 if kind == "routes" else 0.5,
                                              font_color=style["color"], rotate=False,
                                              node_size=NODE_SIZE, connectionstyle=connection,
@@ -275,18 +315,20 @@ def draw_pipeline(pipeline: Pipeline, results: Results | None = None, ax: Axes |
     names = node_labels(pipeline)
     stats = node_annotations(results) if results is not None else {}
     for node, (x, y) in pos.items():
-        ax.annotate(names[node], (x, y), xytext=(0, -17), textcoords="offset points", ha="center",
-                    va="top", fontsize=8, gid=f"label:{node}")
+        name = wrap_name(names[node])
+        ax.annotate(name, (x, y), xytext=(0, -16), textcoords="offset points", ha="center",
+                    va="top", fontsize=FONT_SIZE + 0.5, gid=f"label:{node}")
         if node in stats:
-            ax.annotate(stats[node], (x, y), xytext=(0, -28), textcoords="offset points",
-                        ha="center", va="top", fontsize=7, color="#455a64", gid=f"stats:{node}")
+            below = 16 + 10.5 * (name.count("\n") + 1)
+            ax.annotate(stats[node], (x, y), xytext=(0, -below), textcoords="offset points",
+                        ha="center", va="top", fontsize=FONT_SIZE, color="#455a64", gid=f"stats:{node}")
     for node in warned_nodes(pipeline, results) if results is not None else ():
         ax.annotate("!", pos[node], xytext=(13, 11), textcoords="offset points", ha="center", va="center",
                     fontsize=9, fontweight="bold", color="white", gid=f"warning:{node}",
                     bbox={"boxstyle": "circle,pad=0.2", "fc": "#c62828", "ec": "none"})
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
-              frameon=False)
-    ax.margins(0.08, 0.22)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=FONT_SIZE + 0.5,
+              frameon=False, ncol=6)
+    ax.margins(0.06, 0.12)
     ax.set_axis_off()
     title = pipeline.name if results is None else f"{pipeline.name}: {results.duration:g} s simulated"
     ax.set_title(title)
