@@ -180,8 +180,10 @@ def test_message_sizes_over_128kb_are_rejected_at_send():
     p.add_consumer("jobs")
     res = cdp.simulate(p, cdp.Constant(rate=10, size={"uniform": [100_000, 160_000]}), duration=10, seed=1)
     m = res.messages
-    rejected = m[m["drop_reason"].fillna("").str.startswith("rejected")]
+    rejected = m[m["outcome"] == "rejected"]      # refused at the producer, like any send over a limit
     assert len(rejected) > 0 and (rejected["bytes"] > 128_000).all()
+    assert rejected["drop_reason"].str.endswith("-byte message limit").all()
+    assert res.summary()["rejected"] == len(rejected)
     assert (m[m["outcome"] == "acked"]["bytes"] <= 128_000).all()
 
 

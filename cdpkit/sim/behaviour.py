@@ -67,7 +67,8 @@ def spec_records(runtime: Runtime, queue: Queue, bodies: list[int], sizes: np.nd
     a body is its arrival's index: :class:`SpecBodies`).
 
     A body over the message size limit is what the producer's ``send()`` throws on: it is
-    counted as sent and dropped, and never reaches the queue.
+    counted as sent and ``rejected`` (like a send over a production limit), and never
+    reaches the queue.
     """
     limit, ledger = runtime.semantics.max_message_bytes, runtime.ledger
     rows = ledger.add(queue.name, "raw", bodies, sizes, sent, sent)
@@ -77,8 +78,7 @@ def spec_records(runtime: Runtime, queue: Queue, bodies: list[int], sizes: np.nd
     kept = []
     for row, size in zip(rows, sizes):
         if size > limit:
-            ledger.finish(row, "dropped", ledger.sent[row],
-                          f"rejected: {size} bytes is over the {limit}-byte message limit")
+            queue.reject([row], ledger.sent[row], f"{size} bytes is over the {limit}-byte message limit")
         else:
             kept.append(row)
     return kept
