@@ -25,11 +25,11 @@ from .runtime import (
     persist,
 )
 from .runtime.budget import Budget
-from .sim import Results, choose, simulate, sweep
+from .sim import Results, Tuning, choose, simulate, sweep, tune
 
 __version__ = "0.1.0"
 
 __all__ = ["Pipeline", "Dist", "Workload", "Poisson", "Constant", "Piecewise", "Diurnal", "Replay",
-           "Faults", "simulate", "sweep", "choose", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION",
+           "Faults", "simulate", "sweep", "choose", "tune", "Tuning", "Results", "Actor", "ActorAborted", "persist", "Runtime", "Semantics", "LOCAL", "PRODUCTION",
            "PRODUCTION_ALL_SLOTS", "PRODUCTION_FREE", "Autoscaling", "CdpkitError", "ConfigError",
            "LimitError", "HandlerError", "Budget", "BudgetError", "from_wrangler", "__version__"]

@@ -3,6 +3,8 @@
     cdpkit demo                    simulate the built-in CDP gateway, write a report folder
     cdpkit simulate MODEL.yaml     simulate a model file and print its summary
     cdpkit export MODEL.yaml       write wrangler.toml (or .jsonc), provisioning script, Worker skeleton
+    cdpkit tune MODEL.yaml --slo p99_latency=5 --knob QUEUE.max_batch_size=5..100 [--out deploy/]
+                                   the cheapest configuration meeting the SLO (and its config)
     cdpkit lab [JUPYTER OPTIONS]   open JupyterLab on the tutorial notebooks
 """
 
@@ -140,6 +142,64 @@ def export_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_pairs(values: list[str], what: str, allowed: str) -> list[tuple[str, str, str]]:
+    """``NAME=VALUE`` (or ``NAME>=VALUE``) options as (name, op, value)."""
+    from .errors import ConfigError
+
+    out = []
+    for text in values or []:
+        op = ">=" if ">=" in text else "<=" if "<=" in text else "="
+        name, sep, value = text.partition(op)
+        if not sep or not name or not value:
+            raise ConfigError(f"--{what} {text!r} is not allowed; allowed: {allowed}")
+        out.append((name.strip(), op, value.strip()))
+    return out
+
+
+def _value(text: str):
+    import yaml
+    return yaml.safe_load(text)
+
+
+def tune_cmd(args: argparse.Namespace) -> int:
+    """Tune a model file's knobs for an SLO under Poisson traffic; print and optionally export the answer."""
+    from . import deploy
+    from .errors import ConfigError
+    from .model import Faults, Pipeline
+    from .sim import choose, tune
+
+    pipeline = Pipeline.from_yaml(args.model)
+    slo = {}
+    for name, op, value in _parse_pairs(args.slo, "slo", "FIGURE=BOUND (<=) or FIGURE>=BOUND"):
+        bound = _value(value)
+        slo[name] = bound if op != ">=" else (">=", bound)
+    knobs = {}
+    for name, _, value in _parse_pairs(args.knob, "knob", "KEY=a,b,c or KEY=lo..hi"):
+        if ".." in value:
+            lo, _, hi = value.partition("..")
+            knobs[name] = (_value(lo), _value(hi))
+        else:
+            knobs[name] = [_value(v) for v in value.split(",")]
+    if not slo or not knobs:
+        raise ConfigError("tune: give at least one --slo FIGURE=BOUND and one --knob KEY=VALUES")
+    faults = Faults.from_yaml(args.faults) if args.faults else None
+    result = tune(pipeline, _workload(args, pipeline), slo=slo, knobs=knobs, objective=args.objective,
+                  duration=args.duration, seeds=args.seeds, faults=faults, semantics=args.semantics,
+                  steps=args.steps, progress=True)
+    pd.set_option("display.width", 160)
+    _show("configurations (worst seed; why each was rejected)", result.table.drop(columns=["estimate"]))
+    print(f"\n{result!r}")
+    if result.best is None:
+        print("no configuration meets the SLO; closest:")
+        print(result.closest.to_string())
+        return 1
+    print("best: " + ", ".join(f"{k}={v!r}" for k, v in result.best.settings.items()))
+    if args.out:
+        for path in deploy.write_all(choose(pipeline, result), Path(args.out), overwrite=True):
+            print(f"wrote {path}")
+    return 0
+
+
 #: JupyterLab settings the lab command starts with: no autosave, so opening or running the
 #: tutorial notebooks does not rewrite the committed .ipynb files (Ctrl-S still saves).
 LAB_OVERRIDES = {"@jupyterlab/docmanager-extension:plugin": {"autosave": False}}
@@ -231,6 +291,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=["toml", "jsonc"], default="toml")
     p.add_argument("--overwrite", action="store_true", help="replace files that already exist")
     p.set_defaults(func=export_cmd)
+
+    p = sub.add_parser("tune", help="the cheapest configuration of some knobs that meets an SLO")
+    p.add_argument("model")
+    p.add_argument("--slo", action="append", help="FIGURE=BOUND (figure <= bound) or FIGURE>=BOUND; repeat")
+    p.add_argument("--knob", action="append", help="KEY=a,b,c or KEY=lo..hi (Pipeline.set keys); repeat")
+    p.add_argument("--objective", default="monthly_cost", help="figure to minimise (default monthly_cost)")
+    p.add_argument("--rate", type=float, default=100.0, help="messages per second (default 100)")
+    p.add_argument("--duration", type=float, default=60.0, help="virtual seconds per run (default 60)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds a bound must hold on (default 3)")
+    p.add_argument("--steps", type=int, default=5, help="values a lo..hi knob takes (default 5)")
+    p.add_argument("--semantics", choices=["production", "local"], default="production")
+    p.add_argument("--faults", help="a fault timeline (YAML) every run goes through")
+    p.add_argument("--out", help="write the chosen configuration (wrangler.toml, ...) to this folder")
+    p.set_defaults(func=tune_cmd)
 
     p = sub.add_parser("lab", help="open JupyterLab on the tutorial notebooks")
     p.add_argument("--notebooks", default=str(Path(__file__).resolve().parent.parent / "notebooks"))

@@ -3,5 +3,6 @@
 from .results import Results
 from .simulate import simulate
 from .sweep import choose, sweep
+from .tune import Tuning, tune
 
-__all__ = ["simulate", "sweep", "choose", "Results"]
+__all__ = ["simulate", "sweep", "choose", "tune", "Tuning", "Results"]

@@ -172,9 +172,10 @@ def _bar(total: int, progress: bool):
     return tqdm(total=total, desc="sweep", unit="config")
 
 
-def choose(pipeline: Pipeline, table: pd.DataFrame, row: int) -> Pipeline:
+def choose(pipeline: Pipeline, table: Any, row: int | None = None) -> Pipeline:
     """A copy of ``pipeline`` with the settings of sweep ``table``'s row ``row`` (its index
-    label), each recorded with where it came from, which the export writes as a comment.
+    label), or of a :class:`~cdpkit.sim.tune.Tuning`'s ``best`` (no ``row``), each recorded
+    with where it came from, which the export writes as a comment.
 
     >>> import cdpkit as cdp
     >>> p = cdp.Pipeline("s")
@@ -187,6 +188,14 @@ def choose(pipeline: Pipeline, table: pd.DataFrame, row: int) -> Pipeline:
     >>> best.spec("jobs")["max_batch_size"], best.provenance["jobs.max_batch_size"][:11]
     (10, 'sweep row 1')
     """
+    from .tune import Tuning
+    if isinstance(table, Tuning):
+        if table.best is None:
+            raise ConfigError(f"choose: {table!r} is not allowed: no configuration meets the SLO; allowed: a "
+                              "Tuning with a best configuration (relax a bound, or widen the knobs)")
+        for key, value in table.best.settings.items():
+            pipeline = pipeline.set(key, value, why=table.best.why)
+        return pipeline
     if row not in table.index:
         raise ConfigError(f"choose: row={row!r} is not allowed; allowed: a row label of the table "
                           f"({table.index.min()} .. {table.index.max()})")
