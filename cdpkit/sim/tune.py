@@ -45,7 +45,7 @@ configurations miss early or cost more than the answer (``bench/bench_tune.py`` 
 >>> t.best.settings
 {'jobs.max_batch_size': 50}
 >>> t.table["status"].tolist()
-['rejected', 'rejected', 'passed', 'best']
+['rejected', 'beaten', 'beaten', 'best']
 """
 
 from __future__ import annotations
