@@ -362,7 +362,9 @@ class Scaler:
         self.per_message = sample if self.per_message is None else self.per_message + k * (sample - self.per_message)
         self.failed_share += k * (failed - self.failed_share)
         need = (self.rate + len(queue.buffer) / policy.drain_seconds) * self.per_message * (1.0 - self.failed_share)
-        target = max(1, min(self.cap, int(need + 0.5)))
+        # rounded up: enough consumers for the need (rounding 1.2 down left one consumer short
+        # of the inflow, holding a standing backlog); the epsilon absorbs float noise at whole numbers
+        target = max(1, min(self.cap, math.ceil(need - 1e-9)))
         level = self.level
         if target > level:
             level = min(target, level + policy.step_up)

@@ -40,7 +40,7 @@ class Autoscaling:
     published, so this rule is ours, with parameters:
 
     after each batch, ``need = (rate + backlog / drain_seconds) * seconds_per_message
-    * (1 - failed_share)``, rounded, between 1 and ``max_concurrency``; the level moves
+    * (1 - failed_share)``, rounded up, between 1 and ``max_concurrency``; the level moves
     towards it by at most ``step_up`` / ``step_down``. ``rate`` is the messages landing per
     second (a time-weighted average over ``rate_window`` s: the backlog's growth),
     ``seconds_per_message`` a batch's duration over its size and ``failed_share`` the share
