@@ -11,6 +11,6 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 echo "[cdpkit] ruff"
-.venv/bin/ruff check cdpkit tests bench scripts
+.venv/bin/ruff check cdpkit tests bench scripts notebooks/src
 echo "[cdpkit] pytest"
 exec .venv/bin/python -m pytest "$@"
