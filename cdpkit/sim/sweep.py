@@ -188,8 +188,7 @@ def choose(pipeline: Pipeline, table: Any, row: int | None = None) -> Pipeline:
     >>> best.spec("jobs")["max_batch_size"], best.provenance["jobs.max_batch_size"][:11]
     (10, 'sweep row 1')
     """
-    from .tune import Tuning
-    if isinstance(table, Tuning):
+    if not isinstance(table, pd.DataFrame) and hasattr(table, "best"):    # a Tuning (tune imports sweep)
         if table.best is None:
             raise ConfigError(f"choose: {table!r} is not allowed: no configuration meets the SLO; allowed: a "
                               "Tuning with a best configuration (relax a bound, or widen the knobs)")

@@ -190,11 +190,16 @@ class Tuning:
                 f"{self.messages:,} simulated messages>")
         if self.best is None:
             close = self.closest.iloc[0] if len(self.closest) else None
-            near = ("" if close is None else " closest " + ", ".join(f"{k}={close[k]!r}" for k in self.knobs)
+            near = ("" if close is None else " closest " + ", ".join(f"{k}={_plain(close[k])!r}" for k in self.knobs)
                     + f" misses {close['reason']}")
             return head + "no configuration meets the SLO;" + near + tail
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.best.settings.items())
+        settings = ", ".join(f"{k}={_plain(v)!r}" for k, v in self.best.settings.items())
         return head + f"{settings} ({self.best.why})" + tail
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (for reprs and ``Pipeline.set``)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 class _Prefix(Workload):
