@@ -72,8 +72,7 @@ def twin(sc: dict):
         for i, m in enumerate(batch.messages):
             if i in failing:
                 m.retry(delay_seconds=1)
-        rt = ctx._runtime      # the handler's runtime (simulate builds it)
-        await rt.gather(*(one(m) for i, m in enumerate(batch.messages) if i not in failing))
+        await ctx.gather(*(one(m) for i, m in enumerate(batch.messages) if i not in failing))
 
     return handle
 

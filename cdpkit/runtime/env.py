@@ -125,6 +125,12 @@ class ExecutionContext:
         """Wait ``seconds`` of virtual time (awaitable)."""
         return sleep(seconds)
 
+    def gather(self, *awaitables: Any):
+        """Run coroutines (or await futures) concurrently; their results in order, like
+        ``Promise.all`` (the first error wins). The seed's parallel processing:
+        ``await ctx.gather(*(process(m) for m in batch.messages))``."""
+        return self._runtime.gather(*awaitables)
+
     def wait_until(self, awaitable: Awaitable) -> None:
         """Keep the invocation alive until ``awaitable`` finishes, like ``ctx.waitUntil``.
 
