@@ -6,6 +6,7 @@ docs' worked example.
 """
 
 import re
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -214,6 +215,28 @@ def test_consumer_invocation_over_15_minutes_of_wall_time_fails():
     assert str(rt.errors["error"][0]) == ("queue 'jobs': consumer invocation ran 901 s; allowed: at most "
                                           "900 s of wall time per invocation (shared/reference/"
                                           "cloudflare-semantics.md §3)")
+
+
+@pytest.mark.parametrize("semantics, cpu, outcome", [("production", 31, "dropped"),
+                                                     ("production", 29, "acked"),
+                                                     ("local", 31, "acked")])
+def test_consumer_invocation_over_30_seconds_of_cpu_fails_in_production(semantics, cpu, outcome):
+    rt = cdp.Runtime(semantics=semantics)
+    rt.queue("jobs", max_retries=0)
+
+    @rt.consumer("jobs")
+    async def busy(batch, env, ctx):
+        await ctx.work(cpu)
+
+    rt.env.JOBS.send(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cdp.HandlerWarning)
+        rt.run()
+    assert rt.messages["outcome"].tolist() == [outcome]
+    if outcome == "dropped":
+        assert str(rt.errors["error"][0]) == (
+            "Worker exceeded CPU time limit. (queue 'jobs': the invocation used 31 s of CPU; allowed: "
+            "at most 30 s, the default limit; shared/reference/cloudflare-semantics.md §3)")
 
 
 # -- Durable Objects (§4) and KV (§5) -------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LimitError
 from .actors import ActorId, ActorNamespace
 from .analytics import AnalyticsDataset
 from .budget import Budget, BudgetWatch
@@ -57,7 +57,7 @@ from .queues import (
     Producer,
     Queue,
 )
-from .semantics import Semantics, resolve
+from .semantics import DOCS, Semantics, resolve
 from .settings import QUEUE_SETTINGS, check_setting_names
 from .trace import Trace
 
@@ -89,6 +89,14 @@ class HandlerConsumer:
 
         def report(error: BaseException | None) -> None:
             self.cpu_seconds += ctx.cpu_seconds
+            cpu = rt.semantics.consumer_cpu_seconds
+            if error is None and cpu is not None and ctx.cpu_seconds > cpu:
+                # queues/platform/limits/: consumer "CPU time 30 seconds" by default; the platform
+                # ends the invocation (simplification: it fails when the handler returns)
+                error = LimitError(
+                    f"Worker exceeded CPU time limit. (queue {queue.name!r}: the invocation used "
+                    f"{ctx.cpu_seconds:g} s of CPU; allowed: at most {cpu:g} s, the default limit; "
+                    f"{DOCS} §3)")
             if error is not None:
                 rt.failures.record(rt.clock.now, queue.name, batch_id, error, self.handler)
             done(error is None, result)
