@@ -147,8 +147,34 @@ def check_imported(config: Any, path: str) -> None:
 def validate_config(config: dict[str, Any], others: list[dict] = ()) -> None:
     """Raise ConfigError naming the field if ``config`` is not deployable.
 
-    ``others``: the configs of other Workers it binds Durable Objects from (``script_name``).
-    Without wrangler installed (no ``config-schema.json``) it warns and applies cdpkit's rules.
+    The config is checked against wrangler's own ``config-schema.json`` (from the pinned npm
+    package), then against cdpkit's rules: names, consumer settings in range, every Durable
+    Object class introduced by a migration, ``script_name`` naming one of ``others``.
+
+    Parameters
+    ----------
+    config : dict
+        One Worker's config as plain data (see :func:`cdpkit.deploy.configs`).
+    others : list of dict
+        The configs of other Workers it binds Durable Objects from (``script_name``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the Worker, the field and what is allowed. Without wrangler installed (no
+        ``config-schema.json``) it warns and applies cdpkit's rules only.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> config = {"name": "demo", "main": "src/index.ts", "compatibility_date": "2025-09-01",
+    ...           "queues": {"consumers": [{"queue": "jobs", "max_batch_size": 500}]}}
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     validate_config(config)
+    Traceback (most recent call last):
+    ...
+    cdpkit.errors.ConfigError: queues.consumers[0]: queue 'jobs': max_batch_size=500 is not allowed; allowed: an integer from 1 to 100 (messages)
     """
     try:
         problems = schema_errors(config)

@@ -51,7 +51,37 @@ def _actor_call(p: Pipeline, actor: str, indent: str) -> list[str]:
 
 
 def worker_skeleton(p: Pipeline, worker: str | None = None) -> str:
-    """TypeScript source of ``worker`` (default: the pipeline's own Worker)."""
+    """The TypeScript source of one Worker of the pipeline, with TODOs where the logic goes.
+
+    It declares the ``Env`` bindings of the Worker's config, the ``fetch`` handler of an HTTP
+    source, a ``queue`` handler per consumed queue (routing by type, actor calls, store
+    writes, retries as the spec says; ``Promise.all`` for parallel consumers) and a
+    ``DurableObject`` class per actor it defines, with the RPC method callers use.
+
+    Parameters
+    ----------
+    p : Pipeline
+        The pipeline.
+    worker : str, optional
+        A Worker's name (see :func:`cdpkit.deploy.workers`); default: the pipeline's own.
+
+    Returns
+    -------
+    str
+        The source (``write_all`` saves it as ``src/index.ts``).
+
+    Examples
+    --------
+    >>> import cdpkit as cdp
+    >>> p = cdp.Pipeline("demo")
+    >>> p.add_source("http", queue="jobs")
+    >>> p.add_queue("jobs")
+    >>> p.add_consumer("jobs", calls="Scorer")
+    >>> p.add_actor("Scorer", method="score")
+    >>> source = worker_skeleton(p)
+    >>> "export class Scorer extends DurableObject" in source, "async score(" in source
+    (True, True)
+    """
     worker = worker or p.name
     config = configs(p)[worker]
     g = p.graph
