@@ -99,9 +99,15 @@ class Ledger:
         row numbers. ``content_type`` is one name for all, or each row's code (dead letters keep
         their own)."""
         start, n = self.size, len(payloads)
-        self.queue.extend(array("H", [self._code(queue, self._queue_codes, self._queue_names)]) * n)
+        code = self._queue_codes.get(queue)      # a known name: no call (the broker's hot path)
+        if code is None:
+            code = self._code(queue, self._queue_codes, self._queue_names)
+        self.queue.extend(array("H", [code]) * n)
         if isinstance(content_type, str):
-            self.content_type.extend(array("B", [self._code(content_type, self._type_codes, self._type_names)]) * n)
+            code = self._type_codes.get(content_type)
+            if code is None:
+                code = self._code(content_type, self._type_codes, self._type_names)
+            self.content_type.extend(array("B", [code]) * n)
         else:
             self.content_type.extend(array("B", content_type))
         self.payload.extend(payloads)
@@ -166,6 +172,14 @@ class Ledger:
     def finish_all(self, rows: Sequence[int], code: int, now: float) -> None:
         """:meth:`finish` for many rows with one outcome code (the broker's hot path)."""
         outcome, finished = self.outcome, self.finished
+        n = len(rows)
+        if n >= 32:      # rows first, first + 1, ... in flight (a big batch, often): by slices
+            first = rows[0]
+            end = first + n
+            if rows[-1] == end - 1 and outcome[first:end].count(IN_FLIGHT) == n and rows == [*range(first, end)]:
+                outcome[first:end] = array("b", [code]) * n
+                finished[first:end] = array("d", [now]) * n
+                return
         for row in rows:
             if outcome[row]:
                 self.finish(row, _OUTCOME_NAMES[code], now)   # raises: finished twice

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 CONTENT_TYPES = ("json", "text", "bytes", "v8")
+_expm1, _ceil = math.expm1, math.ceil      # per batch in an autoscaled queue
 # JSON.stringify's compact form; one encoder/decoder for all messages (dumps() builds one per call)
 _json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -338,10 +339,11 @@ class Scaler:
     every change, from the start."""
 
     __slots__ = ("policy", "cap", "level", "levels", "rate", "seen", "arrived", "per_message",
-                 "failed_share")
+                 "failed_share", "_k")
 
     def __init__(self, policy: Autoscaling, cap: int) -> None:
         self.policy, self.cap = policy, cap
+        self._k = 1.0 / policy.memory    # the averages' weight of a new batch (policy is frozen)
         self.level = min(policy.start, cap)
         self.levels: list[tuple[float, int]] = [(0.0, self.level)]
         self.rate = 0.0                  # messages landing per second (averaged)
@@ -351,20 +353,28 @@ class Scaler:
 
     def decide(self, queue: Queue, failed: bool, size: int, seconds: float) -> None:
         """After a batch of ``size`` messages that took ``seconds``: the new level."""
+        # (after every batch: each value is read once, the arithmetic is as written)
         policy, now = self.policy, queue.runtime.clock.now
         dt = now - self.seen
-        weight = -math.expm1(-dt / policy.rate_window)    # time-weighted average of the landing rate
+        weight = -_expm1(-dt / policy.rate_window)    # time-weighted average of the landing rate
         if weight > 0:     # weight / dt, not count / dt: finite however close batches end
-            self.rate += weight / dt * (queue.arrived - self.arrived) - weight * self.rate
-            self.seen, self.arrived = now, queue.arrived
-        k = 1.0 / policy.memory
-        sample = seconds / max(size, 1)
-        self.per_message = sample if self.per_message is None else self.per_message + k * (sample - self.per_message)
-        self.failed_share += k * (failed - self.failed_share)
-        need = (self.rate + len(queue.buffer) / policy.drain_seconds) * self.per_message * (1.0 - self.failed_share)
+            arrived = queue.arrived
+            self.rate += weight / dt * (arrived - self.arrived) - weight * self.rate
+            self.seen, self.arrived = now, arrived
+        k = self._k
+        sample = seconds / (size if size > 1 else 1)      # max(size, 1)
+        per_message = self.per_message
+        self.per_message = per_message = sample if per_message is None else per_message + k * (sample - per_message)
+        failed_share = self.failed_share
+        self.failed_share = failed_share = failed_share + k * (failed - failed_share)
+        need = (self.rate + len(queue.buffer) / policy.drain_seconds) * per_message * (1.0 - failed_share)
         # rounded up: enough consumers for the need (rounding 1.2 down left one consumer short
         # of the inflow, holding a standing backlog); the epsilon absorbs float noise at whole numbers
-        target = max(1, min(self.cap, math.ceil(need - 1e-9)))
+        target = _ceil(need - 1e-9)         # then max(1, min(cap, target)), without two calls
+        if target > self.cap:
+            target = self.cap
+        if target < 1:
+            target = 1
         level = self.level
         if target > level:
             level = min(target, level + policy.step_up)
@@ -464,16 +474,15 @@ class Queue:
 
     def allowed_now(self, count: int) -> int:
         """How many of ``count`` messages sent now fit in this rate window."""
-        sem = self.runtime.semantics
-        if sem.queue_messages_per_second is None:
+        if self._per_window is None:
             return count
-        window = int(self.runtime.clock.now // sem.queue_rate_window)
-        room = int(sem.queue_messages_per_second * sem.queue_rate_window) - self.sends.setdefault(window, 0)
+        window = int(self.runtime.clock.now // self._rate_window)
+        room = self._per_window - self.sends.setdefault(window, 0)
         return max(0, min(count, room))
 
     def count_sends(self, count: int) -> None:
-        if self.runtime.semantics.queue_messages_per_second is not None:
-            window = int(self.runtime.clock.now // self.runtime.semantics.queue_rate_window)
+        if self._per_window is not None:
+            window = int(self.runtime.clock.now // self._rate_window)
             self.sends[window] = self.sends.get(window, 0) + count
 
     def reject(self, rows: Sequence[int], when: Sequence[float] | float, why: str) -> None:
@@ -517,8 +526,10 @@ class Queue:
         inflow = self.inflow
         if inflow is None:
             return
-        lo = inflow.next
-        hi = bisect_right(inflow.times, self.runtime.clock.now, lo)
+        lo, times, now = inflow.next, inflow.times, self.runtime.clock.now
+        probe = lo + 32            # a wake-up takes in a few arrivals: search near lo first
+        hi = bisect_right(times, now, lo, probe) if probe < len(times) and times[probe] > now else (
+            bisect_right(times, now, lo))
         if hi > lo:
             was_empty = not self.buffer
             inflow.next = hi
@@ -557,16 +568,20 @@ class Queue:
         """Sent ``rows`` (in the ledger already) land in the buffer after ``delay``; what is
         over the throughput limit is rejected (spec pipelines' sends; a Producer checks first
         and throws instead)."""
-        if self.runtime.semantics.queue_messages_per_second is not None:
-            fits = self.allowed_now(len(rows))
-            if fits < len(rows):
+        per_window = self._per_window
+        if per_window is not None:     # allowed_now and count_sends, in one look at the window
+            window = int(self.runtime.clock.now // self._rate_window)
+            sent, n = self.sends.get(window, 0), len(rows)
+            fits = max(0, min(n, per_window - sent))
+            if fits < n:
                 self.reject(rows[fits:], self.runtime.clock.now, "Too Many Requests: over "
                             f"{self.runtime.semantics.queue_messages_per_second:,.0f} messages per second")
                 rows = rows[:fits]
-            self.count_sends(len(rows))
+            self.sends[window] = sent + len(rows)
             if not rows:
                 return
-        self._enqueue(rows, delay)
+        self.landing += len(rows)                 # _enqueue, inlined
+        self.runtime.clock.call_later(delay, self._land, rows)
 
     def _enqueue(self, rows: Sequence[int], delay: float) -> None:
         """Land ledger ``rows`` in the buffer after ``delay`` (always through the timer queue;
@@ -582,7 +597,8 @@ class Queue:
         """Put ledger ``rows`` in the buffer now, and let the flusher decide."""
         if self.inflow is not None:
             self.absorb()
-        self._put(rows)
+        if rows:                                  # a wake-up lands nothing of its own
+            self._put(rows)
         if self.consumer is not None:
             self.flusher.landed(self)
         if self.inflow is not None:
@@ -619,8 +635,13 @@ class Queue:
         after known arrivals up to now are absorbed; the caller wakes it again.)"""
         buffer, now, ledger = self.buffer, self.runtime.clock.now, self.ledger
         size = self.settings.max_batch_size if size is None else size
-        popleft, sizes, timestamp = buffer.popleft, ledger.bytes, ledger.timestamp
-        batch = [popleft() for _ in range(min(size, len(buffer)))]
+        sizes, timestamp = ledger.bytes, ledger.timestamp
+        if len(buffer) <= size:                   # all of it (the usual case): no pop per row
+            batch = list(buffer)
+            buffer.clear()
+        else:
+            popleft = buffer.popleft
+            batch = [popleft() for _ in range(size)]
         taken = batch
         cutoff = -1.0 if self.retention is None else now - self.retention
         expired = cutoff > 0 and batch and min(map(timestamp.__getitem__, batch)) < cutoff   # times are >= 0
@@ -676,7 +697,7 @@ class Queue:
         rt, settings, ledger = self.runtime, self.settings, self.ledger
         now = rt.clock.now
         self.running -= 1
-        wall = rt.semantics.consumer_wall_seconds
+        wall = self._wall
         if wall is not None and ok and now - started > wall:
             # queues/platform/limits/: consumer "wall time 15 minutes"; the platform ends the
             # invocation (simplification: counted as failed when the handler returns)

@@ -19,6 +19,7 @@ end-to-end latency from the first send to the last step.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ..runtime.runtime import Runtime
 
 MAX_SEND_BATCH = 100   # messages per sendBatch
+_ALL_ACKED = BatchResult()   # a spec batch's result when no message fails: shared, only ever read
 
 
 class SpecBodies:
@@ -103,14 +105,18 @@ class KeyPicker:
         self.rng = rng
         self.names = [f"{prefix}-{k}" for k in range(instances)]
 
-        self._picks: list[int] = []
+        self.picks: list[int] = []     # drawn ahead, the next one last
 
     def pick_index(self) -> int:
         """The next key's instance index (drawn in chunks: one numpy call per 4096 picks)."""
-        if not self._picks:
-            drawn = np.searchsorted(self.cumulative, self.rng.random(4096), side="right")
-            self._picks.extend(np.minimum(drawn, len(self.names) - 1)[::-1].tolist())
-        return self._picks.pop()
+        if not self.picks:
+            self.refill()
+        return self.picks.pop()
+
+    def refill(self) -> None:
+        """Draw the next 4096 picks (into the same list: a hot loop may hold it)."""
+        drawn = np.searchsorted(self.cumulative, self.rng.random(4096), side="right")
+        self.picks.extend(np.minimum(drawn, len(self.names) - 1)[::-1].tolist())
 
     def index(self, name: str) -> int:
         try:
@@ -176,9 +182,10 @@ class SpecConsumer:
         spec, rng, rt = self.spec, self.rng, self.runtime
         ledger = rt.ledger
         n = len(rows)
-        per = spec.per_message
-        cpu = spec.base.sample(rng) + (per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
-        result = BatchResult()
+        base, per = spec.base, spec.per_message     # a constant is its value (what sample returns)
+        cpu = (base.a if base.kind == "const" else base.sample(rng)) + (
+            per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
+        result = _ALL_ACKED
         failing = self.transient.hits(n) if self.transient else []
         if self.poison_share:   # a stable per-message draw: poison fails every attempt
             share, uniform = self.poison_share, ledger.stable_uniform
@@ -188,6 +195,7 @@ class SpecConsumer:
         self.cpu_seconds += cpu
         acked = rows
         if failing:
+            result = BatchResult()
             for i in failing:
                 delay = spec.retry.delay(ledger.failed[rows[i]] + 1)
                 if spec.retry.mode == "retry_all":
@@ -205,9 +213,10 @@ class SpecConsumer:
 
     def _send(self, sends: dict[str, list[int]]) -> None:
         for queue, bodies in sends.items():
+            whole = len(bodies) <= MAX_SEND_BATCH     # one sendBatch: no copy (the ledger copies)
             for start in range(0, len(bodies), MAX_SEND_BATCH):
-                send_spec_messages(self.runtime, self.runtime.queues[queue], bodies[start:start + MAX_SEND_BATCH],
-                                   self.bodies)
+                send_spec_messages(self.runtime, self.runtime.queues[queue],
+                                   bodies if whole else bodies[start:start + MAX_SEND_BATCH], self.bodies)
 
     def _default_steps(self, body: int, sends: dict[str, list[int]] | None,
                        calls: list[tuple[Callable, int]]) -> None:
@@ -236,7 +245,8 @@ class SpecConsumer:
             return
         calls: list[tuple[Callable, int]] = []
         if acked:                             # every message takes the default steps
-            bodies = [self.runtime.ledger.payload[row] for row in acked]
+            payload = self.runtime.ledger.payload
+            bodies = [payload[row] for row in acked]
             for queue in spec.publish:
                 sends[queue] = bodies
             if spec.writes:
@@ -338,15 +348,22 @@ class SpecActors:
         self.picker = KeyPicker(name.lower(), spec.instances, spec.skew, keys)
         self.service = spec.service.sampler(service)
         self.busy = [False] * spec.instances      # does a call hold the instance's gate
-        self.waiting: dict[int, deque] = {}       # instance -> calls waiting at its gate
+        self.waiting: list[deque | None] = [None] * spec.instances   # calls waiting at its gate
         self.busy_seconds = 0.0
         self.log = log = CallLog(spec.binding, spec.method, self.picker.names)
         runtime.recorder.add_call_log(log)
-        # pending gate events: entries "now" in order, (time, seq, row, calls left, then);
-        # exits in a heap, same tuples
+        # pending gate events (time, seq, row, calls left, then): entries "now", in order;
+        # exits in a heap
         self._entries: deque[tuple] = deque()
         self._exits: list[tuple] = []
         self._wakes: list[tuple] = []             # the (time, seq) of its entries in the clock
+        clock, picker = runtime.clock, self.picker
+        # what _run needs, bound once (the lists and the log's columns only change in place);
+        # not the service draw, which a fault may wrap
+        self._hot = (clock, self._entries, self._exits, self._wakes, clock.next_seq, clock.head,
+                     picker.picks, picker.refill, log.started, log.finished, log.key, log.key.append,
+                     log.arrived.append, log.started.append, log.finished.append, self.busy, self.waiting)
+        self._wake = self._run
 
     def __call__(self, body: int, then: Callable[[], Any]) -> None:
         """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
@@ -354,9 +371,7 @@ class SpecActors:
 
     def call(self, body: int, then: Callable[[], Any], key: int | None = None) -> None:
         """A request to instance ``key`` (default: picked); ``then()`` runs when it is done."""
-        entry = self._enter(self.runtime.clock.now, 0, then, key)
-        if entry is not None:
-            self._entries.append(entry)
+        self._enter(self.runtime.clock.now, 0, then, key)
         self._schedule()
 
     def call_each(self, count: int, then: Callable[[], Any]) -> None:
@@ -365,15 +380,13 @@ class SpecActors:
         if not count:
             then()
             return
-        entry = self._enter(self.runtime.clock.now, count - 1, then, None)
-        if entry is not None:
-            self._entries.append(entry)
+        self._enter(self.runtime.clock.now, count - 1, then, None)
         self._schedule()
 
-    def _enter(self, t: float, left: int, then: Callable[[], Any], key: int | None) -> tuple | None:
+    def _enter(self, t: float, left: int, then: Callable[[], Any], key: int | None) -> None:
         """A call arrives at ``t``. It enters its instance's gate, with an entry event now
-        and the next sequence number, as ``Gate.enter`` schedules it (returned: the caller
-        queues it), or waits behind the call that holds it (None)."""
+        and the next sequence number, as ``Gate.enter`` schedules it, or waits behind the
+        call that holds it."""
         log = self.log
         k = self.picker.pick_index() if key is None else key
         row = len(log)
@@ -382,73 +395,101 @@ class SpecActors:
         log.started.append(t)
         log.finished.append(t)
         if self.busy[k]:
-            self.waiting.setdefault(k, deque()).append((row, left, then))
-            return None
-        self.busy[k] = True
-        return t, self.runtime.clock.next_seq(), row, left, then, False
+            self._wait(k, (row, left, then))
+        else:
+            self.busy[k] = True
+            self._entries.append((t, self.runtime.clock.next_seq(), row, left, then))
+
+    def _wait(self, k: int, call: tuple) -> None:
+        queue = self.waiting[k]
+        if queue is None:
+            queue = self.waiting[k] = deque()
+        queue.append(call)
 
     def _run(self) -> None:
         """Run, in clock order, every gate event due before the clock's next event. (It
         sets ``clock.now`` only to an event's time, only when that event comes first.)
-        Events are (time, seq, row, calls left, then, is exit); one just made that is
-        provably next runs at once instead of going through the queues."""
-        clock, entries, exits, push, pop = self.runtime.clock, self._entries, self._exits, heapq.heappush, heapq.heappop
-        log, pick = self.log, self.picker.pick_index
-        started, finished, keys, arrived = log.started, log.finished, log.key, log.arrived
-        service, busy, waiting, next_seq = self.service, self.busy, self.waiting, clock.next_seq
-        pop(self._wakes)                    # the pool's earliest entry in the clock: this one
-        bound = clock.head()
-        event = None
+
+        An event is (time, seq, row, calls left, then); whether it is an entry or an exit
+        is which queue it is in. An event just made that is provably next (before the
+        bound and every queued event) runs at once, without a sequence number: it would
+        be the newest, so it is next exactly when its time is before theirs (or equal to
+        the end of the run's), and leaving a number out keeps the order of all others."""
+        (clock, entries, exits, wakes, next_seq, head_of_clock, picks, refill, started, finished, keys,
+         add_key, add_arrived, add_started, add_finished, busy, waiting) = self._hot
+        push, pop, pushpop, service = heapq.heappush, heapq.heappop, heapq.heappushpop, self.service
+        busy_seconds, rows = self.busy_seconds, len(keys)     # rows: the log's length
+        pop(wakes)                          # the pool's earliest entry in the clock: this one
+        bt, bs = head_of_clock()            # the bound: nothing at or after it runs here
+        end = bs == math.inf                # the bound is the run's end: an event at bt is before it
         while True:
-            if event is None:
-                if entries and (not exits or entries[0] < exits[0]):
-                    if not entries[0] < bound:
-                        break
-                    event = entries.popleft()
-                elif exits and exits[0] < bound:
-                    event = pop(exits)
-                else:
+            if entries and (not exits or entries[0] < exits[0]):
+                head = entries[0]
+                if not (head[0] < bt or head[0] == bt and head[1] < bs):
                     break
-            t, _, row, left, then, is_exit = event
+                t, _, row, left, then = entries.popleft()
+                started[row] = t            # it waited at the gate until now
+                entering = True
+            elif exits:
+                head = exits[0]
+                if not (head[0] < bt or head[0] == bt and head[1] < bs):
+                    break
+                t, _, row, left, then = pop(exits)
+                entering = False
+            else:
+                break
             clock.now = t
-            if not is_exit:                 # the call has the gate: compute, then exit
-                seconds = service()         # drawn when the call gets the gate, as code does
-                self.busy_seconds += seconds
-                started[row] = t
-                event = (t + seconds, next_seq(), row, left, then, True)
-                if event < bound and not entries and (not exits or event < exits[0]):
-                    continue
-                push(exits, event)
-                event = None
-                continue
-            event = None
-            finished[row] = t
-            k = keys[row]
-            queue = waiting.get(k)
-            if queue:                       # Gate.leave: the next call gets the gate now
-                nxt, nleft, nthen = queue.popleft()
-                entries.append((t, next_seq(), nxt, nleft, nthen, False))
-            else:
-                busy[k] = False
-            if left:                        # the caller's next call, at once (_enter, inlined)
-                k = pick()
-                row = len(keys)
-                keys.append(k)
-                arrived.append(t)
-                started.append(t)
-                finished.append(t)
-                if busy[k]:
-                    waiting.setdefault(k, deque()).append((row, left - 1, then))
+            while True:                     # this call's events, then its chain's, while next
+                if entering:                # the call has the gate (started is t): compute
+                    seconds = service()     # drawn when the call gets the gate, as code does
+                    busy_seconds += seconds
+                    t += seconds
+                    if not ((t < bt or end and t == bt) and not entries and (not exits or t < exits[0][0])):
+                        event = (t, next_seq(), row, left, then)
+                        if entries or not exits:
+                            push(exits, event)
+                            break
+                        head = exits[0]
+                        if not (head[0] < bt or head[0] == bt and head[1] < bs):
+                            push(exits, event)
+                            break
+                        # the earliest queued exit is next (not this one): one heap operation
+                        t, _, row, left, then = pushpop(exits, event)
+                    clock.now = t           # this exit is next: at once
+                finished[row] = t
+                k = keys[row]
+                queue = waiting[k]
+                if queue:                   # Gate.leave: the next call gets the gate now
+                    entries.append((t, next_seq(), *queue.popleft()))
                 else:
+                    busy[k] = False
+                if left:                    # the caller's next call, at once (_enter, inlined)
+                    left -= 1
+                    if not picks:
+                        refill()
+                    k = picks.pop()
+                    row = rows
+                    rows += 1
+                    add_key(k)
+                    add_arrived(t)
+                    add_started(t)
+                    add_finished(t)
+                    if busy[k]:
+                        self._wait(k, (row, left, then))
+                        break
                     busy[k] = True
-                    event = (t, next_seq(), row, left - 1, then, False)
-                    # an entry at (t, newest seq) is next only if nothing else is due at t
-                    if entries or not bound[0] > t or (exits and not exits[0][0] > t):
-                        entries.append(event)
-                        event = None
-            else:
+                    # its entry at (t, newest seq) is next only if nothing else is due at t
+                    if entries or not bt > t or (exits and not exits[0][0] > t):
+                        entries.append((t, next_seq(), row, left, then))
+                        break
+                    entering = True
+                    continue
+                self.busy_seconds = busy_seconds
                 then()
-                bound = clock.head()        # then() may have scheduled events
+                bt, bs = head_of_clock()    # then() may have scheduled events (and made calls)
+                end, rows = bs == math.inf, len(keys)
+                break
+        self.busy_seconds = busy_seconds
         self._schedule()
 
     def _schedule(self) -> None:
@@ -456,18 +497,18 @@ class SpecActors:
         (time, seq). Entries are never cancelled; one that finds nothing due does nothing."""
         entries, exits, wakes = self._entries, self._exits, self._wakes
         if entries and (not exits or entries[0] < exits[0]):
-            head = entries[0][:2]
+            t, seq = entries[0][:2]
         elif exits:
-            head = exits[0][:2]
+            t, seq = exits[0][:2]
         else:
             return
-        if not wakes or head < wakes[0]:
-            heapq.heappush(wakes, head)
-            self.runtime.clock.call_at_seq(head[0], head[1], self._run)
+        if not wakes or (t, seq) < wakes[0]:
+            heapq.heappush(wakes, (t, seq))
+            self.runtime.clock.call_at_seq(t, seq, self._wake)
 
     def load(self, now: float) -> tuple[int, int]:
         """(calls waiting at a gate, instances holding one) now."""
-        return sum(map(len, self.waiting.values())), sum(self.busy)
+        return sum(len(queue) for queue in self.waiting if queue), sum(self.busy)
 
     def get_by_name(self, name: str) -> _SpecStub:
         """A stub for handler code: ``env.BINDING.get_by_name(key).handle(body)``."""
