@@ -393,3 +393,16 @@ def test_steady_inflow_above_one_consumers_capacity_gets_a_second_consumer():
     tl = res.timeline.query("node == 'jobs' and time > 120")
     assert tl["consumers"].min() >= 2, tl["consumers"].value_counts().to_dict()
     assert tl["backlog"].max() < 100, tl["backlog"].describe().to_dict()
+
+
+def test_a_hot_spec_actor_warns_that_its_times_are_optimistic():
+    """Service-only spec actors replay the gate without the 1,000 req/s soft limit's queueing;
+    the warning says so instead of '0 requests overloaded' (which read as 'no problem')."""
+    p = cdp.Pipeline("hot")
+    p.add_source("http", queue="hits")
+    p.add_queue("hits", max_batch_size=100, max_batch_timeout=1, max_concurrency=50)
+    p.add_consumer("hits", service={"base": 0.005}, calls="Counter")
+    p.add_actor("Counter", instances=1, service=0.0005)
+    res = cdp.simulate(p, cdp.Constant(rate=1_500), duration=5, seed=1)
+    advice = res.warnings.query("what == 'Durable Object requests/s'")["advice"].tolist()
+    assert advice and advice[0].startswith("this spec actor's calls are not queued or failed past the limit")
