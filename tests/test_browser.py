@@ -135,6 +135,14 @@ def test_every_notebook_runs_in_jupyterlab_and_the_explorer_responds(lab, browse
 
 def explorer_responds(page, shots: Path) -> None:
     status = page.locator(".widget-html-content", has_text="mean batch").first
+    try:         # the widget renders once the kernel's comm messages arrive: slow on a busy machine
+        status.wait_for(state="attached", timeout=120_000)
+    except Exception:
+        page.screenshot(path=str(shots / "failed-04-explorer.png"), full_page=True)
+        outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+        raise AssertionError("the explorer's headline never appeared; widget outputs: "
+                             + " | ".join(o[:200] for o in outputs if "explor" in o.lower() or "widget" in o.lower())
+                             ) from None
     status.scroll_into_view_if_needed()
     before = status.inner_text()
     explorer = page.locator(".widget-vbox", has=page.locator(".widget-html-content", has_text="mean batch")).first
