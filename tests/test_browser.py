@@ -126,7 +126,9 @@ def test_every_notebook_runs_in_jupyterlab_and_the_explorer_responds(lab, browse
         if name.startswith("04"):
             explorer_responds(page, shots)
         if name.startswith("06"):
-            page.locator(".jp-OutputArea-output img").first.scroll_into_view_if_needed()
+            image = page.locator(".jp-OutputArea-output img").first
+            image.wait_for(state="attached", timeout=120_000)   # slow kernels on a fresh environment
+            image.scroll_into_view_if_needed()
             page.screenshot(path=str(shots / "06-notebook.png"))
     assert not errors, errors
     for name in NOTEBOOKS:                 # autosave off: the copies were not rewritten
