@@ -10,7 +10,15 @@ from __future__ import annotations
 import shlex
 
 from ..model.pipeline import Pipeline
+from ..runtime.settings import QUEUE_SETTINGS
 from .wrangler import configs, pull_consumers, secrets
+
+
+def _pull_option(setting, value: object) -> str:
+    """``--batch-size 10``: a setting as its ``wrangler queues consumer http add`` option."""
+    if setting.pull_divisor != 1:        # e.g. visibility_timeout_ms -> --visibility-timeout-secs
+        value = value / setting.pull_divisor
+    return f"{setting.pull_flag} {shlex.quote(f'{value:g}' if isinstance(value, float) else str(value))}"
 
 
 def queue_order(p: Pipeline) -> list[str]:
@@ -76,12 +84,9 @@ def provisioning(p: Pipeline) -> str:
     pulled = pull_consumers(p)
     if pulled:                  # wrangler refuses type = "http_pull" in a config: declared here
         lines += ["", "# HTTP pull consumers"]
-        flags = {"max_batch_size": "--batch-size", "max_retries": "--message-retries",
-                 "dead_letter_queue": "--dead-letter-queue", "retry_delay": "--retry-delay-secs"}
-        for queue, settings in pulled.items():
-            args = [f"{flags[k]} {q(str(v))}" for k, v in settings.items() if k in flags]
-            if "visibility_timeout_ms" in settings:
-                args.append(f"--visibility-timeout-secs {settings['visibility_timeout_ms'] / 1000:g}")
+        for queue, settings in pulled.items():     # the options in the settings table's order
+            args = [_pull_option(s, settings[s.name]) for s in QUEUE_SETTINGS.values()
+                    if s.pull_flag and s.name in settings]
             lines.append(" ".join([f"$WRANGLER queues consumer http add {q(queue)}", *args]))
     kv, d1 = [], []
     for c in configs(p).values():

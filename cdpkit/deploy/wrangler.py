@@ -46,7 +46,7 @@ import tomlkit
 from ..errors import ConfigError
 from ..model.pipeline import Pipeline
 from ..runtime.limits import check_js_identifier, check_worker_name
-from ..runtime.settings import settings_in
+from ..runtime.settings import QUEUE_SETTINGS, settings_in
 from .schema import check_imported
 from .sensitive import looks_secret
 
@@ -56,7 +56,8 @@ MAIN = "src/index.ts"
 CONSUMER_KEYS = tuple(s.name for s in settings_in("consumer"))
 PRODUCER_KEYS = tuple(s.name for s in settings_in("producer"))
 # the [[queues.consumers]] keys an http_pull consumer takes (wrangler's `queues consumer http add`)
-PULL_CONFIG_KEYS = ("max_batch_size", "max_retries", "dead_letter_queue", "visibility_timeout_ms", "retry_delay")
+# the settings a pull consumer has (those with a `wrangler queues consumer http add` option)
+PULL_CONFIG_KEYS = tuple(s.name for s in QUEUE_SETTINGS.values() if s.pull_flag)
 PLACEHOLDER_ID = "00000000000000000000000000000000"   # replaced after `wrangler ... create`
 _SURROGATE = re.compile("[\ud800-\udfff]")
 Note = tuple  # a path into a config: ("queues", "consumers", 0, "max_batch_size")

@@ -55,6 +55,8 @@ class Setting:
     label: str = ""                # for widgets and legends
     short: str = ""                # for plot labels ("batch=100, timeout=1")
     doc: str = ""                  # the documentation line this follows
+    pull_flag: str = ""            # its `wrangler queues consumer http add` option ("": none)
+    pull_divisor: float = 1        # the option's unit: the value divided by this
 
     def high_for(self, semantics: Semantics) -> float | None:
         return getattr(semantics, self.high) if isinstance(self.high, str) else self.high
@@ -90,15 +92,17 @@ _BATCHING = DOCS + " §1 (developers.cloudflare.com/queues/configuration/batchin
 
 QUEUE_SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("max_batch_size", "int", "consumer", 1, 100, "default_max_batch_size", "messages",
-            "batch size", "batch", _BATCHING + ": default 10, max 100"),
+            "batch size", "batch", _BATCHING + ": default 10, max 100", pull_flag="--batch-size"),
     Setting("max_batch_timeout", "number", "consumer", 0, 60, "default_max_batch_timeout", "s",
             "batch timeout (s)", "timeout", _BATCHING + ": default 5 s, max 60 s"),
     Setting("max_retries", "int", "consumer", 0, 100, "default_max_retries", "retries",
-            "max retries", "retries", _BATCHING + ": default 3, max 100"),
+            "max retries", "retries", _BATCHING + ": default 3, max 100", pull_flag="--message-retries"),
     Setting("dead_letter_queue", "queue", "consumer", label="dead-letter queue", short="DLQ",
-            doc=DOCS + " §3 (developers.cloudflare.com/queues/configuration/dead-letter-queues/)"),
+            doc=DOCS + " §3 (developers.cloudflare.com/queues/configuration/dead-letter-queues/)",
+            pull_flag="--dead-letter-queue"),
     Setting("retry_delay", "int", "consumer", 0, "max_delay_seconds", 0, "s",
-            "retry delay (s)", "retry delay", _BATCHING + ": default 0 s; delays are whole seconds"),
+            "retry delay (s)", "retry delay", _BATCHING + ": default 0 s; delays are whole seconds",
+            pull_flag="--retry-delay-secs"),
     Setting("max_concurrency", "int", "consumer", 1, 250, "default_max_concurrency", "consumers",
             "max concurrency", "concurrency",
             DOCS + " §3 (developers.cloudflare.com/queues/configuration/consumer-concurrency/): 1-250"),
@@ -106,7 +110,7 @@ QUEUE_SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "visibility timeout (ms)", "visibility",
             DOCS + " §3 (developers.cloudflare.com/queues/configuration/pull-consumers/): pull "
             "consumers only; limits page: visibilityTimeout up to 12 hours; default 30 s "
-            "(assumption: not in the reference)"),
+            "(assumption: not in the reference)", pull_flag="--visibility-timeout-secs", pull_divisor=1000),
     Setting("delivery_delay", "int", "producer", 0, "max_delay_seconds", 0, "s",
             "delivery delay (s)", "delivery delay", _BATCHING + ": delaySeconds, whole seconds"),
     Setting("retention", "number", "queue", 60, 14 * 86_400, "default_retention_seconds", "s",
