@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..errors import BudgetError, ConfigError
 from ..model.faults import Faults, as_faults
 from ..model.pipeline import Pipeline
-from ..model.workload import Diurnal, Piecewise, Replay, Workload, _Rated
+from ..model.workload import Workload
 from ..runtime.budget import Budget, check_plan
 from ..runtime.faults import ConsumerFaults, FaultPlan, scaled
 from ..runtime.runtime import Runtime
@@ -130,7 +130,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     faults = as_faults(pipeline.faults if faults is None else faults)
     if faults:
         check_faults(pipeline, faults, duration)
-    expected = expected_arrivals(workload, duration)
+    expected = workload.expected(duration)     # None: a workload class of the user's own
     instances = {a: pipeline.spec(a).instances for a in pipeline.nodes("actor")}
     check_plan(budget, 0 if expected is None else expected, instances)
     rt = Runtime(semantics=semantics, seed=seed, budget=budget)
@@ -322,22 +322,6 @@ def _check_arguments(pipeline, workload, duration, seed, semantics, drain, trace
             raise ConfigError(f"simulate: {name}={value!r} is not allowed; allowed: True or False")
     if budget is not None and not isinstance(budget, Budget):
         raise ConfigError(f"simulate: budget={budget!r:.80} is not allowed; allowed: a cdpkit.Budget or None")
-
-
-def expected_arrivals(workload: Workload, duration: float) -> float | None:
-    """How many arrivals ``workload`` draws over ``duration``, on average, before drawing
-    them (None for a workload class it does not know)."""
-    if isinstance(workload, _Rated):
-        return workload.rate * duration
-    if isinstance(workload, Piecewise):
-        bounds = [t for t, _ in workload.schedule[1:]] + [math.inf]
-        return sum(rate * max(0.0, min(end, duration) - start)
-                   for (start, rate), end in zip(workload.schedule, bounds))
-    if isinstance(workload, Diurnal):   # candidates are drawn at the peak rate, then thinned
-        return workload.mean * (1 + workload.amplitude) * duration
-    if isinstance(workload, Replay):
-        return float((workload.frame["time"] < duration).sum())
-    return None
 
 
 def _cycles(pipeline: Pipeline) -> str:
