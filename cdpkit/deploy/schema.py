@@ -12,6 +12,7 @@ import difflib
 import json
 import os
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,18 @@ def unknown_keys(config: dict) -> list[str]:
     return found
 
 
+def _with_schema(check: Callable[[], list[str]], otherwise: str, stacklevel: int) -> list[str]:
+    """``check()``'s problems; without wrangler's config-schema.json (wrangler not installed) a
+    warning saying ``otherwise``, unless CDPKIT_WRANGLER_SCHEMA says the schema must be there."""
+    try:
+        return check()
+    except FileNotFoundError as missing:
+        if os.environ.get("CDPKIT_WRANGLER_SCHEMA"):
+            raise
+        warnings.warn(f"{missing}; {otherwise}", stacklevel=stacklevel + 1)   # as seen from the caller
+        return []
+
+
 # What cdpkit's import reads from each table: it must be a list of tables with these strings.
 IMPORTED = {"queues.producers": ("binding", "queue"), "queues.consumers": ("queue",),
             "durable_objects.bindings": ("name", "class_name"), "kv_namespaces": ("binding",),
@@ -113,14 +126,8 @@ def check_imported(config: Any, path: str) -> None:
     installed it warns and checks the fields the import reads."""
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: the top level must be a table of settings, not {type(config).__name__}")
-    try:
-        problems = unknown_keys(config)
-        problems = problems or schema_errors(config)
-    except FileNotFoundError as missing:
-        if os.environ.get("CDPKIT_WRANGLER_SCHEMA"):
-            raise
-        warnings.warn(f"{missing}; unknown keys are not checked", stacklevel=3)
-        problems = []
+    problems = _with_schema(lambda: unknown_keys(config) or schema_errors(config),
+                            "unknown keys are not checked", stacklevel=3)
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems[:5]))
     if not isinstance(config.get("name"), str):
@@ -176,13 +183,7 @@ def validate_config(config: dict[str, Any], others: list[dict] = ()) -> None:
     ...
     cdpkit.errors.ConfigError: queues.consumers[0]: queue 'jobs': max_batch_size=500 is not allowed; allowed: an integer from 1 to 100 (messages)
     """
-    try:
-        problems = schema_errors(config)
-    except FileNotFoundError as missing:
-        if os.environ.get("CDPKIT_WRANGLER_SCHEMA"):
-            raise
-        warnings.warn(f"{missing}; checked with cdpkit's rules only", stacklevel=2)
-        problems = []
+    problems = _with_schema(lambda: schema_errors(config), "checked with cdpkit's rules only", stacklevel=2)
     if problems:
         raise ConfigError(f"{config.get('name', '?')}: wrangler's config-schema.json rejects the config: "
                           + "; ".join(problems[:5]))
