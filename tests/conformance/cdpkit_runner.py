@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import cdpkit as cdp
-
-SETTING_KEYS = ("max_batch_size", "max_batch_timeout", "max_retries", "dead_letter_queue",
-                "retry_delay", "max_concurrency")
+from cdpkit.runtime.settings import QUEUE_SETTINGS
 
 
 def js_number(value):
@@ -31,7 +29,7 @@ def run_scenario(scenario: dict, semantics: str = "local", seed: int = 0,
     counters: dict[str, int] = {}
     queues = scenario["queues"]
     for short in queues:
-        rt.queue(short, **{k: v for k, v in (queues[short] or {}).items() if k in SETTING_KEYS})
+        rt.queue(short, **{k: v for k, v in (queues[short] or {}).items() if k in QUEUE_SETTINGS})
     steps_for = scenario.get("batches", {})
 
     def make_handler(short: str):
