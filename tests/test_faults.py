@@ -314,10 +314,11 @@ def test_runtime_applies_a_fault_timeline_to_handler_code():
     assert (m["outcome"] == "dropped").sum() == 10        # max_retries=0: thrown once, dropped
     assert counts[:10] == list(range(1, 11)) and counts[20] == 1   # memory lost at t=30
     assert plan.states[0].throws == 10 and plan.states[1].evicted == 1
-    with pytest.raises(cdp.ConfigError, match="errors of store 'KV' is not modelled in handler code"):
-        rt2 = cdp.Runtime()
-        rt2.kv("KV")
-        rt2.apply_faults(cdp.Faults([{"kind": "errors", "node": "KV", "start": 0, "end": 1}]))
+    rt2 = cdp.Runtime()
+    rt2.kv("KV")
+    with pytest.raises(cdp.ConfigError, match="permanent=0.5 is not allowed for errors of store 'KV' in "
+                                              "handler code .*; allowed: 0"):
+        rt2.apply_faults(cdp.Faults([{"kind": "errors", "node": "KV", "start": 0, "end": 1, "permanent": 0.5}]))
 
 
 # ------------------------------------------------------------- model files, sweep, CLI

@@ -10,14 +10,24 @@ What each kind does here:
 * ``errors`` of a consumer: each attempt at a message inside a window fails with ``p``
   (a spec consumer through its hook, :class:`ConsumerFaults`, so the failure takes the
   spec's retry policy; handler code through the wrapper: the message is retried as if the
-  handler had called ``retry()``). ``errors`` and ``rate_limit`` of an actor or store: the
-  consumers whose messages reach it (given by the simulator) fail those messages.
+  handler had called ``retry()``). ``errors`` and ``rate_limit`` of an actor or store: in
+  ``cdp.simulate``, the spec consumers whose messages reach it (given by the simulator) fail
+  those messages; in handler code (:meth:`FaultPlan.install_calls`, from
+  ``rt.apply_faults``) the call itself raises a :class:`FaultError` where the code awaits it
+  (an actor stub's RPC or ``fetch``; a KV get/put/delete/list; a D1 statement, ``batch`` or
+  ``exec``; a sink's ``call``), so the handler fails as on the platform and its messages are
+  retried by the queue's rules (or by the handler's own ``retry()``, if it catches it).
 * ``slowdown``: a spec consumer's batch time, a spec actor's service time or a store's
-  latency times ``factor`` inside a window.
+  latency times ``factor`` inside a window; a handler-code consumer's invocation that starts
+  inside a window is stretched (see :class:`FaultedConsumer`).
 * ``eviction``: every instance of the actor class loses its memory (storage stays).
 
 Random draws are counter-based (seed, fault, ledger row, attempt): outside the windows
-nothing is drawn, so a run without faults, or before the first window, is unchanged.
+nothing is drawn, so a run without faults, or before the first window, is unchanged. A
+handler-code call to an actor or store does not say which message it serves, so its draw
+is keyed by (seed, fault, the fault's call number inside its windows) instead: the same
+seed and code give the same failures, and each call fails with ``p``, but not the very
+messages a spec model of the same code fails (the spec draws per message and attempt).
 """
 
 from __future__ import annotations
@@ -28,13 +38,18 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from .actors import ActorStub
+from .clock import Future
+from .d1 import D1Database
+from .env import IoFuture, Sink
+from .kv import KVNamespace
 from .ledger import splitmix64
 from .queues import BatchResult, Queue
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["FaultPlan", "FaultState", "ConsumerFaults", "FaultedConsumer"]
+__all__ = ["FaultPlan", "FaultState", "ConsumerFaults", "FaultedConsumer", "FaultError"]
 
 _MASK = (1 << 64) - 1
 
@@ -44,7 +59,7 @@ class FaultState:
     while a run applies it: its windows and what it has done (counters)."""
 
     __slots__ = ("fault", "index", "starts", "ends", "salt", "q", "poison", "second", "used",
-                 "injected", "rejected", "throws", "purged", "evicted")
+                 "injected", "rejected", "throws", "purged", "evicted", "calls", "slowed")
 
     def __init__(self, fault: Any, index: int, seed: int) -> None:
         self.fault, self.index = fault, index
@@ -56,6 +71,8 @@ class FaultState:
         self.q = 0.0 if self.poison >= 1 else p * (1 - share) / (1 - self.poison)
         self.second, self.used = -1, 0    # the rate limit's current second and calls accepted in it
         self.injected = self.rejected = self.throws = self.purged = self.evicted = 0
+        self.calls = 0          # handler-code calls drawn for inside the windows (errors)
+        self.slowed = 0         # handler-code invocations stretched (slowdown)
 
     def active(self, t: float) -> bool:
         i = bisect_right(self.starts, t) - 1
@@ -77,6 +94,31 @@ class FaultState:
             return True
         self.rejected += 1
         return False
+
+    def refuses(self, now: float) -> bool:
+        """Whether a handler-code call to this fault's actor or store, made now, fails:
+        ``rate_limit``: past ``per_second`` this second; ``errors``: with ``p``, a draw keyed
+        by the call's number inside the windows (the call does not name its message)."""
+        if not self.active(now):
+            return False
+        if self.fault.kind == "rate_limit":
+            refused = not self.take(now)
+        else:
+            self.calls += 1
+            refused = _uniform(self.salt ^ 0xCA11, self.calls) < self.fault.p
+        self.injected += refused
+        return refused
+
+
+class FaultError(RuntimeError):
+    """What a fault makes an actor or store call raise in handler code: the platform's
+    error text (``status`` 500 for ``errors``, 429 for ``rate_limit``), ending with the
+    fault that injected it."""
+
+    def __init__(self, message: str, status: int, fault: str) -> None:
+        super().__init__(f"{message} [injected by {fault}]")
+        self.status, self.fault = status, fault
+        self.retryable = True      # transient: the docs suggest retrying with backoff
 
 
 def _uniform(salt: int, key: int) -> float:
@@ -135,11 +177,23 @@ class ConsumerFaults:
 class FaultedConsumer:
     """A queue's consumer under faults: inside an ``outage`` (``throw``) window a batch fails
     at once, as a handler that throws; inside an ``errors`` window (handler code) each
-    message fails with ``p`` and is retried, as if the handler had called ``retry()``."""
+    message fails with ``p`` and is retried, as if the handler had called ``retry()``.
+
+    Inside a ``slowdown`` window (handler code), an invocation that *starts* in the window
+    takes ``factor`` times as long. ASSUMPTION (the model): the handler runs as it would,
+    and its end, as the queue sees it, is delayed by ``(factor - 1) * elapsed`` (its virtual
+    run time from start to return), as if every step it took, CPU and I/O alike, were
+    ``factor`` times slower; its CPU seconds (for cost) are multiplied by ``factor`` too,
+    as a spec consumer's batch time is. What the handler did (its calls, sends, acks) keeps
+    its own times; only the invocation's end, and so the queue's concurrency slot and the
+    messages' finish, move. The CPU-time limit is checked on the unstretched CPU.
+    """
 
     def __init__(self, inner: Any, runtime: Runtime, throws: list[FaultState],
-                 errors: list[FaultState]) -> None:
+                 errors: list[FaultState], slow: list[FaultState] | None = None) -> None:
         self.inner, self.runtime, self.throws, self.errors = inner, runtime, throws, errors
+        self.slow = slow or []
+        self.cpu_seen = getattr(inner, "cpu_seconds", 0.0)   # the consumer's CPU after the last batch
 
     def __getattr__(self, name: str) -> Any:      # cpu_seconds, spec, ... of the real consumer
         return getattr(self.inner, name)
@@ -153,6 +207,8 @@ class FaultedConsumer:
                 s.throws += 1
                 rt.clock.call_later(0.0, done, False, BatchResult())   # returns, failed, at once
                 return
+        if self.slow:
+            done = self._stretched(done, now)
         errors = [s for s in self.errors if s.active(now)]
         if not errors:
             self.inner.start(queue, batch_id, rows, done)
@@ -172,6 +228,31 @@ class FaultedConsumer:
             done(ok, result)
 
         self.inner.start(queue, batch_id, rows, finish)
+
+    def _stretched(self, done: Callable[[bool, BatchResult], None], started: float
+                   ) -> Callable[[bool, BatchResult], None]:
+        """``done``, called ``(factor - 1) * elapsed`` later for an invocation started in a
+        slowdown window (every batch passes here, to follow the consumer's CPU total)."""
+        active = [s for s in self.slow if s.active(started)]
+        factor = math.prod(s.fault.factor for s in active)
+        clock = self.runtime.clock
+
+        def finish(ok: bool, result: BatchResult) -> None:
+            cpu = getattr(self.inner, "cpu_seconds", None)
+            if cpu is not None:
+                # a handler consumer adds its batch's CPU just before calling done: the rise
+                # since the last batch's end is this batch's
+                extra = (factor - 1) * (cpu - self.cpu_seen)
+                self.inner.cpu_seconds = self.cpu_seen = cpu + extra
+            delay = (factor - 1) * (clock.now - started)
+            if not active or delay <= 0:
+                done(ok, result)
+                return
+            for s in active:
+                s.slowed += 1
+            clock.call_later(delay, done, ok, result)
+
+        return finish
 
 
 class FaultPlan:
@@ -213,16 +294,49 @@ class FaultPlan:
             elif f.kind == "slowdown" and f.node in actors and hasattr(actors[f.node], "service"):
                 pool = actors[f.node]
                 pool.service = scaled(pool.service, [s], rt)
-            elif f.kind == "slowdown" and f.node in consumers and not _hooked(rt, consumers[f.node]):
-                raise ConfigError(f"{f.label}: slowdown of a handler-code consumer is not modelled; "
-                                  "allowed: a spec consumer, actor or store (slow the handler's own "
-                                  "calls, e.g. its KV/D1 store, instead)")
         for node, queue_name in consumers.items():
             throws = [s for s in self.of(node, "outage") if s.fault.mode == "throw"]
-            errors = [] if _hooked(rt, queue_name) else self.of(node, "errors")
-            if throws or errors:
+            hooked = _hooked(rt, queue_name)     # a spec consumer slows and fails through its hook
+            errors = [] if hooked else self.of(node, "errors")
+            slow = [] if hooked else self.of(node, "slowdown")
+            if throws or errors or slow:
                 queue = rt.queue_named(queue_name)
-                queue.consumer = FaultedConsumer(queue.consumer, rt, throws, errors)
+                queue.consumer = FaultedConsumer(queue.consumer, rt, throws, errors, slow)
+
+    def install_calls(self, actors: dict[str, Any], stores: dict[str, Any]) -> None:
+        """Make handler code's calls to faulted actors and stores fail (``errors``,
+        ``rate_limit``): their namespaces and stores are wrapped in place, so every binding
+        that reaches them (``env.X``, ``rt.sinks[...]``) sees it. For handler-code runs only
+        (``rt.apply_faults``): ``cdp.simulate`` fails a spec consumer's messages instead
+        (:class:`ConsumerFaults`) and does not call this.
+
+        ``actors``: actor node -> :class:`~cdpkit.runtime.actors.ActorNamespace` (a binding
+        and its class name may both name it); ``stores``: store node -> KV namespace, D1
+        database or sink.
+        """
+        targets = {**actors, **stores}
+        wrapped: set[int] = set()
+        for node, target in targets.items():
+            if id(target) in wrapped:        # a binding and its class name: one wrapper for both
+                continue
+            names = {n for n, t in targets.items() if t is target}
+            states = [s for s in self.states if s.fault.node in names and s.fault.kind in ("errors", "rate_limit")]
+            if not states:
+                continue
+            wrapped.add(id(target))
+            calls = CallFaults(self.runtime, states)
+            if node in actors:
+                _fault_actor(target, calls)
+            elif isinstance(target, KVNamespace):
+                _fault_kv(target, calls)
+            elif isinstance(target, D1Database):
+                _fault_d1(target, calls)
+            elif isinstance(target, Sink):
+                _fault_sink(target, calls)
+            else:
+                raise ConfigError(f"{states[0].fault.label}: node={node!r} is not allowed ({type(target).__name__} "
+                                  "calls cannot fail in handler code); allowed: an actor, KV namespace, D1 "
+                                  "database or sink")
 
     def _purge(self, state: FaultState, queue: Queue) -> None:
         state.purged += queue.purge()
@@ -237,6 +351,160 @@ class FaultPlan:
                 obj.evict()
                 obj.active = busy
                 state.evicted += 1
+
+
+class CallFaults:
+    """The ``errors`` and ``rate_limit`` faults of one actor or store, for handler code:
+    :meth:`refused` says whether a call made now fails, and with which fault."""
+
+    def __init__(self, runtime: Runtime, states: list[FaultState]) -> None:
+        self.clock, self.states = runtime.clock, states
+
+    def refused(self) -> FaultState | None:
+        now = self.clock.now
+        for s in self.states:       # the fault listed first decides first
+            if s.refuses(now):
+                return s
+        return None
+
+
+def _rejected(clock: Any, delay: float, error: BaseException) -> IoFuture:
+    """An I/O future that fails with ``error`` after ``delay`` (the round trip of a failed
+    call); awaiting it always suspends, as any binding's I/O does."""
+    future = IoFuture()
+    if delay <= 0:
+        future.done, future.error = True, error
+    else:
+        clock.call_later(delay, future.set_exception, error)
+    return future
+
+
+def _latency(store: Any) -> float:
+    latency = store.latency
+    return latency() if callable(latency) else latency
+
+
+# The platform's words for a failed call (status 500: errors; 429: rate_limit):
+# - KV: workerd's "KV <OP> failed: <status> <reason>" (the text the put rate limit raises too).
+# - D1: from the D1 docs' list of errors (d1/observability/debug-d1/): "D1_ERROR: Network
+#   connection lost." (transient, retry) and "D1 DB is overloaded. Too many requests queued."
+# - Durable Object: an infrastructure error reaches the caller as an Error (durable-objects/
+#   best-practices/error-handling/: "transient internal errors", "sending too many requests");
+#   the overload text is the platform's (durable-objects/observability/troubleshooting/).
+# - A sink (an outside API behind fetch): the caller's own check of the response's status.
+_KV_OPS = {"get": "GET", "get_with_metadata": "GET", "put": "PUT", "delete": "DELETE", "list": "LIST"}
+
+
+def _fault_kv(kv: KVNamespace, calls: CallFaults) -> None:
+    for op, verb in _KV_OPS.items():
+        method = getattr(kv, op)
+
+        def faulted(*args: Any, _method: Callable = method, _op: str = op, _verb: str = verb,
+                    **kwargs: Any) -> Future:
+            s = calls.refused()
+            if s is None:
+                return _method(*args, **kwargs)
+            status = "429 Too Many Requests" if s.fault.kind == "rate_limit" else "500 Internal Server Error"
+            error = FaultError(f"KV {_verb} failed: {status} ({kv.binding}.{_op})", int(status[:3]), s.fault.label)
+            return _rejected(kv.runtime.clock, _latency(kv), error)
+
+        setattr(kv, op, faulted)      # this namespace only; the class keeps its methods
+
+
+def _d1_error(db: D1Database, s: FaultState) -> FaultError:
+    if s.fault.kind == "rate_limit":
+        return FaultError(f"D1 DB is overloaded. Too many requests queued. ({db.binding})", 429, s.fault.label)
+    return FaultError(f"D1_ERROR: Network connection lost. ({db.binding})", 500, s.fault.label)
+
+
+def _fault_d1(db: D1Database, calls: CallFaults) -> None:
+    """A D1 request (a statement's run/all/first/raw, a ``batch``, an ``exec``) fails before
+    any statement runs, so nothing is written. Statements are built by the database's own
+    class, so the failure is raised as the call is made (``await stmt.run()`` raises it at
+    the same line of the handler, with no latency) rather than by its future."""
+    execute, batch, exec_ = db._execute, db.batch, db.exec
+    inside = [False]        # within one batch/exec request: its statements are not drawn again
+
+    def one_request(call: Callable, *args: Any) -> Any:
+        s = calls.refused()
+        if s is not None:
+            raise _d1_error(db, s)
+        inside[0] = True
+        try:
+            return call(*args)
+        finally:
+            inside[0] = False
+
+    def faulted_execute(query: str, params: tuple, error: str = "D1_ERROR") -> Any:
+        if inside[0]:
+            return execute(query, params, error)
+        return one_request(execute, query, params, error)
+
+    db._execute = faulted_execute
+    db.batch = lambda statements: one_request(batch, statements)
+    db.exec = lambda query: one_request(exec_, query)
+
+
+def _fault_sink(sink: Sink, calls: CallFaults) -> None:
+    call = sink.call
+
+    def faulted(latency: float | None = None) -> IoFuture:
+        s = calls.refused()
+        if s is None:
+            return call(latency)
+        sink.calls += 1             # the request was made (and answered with an error)
+        status = (429, "Too Many Requests") if s.fault.kind == "rate_limit" else (500, "Internal Server Error")
+        error = FaultError(f"{sink.name} call failed: {status[0]} {status[1]}", status[0], s.fault.label)
+        delay = _latency(sink) if latency is None else latency
+        return _rejected(sink.clock, delay, error)
+
+    sink.call = faulted
+
+
+class _FaultedStub(ActorStub):
+    """A stub whose RPCs and ``fetch`` may fail (the namespace's faults): the request fails
+    before it reaches the object, so the object runs nothing and records no call."""
+
+    __slots__ = ("_calls",)
+
+    def __init__(self, stub: ActorStub, calls: CallFaults) -> None:
+        super().__init__(stub._object)
+        object.__setattr__(self, "_calls", calls)
+
+    def _refused(self, method: str) -> IoFuture | None:
+        s = self._calls.refused()
+        if s is None:
+            return None
+        obj = self._object
+        ns = obj.namespace
+        where = f"{ns.binding} ({ns.class_name}) {obj.label}.{method}"
+        if s.fault.kind == "rate_limit":
+            error = FaultError(f"Durable Object is overloaded. 429 Too Many Requests: over "
+                               f"{s.fault.per_second:g} requests per second ({where})", 429, s.fault.label)
+        else:
+            error = FaultError(f"Internal error in Durable Object: a transient infrastructure error, "
+                               f"retryable ({where})", 500, s.fault.label)
+        return _rejected(ns.runtime.clock, 0.0, error)
+
+    def __getattr__(self, method: str) -> Any:
+        rpc = super().__getattr__(method)      # a missing method is still the caller's bug
+
+        def faulted(*args: Any, **kwargs: Any) -> Future:
+            refused = self._refused(method)
+            return rpc(*args, **kwargs) if refused is None else refused
+
+        faulted.__name__ = method
+        return faulted
+
+    def fetch(self, request: Any) -> Future:
+        refused = self._refused("fetch")
+        return super().fetch(request) if refused is None else refused
+
+
+def _fault_actor(namespace: Any, calls: CallFaults) -> None:
+    """Stubs from this namespace (``get``, and ``get_by_name`` through it) may fail."""
+    get = namespace.get
+    namespace.get = lambda actor_id: _FaultedStub(get(actor_id), calls)
 
 
 def _hooked(runtime: Runtime, queue: str) -> bool:

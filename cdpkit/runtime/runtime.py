@@ -787,6 +787,15 @@ class Runtime:
         consumers) first. Times are virtual seconds from 0. Returns the plan (its
         ``states`` count what each fault did).
 
+        In handler code, ``errors`` and ``rate_limit`` of an actor (named by binding or class)
+        or a store (a KV namespace, D1 database or sink) make its calls raise a
+        :class:`~cdpkit.runtime.faults.FaultError` with the platform's text (e.g. ``KV PUT
+        failed: 429 Too Many Requests``, ``D1_ERROR: Network connection lost.``) where the
+        handler awaits them; an exception the handler does not catch fails its batch, which is
+        retried by the queue's rules. ``slowdown`` of a consumer stretches each invocation that
+        starts inside a window (see :class:`~cdpkit.runtime.faults.FaultedConsumer`); of a
+        store, its latency.
+
         >>> import cdpkit as cdp
         >>> rt = cdp.Runtime()
         >>> _ = rt.queue("jobs", max_retries=0)
@@ -799,6 +808,24 @@ class Runtime:
         >>> rt.run()
         >>> rt.messages["outcome"].tolist()     # it threw: dropped after max_retries + 1 attempts
         ['dropped']
+
+        A KV namespace failing every call for 10 s:
+
+        >>> rt = cdp.Runtime()
+        >>> _ = rt.queue("jobs", max_retries=0)
+        >>> _ = rt.kv("CACHE")
+        >>> @rt.consumer("jobs")
+        ... async def handle(batch, env, ctx):
+        ...     await env.CACHE.put("k", "v")
+        >>> _ = rt.apply_faults(cdp.Faults([{"kind": "errors", "node": "CACHE", "p": 1,
+        ...                                  "start": 0, "end": 10}]))
+        >>> _ = rt.env.JOBS.send({"n": 1})
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")     # a HandlerWarning shows the traceback
+        ...     rt.run()
+        >>> str(rt.errors["error"][0]), rt.messages["outcome"].tolist()
+        ("KV PUT failed: 500 Internal Server Error (CACHE.put) [injected by fault 1 (errors of 'CACHE')]", ['dropped'])
         """
         from .faults import FaultPlan, runtime_nodes
         if not callable(getattr(faults, "check", None)):     # the model layer's class, by duck type
@@ -808,12 +835,19 @@ class Runtime:
         dlqs = {q.settings.dead_letter_queue for q in self.queues.values()} - {None}
         faults.check(kinds, None, dlqs)
         for f in faults:
-            if f.kind in ("errors", "rate_limit") and kinds[f.node] != "consumer":
-                raise ConfigError(f"{f.label}: {f.kind} of {kinds[f.node]} {f.node!r} is not modelled in "
-                                  "handler code (its calls would have to raise); allowed: a consumer "
-                                  "(or cdp.simulate of a spec pipeline)")
+            if f.kind == "errors" and kinds[f.node] != "consumer" and f.permanent:
+                # a call does not name the message it serves: "fails every attempt of the same
+                # message" has no meaning for it
+                raise ConfigError(f"{f.label}: permanent={f.permanent:g} is not allowed for errors of "
+                                  f"{kinds[f.node]} {f.node!r} in handler code (its calls do not say "
+                                  "which message they serve); allowed: 0 (each call fails with p)")
+            if f.kind == "slowdown" and kinds[f.node] == "actor":
+                raise ConfigError(f"{f.label}: slowdown of actor {f.node!r} is not modelled in handler "
+                                  "code; allowed: a consumer or store (slow the stores the actor calls, "
+                                  "or its consumer), or cdp.simulate of a spec actor")
         plan = FaultPlan(self, faults, self.seed)
         plan.install(consumers, actors, stores)
+        plan.install_calls(actors, stores)
         return plan
 
     def create_queue(self, name: str) -> Queue:
