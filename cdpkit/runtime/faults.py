@@ -59,7 +59,7 @@ class FaultState:
     while a run applies it: its windows and what it has done (counters)."""
 
     __slots__ = ("fault", "index", "starts", "ends", "salt", "q", "poison", "second", "used",
-                 "injected", "rejected", "throws", "purged", "evicted", "calls", "slowed")
+                 "injected", "rejected", "throws", "purged", "evicted", "calls", "slowed", "added_cpu")
 
     def __init__(self, fault: Any, index: int, seed: int) -> None:
         self.fault, self.index = fault, index
@@ -73,6 +73,16 @@ class FaultState:
         self.injected = self.rejected = self.throws = self.purged = self.evicted = 0
         self.calls = 0          # handler-code calls drawn for inside the windows (errors)
         self.slowed = 0         # handler-code invocations stretched (slowdown)
+        self.added_cpu: dict[int, float] = {}   # window index -> consumer CPU seconds a slowdown added
+
+    def window(self, t: float) -> int:
+        """The index of the window that holds ``t`` (-1 before the first)."""
+        return bisect_right(self.starts, t) - 1
+
+    def add_cpu(self, t: float, seconds: float) -> None:
+        """Count CPU seconds this slowdown added to a batch started at ``t`` (for the bill)."""
+        i = self.window(t)
+        self.added_cpu[i] = self.added_cpu.get(i, 0.0) + seconds
 
     def active(self, t: float) -> bool:
         i = bisect_right(self.starts, t) - 1
@@ -146,6 +156,7 @@ class ConsumerFaults:
             return failing, cpu
         for s in self.slow:
             if s.active(now):
+                s.add_cpu(now, cpu * (s.fault.factor - 1))
                 cpu *= s.fault.factor
         ledger, reach, default = self.runtime.ledger, self.reach, self.reach.get(None, ())
         errors = [s for s in self.errors if s.active(now)]
@@ -242,8 +253,11 @@ class FaultedConsumer:
             if cpu is not None:
                 # a handler consumer adds its batch's CPU just before calling done: the rise
                 # since the last batch's end is this batch's
-                extra = (factor - 1) * (cpu - self.cpu_seen)
+                spent = cpu - self.cpu_seen
+                extra = (factor - 1) * spent
                 self.inner.cpu_seconds = self.cpu_seen = cpu + extra
+                for s in active:         # each slowdown's own share (they multiply)
+                    s.add_cpu(started, (s.fault.factor - 1) * spent)
             delay = (factor - 1) * (clock.now - started)
             if not active or delay <= 0:
                 done(ok, result)
