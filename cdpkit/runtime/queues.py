@@ -339,11 +339,14 @@ class Scaler:
     every change, from the start."""
 
     __slots__ = ("policy", "cap", "level", "levels", "rate", "seen", "arrived", "per_message",
-                 "failed_share", "_k")
+                 "failed_share", "_k", "_window", "_drain", "_up", "_down")
 
     def __init__(self, policy: Autoscaling, cap: int) -> None:
         self.policy, self.cap = policy, cap
-        self._k = 1.0 / policy.memory    # the averages' weight of a new batch (policy is frozen)
+        # the policy's numbers, read once (it is frozen): decide runs after every batch
+        self._k = 1.0 / policy.memory    # the averages' weight of a new batch
+        self._window, self._drain = policy.rate_window, policy.drain_seconds
+        self._up, self._down = policy.step_up, policy.step_down
         self.level = min(policy.start, cap)
         self.levels: list[tuple[float, int]] = [(0.0, self.level)]
         self.rate = 0.0                  # messages landing per second (averaged)
@@ -351,15 +354,18 @@ class Scaler:
         self.per_message: float | None = None    # seconds a consumer spends per message
         self.failed_share = 0.0
 
-    def decide(self, queue: Queue, failed: bool, size: int, seconds: float) -> None:
-        """After a batch of ``size`` messages that took ``seconds``: the new level."""
-        # (after every batch: each value is read once, the arithmetic is as written)
-        policy, now = self.policy, queue.runtime.clock.now
+    def decide(self, queue: Queue, failed: bool, size: int, seconds: float, now: float | None = None) -> None:
+        """After a batch of ``size`` messages that took ``seconds`` (ending ``now``, default
+        the clock's): the new level."""
+        # after every batch: each value is read once and the arithmetic is exactly as written
+        # (same operations, same order: results are compared bit for bit, bench/same_results.py)
+        if now is None:
+            now = queue.runtime.clock.now
         dt = now - self.seen
-        weight = -_expm1(-dt / policy.rate_window)    # time-weighted average of the landing rate
+        weight = -_expm1(-dt / self._window)    # time-weighted average of the landing rate
         if weight > 0:     # weight / dt, not count / dt: finite however close batches end
-            arrived = queue.arrived
-            self.rate += weight / dt * (arrived - self.arrived) - weight * self.rate
+            arrived, rate = queue.arrived, self.rate
+            self.rate = rate + (weight / dt * (arrived - self.arrived) - weight * rate)
             self.seen, self.arrived = now, arrived
         k = self._k
         sample = seconds / (size if size > 1 else 1)      # max(size, 1)
@@ -367,19 +373,21 @@ class Scaler:
         self.per_message = per_message = sample if per_message is None else per_message + k * (sample - per_message)
         failed_share = self.failed_share
         self.failed_share = failed_share = failed_share + k * (failed - failed_share)
-        need = (self.rate + len(queue.buffer) / policy.drain_seconds) * per_message * (1.0 - failed_share)
+        need = (self.rate + len(queue.buffer) / self._drain) * per_message * (1.0 - failed_share)
         # rounded up: enough consumers for the need (rounding 1.2 down left one consumer short
         # of the inflow, holding a standing backlog); the epsilon absorbs float noise at whole numbers
-        target = _ceil(need - 1e-9)         # then max(1, min(cap, target)), without two calls
-        if target > self.cap:
+        target = _ceil(need - 1e-9)
+        level = self.level
+        if target == level:                 # the usual case: the level holds (it is in 1..cap)
+            return
+        if target > self.cap:               # max(1, min(cap, target)), without two calls
             target = self.cap
         if target < 1:
             target = 1
-        level = self.level
         if target > level:
-            level = min(target, level + policy.step_up)
+            level = min(target, level + self._up)
         elif target < level:
-            level = max(target, level - policy.step_down)
+            level = max(target, level - self._down)
         if level != self.level:
             self.level = level
             self.levels.append((now, level))
@@ -568,20 +576,20 @@ class Queue:
         """Sent ``rows`` (in the ledger already) land in the buffer after ``delay``; what is
         over the throughput limit is rejected (spec pipelines' sends; a Producer checks first
         and throws instead)."""
-        per_window = self._per_window
+        per_window, clock, n = self._per_window, self.runtime.clock, len(rows)
         if per_window is not None:     # allowed_now and count_sends, in one look at the window
-            window = int(self.runtime.clock.now // self._rate_window)
-            sent, n = self.sends.get(window, 0), len(rows)
-            fits = max(0, min(n, per_window - sent))
-            if fits < n:
-                self.reject(rows[fits:], self.runtime.clock.now, "Too Many Requests: over "
+            window, sends = int(clock.now // self._rate_window), self.sends
+            sent = sends.get(window, 0)
+            if sent + n > per_window:  # the excess is rejected (the usual case fits: no min/max calls)
+                fits = per_window - sent if per_window > sent else 0
+                self.reject(rows[fits:], clock.now, "Too Many Requests: over "
                             f"{self.runtime.semantics.queue_messages_per_second:,.0f} messages per second")
-                rows = rows[:fits]
-            self.sends[window] = sent + len(rows)
-            if not rows:
+                rows, n = rows[:fits], fits
+            sends[window] = sent + n
+            if not n:
                 return
-        self.landing += len(rows)                 # _enqueue, inlined
-        self.runtime.clock.call_later(delay, self._land, rows)
+        self.landing += n                         # _enqueue, inlined
+        clock.call_later(delay, self._land, rows)
 
     def _enqueue(self, rows: Sequence[int], delay: float) -> None:
         """Land ledger ``rows`` in the buffer after ``delay`` (always through the timer queue;
@@ -744,8 +752,9 @@ class Queue:
         rt.recorder.batch_finished(batch_id, now, batch, dispositions, ok, result)
         if self.inflow is not None:
             self.absorb()
-        if self.scaler is not None:   # "After processing a batch ... check ... concurrent consumers"
-            self.scaler.decide(self, not ok, len(batch), now - started)
+        scaler = self.scaler
+        if scaler is not None:        # "After processing a batch ... check ... concurrent consumers"
+            scaler.decide(self, not ok, len(batch), now - started, now)
         self.flusher.finished(self)
         if self.inflow is not None:
             self.rewake()
