@@ -118,13 +118,17 @@ def test_model_file_path_that_is_not_a_model_file():
         cdp.Pipeline.from_yaml("model.txt")
 
 
-def test_simulate_refuses_a_pull_consumer_rather_than_pushing_it():
+def test_simulate_runs_a_pull_consumer_in_production_and_refuses_it_under_local():
     p = cdp.Pipeline("v")
     p.add_source("http", queue="jobs")
     p.add_queue("jobs")
     p.add_consumer("jobs", pull={"batch_size": 10})
-    with pytest.raises(ConfigError, match=re.escape("simulate: the consumer of 'jobs' is a pull consumer")):
-        cdp.simulate(p, cdp.Poisson(rate=10), duration=5)
+    res = cdp.simulate(p, cdp.Poisson(rate=10), duration=5)
+    assert res.summary()["acked"] == res.summary()["messages"] > 0
+    assert type(res.runtime.queues["jobs"].consumer).__name__ == "PullConsumer"   # not pushed
+    with pytest.raises(ConfigError, match=re.escape("simulate: the consumer of 'jobs' is a pull consumer "
+                                                    "(pull=...), which semantics='local' does not have")):
+        cdp.simulate(p, cdp.Poisson(rate=10), duration=5, semantics="local")
 
 
 @pytest.mark.parametrize("make, message", [

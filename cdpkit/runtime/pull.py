@@ -14,7 +14,14 @@ retention, delivery counts, retries, the dead letter queue and conservation are 
 consumer's. Modelling choices (assumptions, not documented): a batch is settled once, when
 every lease of it is acked or retried, or when its visibility timeout ends (then the rest are
 retried at once and count a failed attempt, as a ``retry()`` does); acks given earlier take
-effect then. A lease that expired or is unknown is ignored and reported by ``ack``.
+effect then. A lease that expired or is unknown is ignored and reported by ``ack``. A pull
+client runs outside Workers, so the consumer wall-time limit does not apply to a lease (its
+bound is the visibility timeout), and pulls are not Worker invocations (``cost.py``).
+
+:class:`PullClient` is the polling loop, driven by handler code, or (:func:`behaviour_handler`)
+by a push consumer's behaviour object: that is how ``cdp.simulate`` runs a spec consumer
+declared with ``pull=`` (its service time, failures, retry policy and publishing, applied to
+leased batches).
 
 >>> import cdpkit as cdp
 >>> rt = cdp.Runtime(semantics="production")
@@ -32,30 +39,41 @@ effect then. A lease that expired or is unknown is ignored and reported by ``ack
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, LimitError
+from ..errors import ConfigError, HandlerError, LimitError
+from .clock import Future
 from .queues import BatchResult
 
 if TYPE_CHECKING:
     from .queues import Queue
     from .runtime import Runtime
 
-__all__ = ["PullConsumer", "PulledMessage", "PullClient", "MAX_PULL_BATCH"]
+__all__ = ["PullConsumer", "PulledMessage", "PullClient", "MAX_PULL_BATCH", "behaviour_handler"]
 
 MAX_PULL_BATCH = 100          # queues/platform/limits/: "Maximum consumer batch size 100 messages"
 MAX_VISIBILITY_MS = 43_200_000   # queues/platform/limits/: visibilityTimeout (pull-based) 12 hours
+_EXACT_TICKS = 100_000     # an idle loop's skipped polls are added up one by one up to this many
 
 
 class Held:
-    """The flusher of a pulled queue: messages wait in the buffer until a client pulls."""
+    """The flusher of a pulled queue: messages wait in the buffer until a client pulls; a
+    landing wakes the client loops that wait for one (:meth:`PullClient._idle`)."""
 
-    __slots__ = ()
+    __slots__ = ("consumer",)
     times_out_from_arrival = False
 
+    def __init__(self, consumer: PullConsumer) -> None:
+        self.consumer = consumer
+
     def landed(self, queue: Queue) -> None:
-        pass
+        idle = self.consumer.idle
+        if idle and queue.buffer:
+            self.consumer.idle = []
+            for woken in idle:
+                woken.set_result(None)
 
     def finished(self, queue: Queue) -> None:
         pass
@@ -99,11 +117,37 @@ class PullConsumer:
                 "POST /batch) and wrangler refuses type = \"http_pull\" in a config; allowed: semantics='production'")
         self.runtime, self.queue = runtime, queue
         self.pulls = self.empty_pulls = 0
+        self.loops = 0                # polling loops of its clients (the timeline's "consumers")
+        self.idle: list[Future] = []   # loops waiting for a landing instead of polling
+        self.behaviour: Any = None    # what behaviour_handler runs for its client (a spec consumer)
         self._leases: dict[str, tuple[int, int]] = {}    # lease id -> (batch id, row)
         self._batches: dict[int, _Lease] = {}
         self._cut: tuple[int, list[int], Callable] | None = None
-        queue.flusher = Held()
+        queue.flusher = Held(self)
         queue.scaler = None           # autoscaling is for push consumers only
+        # a pull client runs outside Workers: no invocation wall time (the lease bounds it)
+        queue._wall = None
+
+    @property
+    def faults(self) -> Any:
+        """The fault hook of the behaviour its client runs (a fault timeline's errors and
+        slowdowns of a spec pull consumer go there); no attribute without one."""
+        if self.behaviour is None:
+            raise AttributeError("faults")
+        return self.behaviour.faults
+
+    @faults.setter
+    def faults(self, hook: Any) -> None:
+        if self.behaviour is None:
+            raise AttributeError("faults: a pull consumer driven by handler code has no fault hook")
+        self.behaviour.faults = hook
+
+    def lease_rows(self, messages: list[PulledMessage]) -> tuple[int, list[int]]:
+        """The batch id and ledger rows of the messages one pull returned (for a behaviour
+        that works on ledger rows, as a push consumer's ``start`` does)."""
+        leases = self._leases
+        found = [leases[m.lease_id] for m in messages]
+        return found[0][0], [row for _, row in found]
 
     # -- called by Queue.flush ---------------------------------------------------------
     def start(self, queue: Queue, batch_id: int, rows: list[int], done: Callable[[bool, BatchResult], None]) -> None:
@@ -209,49 +253,137 @@ class PullConsumer:
 
 class PullClient:
     """A client outside Workers polling a pull consumer: ``concurrency`` loops, each pulling
-    ``batch_size`` messages every ``interval`` seconds (short polling: at once again after a
-    full batch), running ``handler(messages)`` and acking what it returns.
+    ``batch_size`` messages, running ``handler(messages)`` and acking what it returns.
+
+    The cadence (ASSUMPTION; the reference, §3, documents short polling, "an empty pull still
+    costs a read operation", and leaves the client's cadence to its author): a loop that got a
+    full batch pulls again as soon as it has acked it (more may be waiting); after a partial
+    or empty pull it waits ``interval`` seconds. So one loop's cycle is ``s`` after a full
+    batch and ``s + interval`` after a partial one (``s``: the handler's time), and a
+    saturated queue (every pull full) is drained at ``concurrency * batch_size / s``
+    messages per second whatever the interval. All loops start at time 0.
 
     ``handler`` is ``async def handler(messages) -> (acks, retries)`` (lease ids) or returns
     None to ack every message; its awaits (``cdp.Runtime.sleep``) take virtual time. A handler
     that raises acks nothing: the batch comes back after its visibility timeout. The loops
     run until ``until`` (virtual seconds), or for ever: run the runtime with ``rt.run(until=...)``.
+    From ``idle_after`` (virtual seconds; None: never) a loop whose pull came back empty
+    waits for a message to land instead of polling an empty queue, and then takes up its
+    cadence again (the next poll is the first one at or after the landing, and the polls it
+    skipped are counted as the empty pulls they would have been): the runtime then runs out
+    of events once every message is done, so ``rt.run()`` (or a simulation's drain) ends.
     """
 
     def __init__(self, consumer: PullConsumer, handler: Callable | None = None, *, interval: float = 1.0,
                  batch_size: int | None = None, concurrency: int = 1, visibility_timeout: float | None = None,
-                 until: float | None = None) -> None:
+                 until: float | None = None, idle_after: float | None = None) -> None:
         where = f"pull client of queue {consumer.queue.name!r}"
         for name, value, ok, allowed in (
                 ("interval", interval, isinstance(interval, (int, float)) and 0 < interval <= 86_400,
                  "seconds > 0, at most 86400"),
                 ("concurrency", concurrency, isinstance(concurrency, int) and 1 <= concurrency <= 250,
-                 "an integer from 1 to 250")):
+                 "an integer from 1 to 250"),
+                ("idle_after", idle_after, idle_after is None or isinstance(idle_after, (int, float))
+                 and 0 <= idle_after < math.inf, "None or a time in virtual seconds >= 0")):
             if isinstance(value, bool) or not ok:
                 raise ConfigError(f"{where}: {name}={value!r} is not allowed; allowed: {allowed}")
         self.consumer, self.handler = consumer, handler
         self.interval, self.batch_size, self.concurrency = float(interval), batch_size, concurrency
-        self.visibility_timeout, self.until = visibility_timeout, until
+        self.visibility_timeout, self.until, self.idle_after = visibility_timeout, until, idle_after
         self.errors: list[BaseException] = []
         rt = consumer.runtime
+        consumer.loops += concurrency
         for i in range(concurrency):
             rt.spawn(self._loop(), name=f"{where} #{i}")
 
     async def _loop(self) -> None:
-        rt = self.consumer.runtime
-        while self.until is None or rt.now < self.until:
-            messages = self.consumer.pull(self.batch_size, self.visibility_timeout)
-            if messages:
-                try:
-                    decided = await _call(self.handler, messages)
-                except Exception as exc:          # the client failed on this batch: no ack
-                    self.errors.append(exc)
-                    decided = ((), ())
-                acks, retries = ([m.lease_id for m in messages], ()) if decided is None else decided
-                self.consumer.ack(acks, retries)
-            size = self.batch_size or self.consumer.queue.settings.max_batch_size
-            if len(messages) < size:          # short polling: a full batch means more may wait
-                await rt.sleep(self.interval)
+        consumer = self.consumer
+        rt, until, idle_after = consumer.runtime, self.until, self.idle_after
+        size = self.batch_size or consumer.queue.settings.max_batch_size
+        try:
+            while until is None or rt.now < until:
+                messages = consumer.pull(self.batch_size, self.visibility_timeout)
+                if messages:
+                    try:
+                        decided = await _call(self.handler, messages)
+                    except Exception as exc:          # the client failed on this batch: no ack
+                        self.errors.append(exc)
+                        decided = ((), ())
+                    acks, retries = ([m.lease_id for m in messages], ()) if decided is None else decided
+                    consumer.ack(acks, retries)
+                if len(messages) >= size:         # short polling: a full batch means more may wait
+                    continue
+                if not messages and idle_after is not None and rt.now >= idle_after:
+                    await self._idle()
+                else:
+                    await rt.sleep(self.interval)
+        finally:
+            consumer.loops -= 1
+
+    async def _idle(self) -> None:
+        """After an empty pull: wait for a landing, then sleep to the first poll of this
+        loop's cadence at or after it; the polls skipped (each would have been empty) count."""
+        consumer, interval, until = self.consumer, self.interval, self.until
+        rt = consumer.runtime
+        polled = rt.now
+        woken = Future()
+        consumer.idle.append(woken)
+        await woken
+        now, end = rt.now, math.inf if until is None else until
+        tick, skipped = polled + interval, 0
+        if (now - polled) / interval < _EXACT_TICKS:
+            while tick < now:                 # added up as the sleeps would: the same floats
+                skipped += tick < end         # a poll at or after until would not have happened
+                tick += interval
+        else:                                 # a long wait: the same polls, by arithmetic
+            ticks = max(1, math.ceil((now - polled) / interval))
+            tick = polled + ticks * interval
+            skipped = max(0, min(ticks - 1, math.ceil((end - polled) / interval) - 1 if until is not None
+                                 else ticks - 1))
+        consumer.pulls += skipped
+        consumer.empty_pulls += skipped
+        await rt.sleep(max(0.0, tick - now))
+
+
+def behaviour_handler(consumer: PullConsumer, behaviour: Any) -> Callable[[list[PulledMessage]], Any]:
+    """A :class:`PullClient` handler that runs ``behaviour`` on each pulled batch.
+
+    ``behaviour`` is a push consumer's object: ``start(queue, batch_id, rows, done)``, which
+    calls ``done(ok, BatchResult)`` when the batch is done (the simulator's ``SpecConsumer``:
+    service time, failures and retry policy, publishing). The handler acks the messages the
+    result acks and retries by lease id those it retries, with their delays (None: the
+    queue's ``retry_delay``), as the broker applies a push batch's result (an explicit ack
+    survives ``retry_all``, as in production); a failed batch (``ok`` False) acks nothing and
+    comes back after its visibility timeout. A lease that expired meanwhile is ignored by
+    ``ack``: the message was delivered again (the behaviour's downstream work was done twice,
+    as a real client's would be).
+    """
+    queue = consumer.queue
+    consumer.behaviour = behaviour
+
+    async def handle(messages: list[PulledMessage]) -> tuple[list[str], list[dict]] | None:
+        batch_id, rows = consumer.lease_rows(messages)
+        finished = Future()
+        behaviour.start(queue, batch_id, rows, lambda ok, result: finished.set_result((ok, result)))
+        ok, result = await finished
+        if not ok:
+            raise HandlerError(f"pull client of queue {queue.name!r}: batch {batch_id} failed; no ack")
+        retries, retry_all = result.retries, result.retry_all
+        if not retries and not retry_all:     # the usual case: every message acked
+            return None
+        kept, later = result.explicit_acks, result.retry_all_delay
+        acks, again = [], []
+        for m, row in zip(messages, rows):
+            if row in retries:
+                delay = retries[row]
+                again.append({"lease_id": m.lease_id, "delay_seconds": later if delay is None else delay})
+            elif retry_all and row not in kept:
+                again.append({"lease_id": m.lease_id, "delay_seconds": later})
+            else:
+                acks.append(m.lease_id)
+        return acks, again
+
+    return handle
 
 
 async def _call(handler: Callable | None, messages: list[PulledMessage]) -> Any:

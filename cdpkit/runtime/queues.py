@@ -458,7 +458,11 @@ class Queue:
 
     @property
     def consumers(self) -> int:
-        """Consumers the queue runs now (1 under ``local``: one pending flush)."""
+        """Consumers the queue runs now (1 under ``local``: one pending flush; a pull
+        consumer's: its clients' polling loops)."""
+        loops = getattr(self.consumer, "loops", None)
+        if loops is not None:
+            return loops
         return self.concurrency if self.runtime.semantics.concurrent_consumers else 1
 
     # -- platform limits on sends ------------------------------------------------------

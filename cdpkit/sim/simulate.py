@@ -27,6 +27,7 @@ from ..model.pipeline import Pipeline
 from ..model.workload import Workload
 from ..runtime.budget import Budget, check_plan
 from ..runtime.faults import ConsumerFaults, FaultPlan, scaled
+from ..runtime.pull import PullClient, behaviour_handler
 from ..runtime.runtime import Runtime
 from ..runtime.semantics import Semantics, resolve
 from .behaviour import (
@@ -60,6 +61,17 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     consumer publishing back upstream, dead letter queues that lead back), the drain may
     enter at most 100 messages per message in flight when arrivals stop (and 100,000 more):
     past that, messages are taken to go round without end and ``BudgetError`` names the cycle.
+
+    A consumer declared with ``pull={interval, batch_size, concurrency, visibility_timeout}``
+    is an HTTP pull consumer (``type = "http_pull"``; production only: ``wrangler dev`` has
+    none): ``concurrency`` client loops pull leased batches of up to ``batch_size``, run the
+    consumer's spec (service time, failures, retry policy, publishing) on each and ack or retry
+    by lease; a loop that got a full batch pulls again at once, otherwise after ``interval``
+    seconds (an assumption: saturated, the queue drains at ``concurrency * batch_size`` per
+    batch service time); a lease not settled within the visibility timeout is delivered again
+    (a failed attempt, up to ``max_retries`` and the dead letter queue). Each empty pull costs a
+    read (``res.cost()``); the timeline's ``consumers`` is the client's loops. See
+    :mod:`cdpkit.runtime.pull`.
 
     Parameters
     ----------
@@ -102,8 +114,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     ------
     ConfigError
         An argument is not allowed (``duration`` must be a finite number > 0, ``seed`` an
-        int >= 0, ``drain``/``trace``/``progress`` bools), the pipeline is invalid, or a fault
-        names a node it cannot strike.
+        int >= 0, ``drain``/``trace``/``progress`` bools), the pipeline is invalid, a fault
+        names a node it cannot strike, or a pull consumer is simulated under ``"local"``.
     BudgetError
         The run would exceed, or exceeded, ``budget``; it says which limit, the figure and
         what to change.
@@ -127,6 +139,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     seed = int(seed)
     budget = Budget() if budget is None else budget
     pipeline.validate()
+    _check_pull(pipeline, resolve(semantics))
     faults = as_faults(pipeline.faults if faults is None else faults)
     if faults:
         check_faults(pipeline, faults, duration)
@@ -170,11 +183,10 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     for node in pipeline.nodes("consumer"):
         data = pipeline.graph.nodes[node]
         spec = data["spec"]
-        if spec.pull is not None:     # not silently simulated as a push consumer
-            raise ConfigError(f"simulate: the consumer of {data['queue']!r} is a pull consumer "
-                              f"(pull={spec.pull}), which cdp.simulate does not model yet; allowed: "
-                              "push consumers (drop pull=), or emulate it with rt.pull_consumer()")
-        if spec.handler is not None:
+        if spec.pull is not None:     # its spec behaviour, run on leased batches by a polling client
+            pull_client(rt, data["queue"], spec.pull, SpecConsumer(rt, spec, streams[node], callers, bodies),
+                        duration)
+        elif spec.handler is not None:
             rt.consumer(data["queue"])(spec.handler)
         else:
             rt.attach_consumer(data["queue"], SpecConsumer(rt, spec, streams[node], callers, bodies),
@@ -244,6 +256,34 @@ def _drain(rt: Runtime, pipeline: Pipeline, duration: float) -> None:
     rt.clock.run()
 
 
+def pull_client(rt: Runtime, queue: str, pull: dict, behaviour: SpecConsumer, duration: float) -> PullClient:
+    """A spec consumer declared with ``pull=`` (an ``http_pull`` consumer): the queue gets a
+    :class:`~cdpkit.runtime.pull.PullConsumer` and ``pull["concurrency"]`` polling loops
+    (:class:`~cdpkit.runtime.pull.PullClient`: every ``interval`` s, at once again after a full
+    batch) run the spec's behaviour on each leased batch through its ``start`` interface
+    (:func:`~cdpkit.runtime.pull.behaviour_handler`) and ack or retry by lease; a lease not
+    settled within the visibility timeout is delivered again. From ``duration`` on, a loop
+    that finds the queue empty waits for a landing instead of polling, so the drain ends."""
+    consumer = rt.pull_consumer(queue)
+    rt.queues[queue].backlog_bytes = None      # nothing reads batch metadata (as for a push spec consumer)
+    return PullClient(consumer, behaviour_handler(consumer, behaviour), interval=pull["interval"],
+                      batch_size=pull["batch_size"], concurrency=pull["concurrency"],
+                      visibility_timeout=pull["visibility_timeout"], idle_after=duration)
+
+
+def _check_pull(pipeline: Pipeline, semantics: Semantics) -> None:
+    """A pull consumer needs the production profile: ``wrangler dev`` has none."""
+    if semantics.concurrent_consumers:
+        return
+    for node in pipeline.nodes("consumer"):
+        if pipeline.spec(node).pull is not None:
+            raise ConfigError(
+                f"simulate: the consumer of {pipeline.graph.nodes[node]['queue']!r} is a pull consumer "
+                f"(pull=...), which semantics={semantics.name!r} does not have: wrangler dev has no pull "
+                "endpoint (miniflare's queue broker serves only POST /message and POST /batch); allowed: "
+                "semantics='production', or a push consumer (drop pull=)")
+
+
 def check_faults(pipeline: Pipeline, faults: Faults, duration: float) -> None:
     """Each fault names a node of the right kind and starts inside the run (ConfigError
     naming the fault); what the simulator cannot apply is refused here too."""
@@ -258,6 +298,10 @@ def check_faults(pipeline: Pipeline, faults: Faults, duration: float) -> None:
             raise ConfigError(f"{f.label}: node={f.node!r} is not allowed (no spec consumer's messages "
                               f"reach it); allowed: an actor or store a spec consumer calls or writes "
                               "(directly or through actors)")
+        if f.kind == "outage" and f.mode == "throw" and kind == "consumer" and pipeline.spec(f.node).pull:
+            raise ConfigError(f"{f.label}: mode='throw' of a pull consumer ({f.node!r}) is not modelled (its "
+                              "client runs outside Workers: no invocation to throw); allowed: mode='pause', "
+                              "or errors / slowdown of the consumer")
         if f.kind == "slowdown" and (kind == "actor" and pipeline.spec(f.node).cls is not None
                                      or kind == "consumer" and pipeline.spec(f.node).handler is not None):
             raise ConfigError(f"{f.label}: slowdown of user code ({f.node!r}) is not modelled; allowed: a "
