@@ -81,6 +81,7 @@ for key, res in runs.items():
                  "dead_lettered": int(inc["dead_lettered"]), "lost": int(inc["dropped"] + inc["expired"]),
                  "peak_backlog": int(inc["peak_backlog"]), "time_to_drain_s": round(inc["time_to_drain"], 1),
                  "retried": int(inc["retried"]), "operations": int(inc["operations"]),
+                 "incident_usd": round(float(inc["cost_usd"]), 6),
                  "run_cost_usd": round(float(res.cost()["run_cost"].sum()), 4)}
 pd.DataFrame.from_dict(rows, orient="index")
 
@@ -92,6 +93,12 @@ pd.DataFrame.from_dict(rows, orient="index")
 #   is eventually written, at the price of a bigger backlog (messages waiting on their retry
 #   delay), a drain of a few minutes after the CRM is back, and about twice the retries
 #   (each a queue read and a Worker invocation).
+# * **In dollars** (`incident_usd`, the row's `cost_usd`): what the window *added* at list
+#   prices, not the whole run's bill (`run_cost_usd`). Each retry is one more queue read and
+#   its share of a Worker invocation and its CPU; each dead letter adds the DLQ's write, read
+#   and delete and its consumer's run. Exponential backoff's twice-as-many retries cost the
+#   most; dropping the messages (no DLQ) is the cheapest, and the worst outcome. Either way a
+#   15-minute CRM outage adds about a cent here: the bill is not the reason to pick a policy.
 
 # %%
 res = runs[("cdp-dlq", "exp 10 s..5 min x10")]
