@@ -1,9 +1,12 @@
 """Behaviour generated from specs, plugged into the *same* runtime as user handlers.
 
 * :class:`SpecConsumer` is a queue consumer (the broker calls ``start`` for each batch,
-  exactly as for a handler): it spends the batch's service time, decides per message
-  whether the attempt fails (retry with the spec's policy) and, for the rest, publishes,
-  routes or calls an actor. One scheduled event per batch, no coroutine per message.
+  exactly as for a handler): it draws the batch's service time and which messages fail
+  (retried with the spec's policy) and, for the rest, publishes, routes, writes to stores
+  and calls actors. A batch that only computes, publishes or calls a service-only actor is
+  one scheduled event (no coroutine); one that awaits stores or actors run as code is a
+  task per batch awaiting each step, as the same consumer written by hand does, so
+  same-instant events fall in the same order (``tests/test_spec_consumer_property.py``).
 * A spec actor class that writes to stores, calls actors or publishes is a generated
   :class:`~cdpkit.runtime.actors.Actor` subclass (:func:`spec_actor_class`) run through the
   runtime's own Durable Object machinery (its gate, stubs, KV/D1 calls), exactly as the
@@ -29,6 +32,7 @@ import numpy as np
 from ..errors import ConfigError, HandlerError
 from ..runtime.actors import Actor
 from ..runtime.clock import Future, resolve_later
+from ..runtime.env import ExecutionContext
 from ..runtime.queues import BatchResult, Queue
 from ..runtime.trace import CallLog
 
@@ -169,6 +173,13 @@ class SpecConsumer:
         self.cpu_seconds = 0.0
         pool = callers.get(spec.calls)       # actors exist before consumers
         self.simple_pool = pool if isinstance(pool, SpecActors) else None
+        # A batch whose messages await stores or actors run as code runs as handler code
+        # would (a task awaiting each step): the callbacks of one scheduled event cannot
+        # place a zero-latency write or a call finishing at a tied instant where the task's
+        # own events fall. Computing, publishing and a service-only actor's calls in turn
+        # (call_each replays the gate) need no task.
+        self.as_code = bool(spec.writes or spec.routes or spec.parallel
+                            or (spec.calls and self.simple_pool is None))
         # An attempt fails with probability `failure`; a `permanent` share of those failures
         # are poison messages that fail every attempt, the rest fail independently with q.
         f, share = spec.failure, spec.permanent
@@ -192,7 +203,6 @@ class SpecConsumer:
             failing = sorted({*failing, *(i for i, row in enumerate(rows) if uniform(row) < share)})
         if self.faults is not None:     # inside a fault window: more failures, a slower batch
             failing, cpu = self.faults.apply(rows, failing, cpu)
-        self.cpu_seconds += cpu
         acked = rows
         if failing:
             result = BatchResult()
@@ -206,10 +216,46 @@ class SpecConsumer:
             retried = result.retries
             acked = [] if result.retry_all else [row for row in rows if row not in retried]
 
+        if self.as_code:
+            self._run_as_code(queue, batch_id, cpu, acked, lambda ok: done(ok, result))
+            return
+        self.cpu_seconds += cpu
+
         def after_cpu() -> None:
             self._downstream(acked, lambda: done(True, result))
 
         rt.clock.call_later(cpu, after_cpu)
+
+    def _run_as_code(self, queue: Queue, batch_id: int, cpu: float, acked: list[int],
+                     done: Callable[[bool], None]) -> None:
+        """The batch as :class:`~cdpkit.runtime.runtime.HandlerConsumer` runs a handler: a
+        task (its first step one event later) that computes for ``cpu`` seconds, publishes,
+        then awaits each message's steps; an error from a store or an actor (an overloaded
+        Durable Object, a fault) fails the batch, as an exception in a handler does."""
+        rt = self.runtime
+        ctx = ExecutionContext(rt)
+        task = rt.clock.spawn(self._steps(ctx, cpu, acked), name=f"{queue.name}#{batch_id}")
+
+        def report(error: BaseException | None) -> None:
+            self.cpu_seconds += ctx.cpu_seconds
+            if error is not None:
+                rt.failures.record(rt.clock.now, queue.name, batch_id, error)
+            done(error is None)
+
+        task.add_done_callback(lambda _t: ctx.settle(task, report))
+
+    async def _steps(self, ctx: ExecutionContext, cpu: float, acked: list[int]) -> None:
+        await ctx.work(cpu)
+        if not acked:
+            return
+        sends: dict[str, list[int]] = {}
+        chains = self._chains(acked, sends)
+        self._send(sends)
+        if self.spec.parallel:      # Promise.all over the messages: each chain its own task
+            await ctx.gather(*(_in_turn(chain) for chain in chains))
+        else:
+            for chain in chains:
+                await _in_turn(chain)
 
     def _send(self, sends: dict[str, list[int]]) -> None:
         for queue, bodies in sends.items():
@@ -226,44 +272,24 @@ class SpecConsumer:
             for queue in spec.publish:
                 sends.setdefault(queue, []).append(body)
         for store in spec.writes:
-            calls.append((self.callers[store], body))
+            calls.append((self.callers[store].awaitable, body))
         if spec.calls:
-            calls.append((self.callers[spec.calls], body))
+            calls.append((self.callers[spec.calls].awaitable, body))
 
     def _downstream(self, acked: list[int], finish: Callable[[], None]) -> None:
-        """Publish and route now; call the actor for each message in turn (all messages at
-        once if ``parallel``), then finish."""
-        spec = self.spec
-        sends: dict[str, list[int]] = {}
-        if spec.routes or spec.parallel:
-            chains = self._chains(acked, sends)
-            self._send(sends)
-            if spec.parallel:
-                _all_at_once(chains, finish)
-            else:
-                _in_turn([step for chain in chains for step in chain], finish)
-            return
-        calls: list[tuple[Callable, int]] = []
-        if acked:                             # every message takes the default steps
+        """A batch not run as code: publish the acked messages now, call the service-only
+        actor for each in turn (if the spec calls one), then finish."""
+        if acked:
             payload = self.runtime.ledger.payload
             bodies = [payload[row] for row in acked]
-            for queue in spec.publish:
-                sends[queue] = bodies
-            if spec.writes:
-                for body in bodies:
-                    self._default_steps(body, None, calls)
-            elif spec.calls:
-                if self.simple_pool is not None:   # calls that are just service time
-                    self._send(sends)
-                    self.simple_pool.call_each(len(bodies), finish)
-                    return
-                caller = self.callers[spec.calls]
-                calls = [(caller, body) for body in bodies]
-        self._send(sends)
-        _in_turn(calls, finish)
+            self._send({queue: bodies for queue in self.spec.publish})
+            if self.simple_pool is not None:
+                self.simple_pool.call_each(len(bodies), finish)
+                return
+        finish()
 
     def _chains(self, acked: list[int], sends: dict[str, list[int]]) -> list[list[tuple[Callable, int]]]:
-        """Per acked message, the calls it makes in turn (its sends go into ``sends``)."""
+        """Per acked message, the calls it awaits in turn (its sends go into ``sends``)."""
         spec, rt, chains = self.spec, self.runtime, []
         payload = rt.ledger.payload
         for row in acked:
@@ -275,43 +301,16 @@ class SpecConsumer:
             elif target in rt.queues:         # Pattern 2: this type goes to its own target
                 sends.setdefault(target, []).append(body)
             else:
-                steps.append((self.callers[target], body))
+                steps.append((self.callers[target].awaitable, body))
             if steps:
                 chains.append(steps)
         return chains
 
 
-def _in_turn(calls: list[tuple[Callable, int]], finish: Callable[[], None]) -> None:
-    """Each call when the previous one is done, then ``finish()``."""
-    if not calls:
-        finish()
-        return
-    remaining = iter(calls)
-
-    def next_call() -> None:
-        step = next(remaining, None)
-        if step is None:
-            finish()
-        else:
-            step[0](step[1], next_call)
-
-    next_call()
-
-
-def _all_at_once(chains: list[list[tuple[Callable, int]]], finish: Callable[[], None]) -> None:
-    """Every chain started now (each its calls in turn); ``finish()`` when the last is done."""
-    left = [len(chains)]
-    if not chains:
-        finish()
-        return
-
-    def one_done() -> None:
-        left[0] -= 1
-        if not left[0]:
-            finish()
-
-    for chain in chains:
-        _in_turn(chain, one_done)
+async def _in_turn(chain: list[tuple[Callable[[int], Any], int]]) -> None:
+    """Await each call of one message in turn."""
+    for call, body in chain:
+        await call(body)
 
 
 def actor_streams(rng: np.random.Generator) -> tuple[np.random.Generator, np.random.Generator]:
@@ -373,6 +372,12 @@ class SpecActors:
         """A request to instance ``key`` (default: picked); ``then()`` runs when it is done."""
         self._enter(self.runtime.clock.now, 0, then, key)
         self._schedule()
+
+    def awaitable(self, body: int) -> Future:
+        """The call as a future (for a task to await), done when the call is."""
+        future = Future()
+        self.call(body, future.set_result)
+        return future
 
     def call_each(self, count: int, then: Callable[[], Any]) -> None:
         """``count`` requests one after another (each when the previous is done), then
@@ -525,12 +530,6 @@ def spec_origin(body: Any, where: str, why: str) -> int:
                        f"body (m.body) or its 'origin', because {why}")
 
 
-def _awaitable(call: Callable[[int, Callable[[], Any]], None], body: int) -> Future:
-    future = Future()
-    call(body, future.set_result)
-    return future
-
-
 def spec_actor_class(runtime: Runtime, name: str, spec: ActorSpec, service_rng: np.random.Generator,
                      callers: dict[str, Any], bodies: SpecBodies,
                      scale: Callable[[Callable[[], float]], Callable[[], float]] | None = None) -> type[Actor]:
@@ -553,25 +552,36 @@ def spec_actor_class(runtime: Runtime, name: str, spec: ActorSpec, service_rng: 
         for write in writes:
             await write(body)
         for child in spec.calls:
-            await _awaitable(callers[child], body)
+            await callers[child].awaitable(body)   # its errors fail this call too
         for queue in queues:
             send_spec_messages(runtime, queue, [body], bodies)
 
     return type(name, (Actor,), {spec.method: handle, "__doc__": f"Generated from spec actor {name!r}."})
 
 
-def code_actor_caller(namespace: Any, picker: KeyPicker, method: str, view: Callable[[int], Any] | None
-                      ) -> Callable[[int, Callable[[], Any]], None]:
+class CodeActorCaller:
     """Calls into an actor class through the runtime's namespace: ``method(body)`` on the
-    instance the next picked key maps to, then ``then()``. ``view``: how the class gets the
-    body (user code: :meth:`SpecBodies.view`; None: the int itself)."""
-    names = picker.names
+    instance the next picked key maps to. ``view``: how the class gets the body (user code:
+    :meth:`SpecBodies.view`; None: the int itself)."""
 
-    def call(body: int, then: Callable[[], Any]) -> None:
-        stub = namespace.get_by_name(names[picker.pick_index()])
-        getattr(stub, method)(body if view is None else view(body)).add_done_callback(lambda _f: then())
+    __slots__ = ("namespace", "picker", "method", "view")
 
-    return call
+    def __init__(self, namespace: Any, picker: KeyPicker, method: str, view: Callable[[int], Any] | None) -> None:
+        self.namespace, self.picker, self.method, self.view = namespace, picker, method, view
+
+    def awaitable(self, body: int) -> Future:
+        """The stub's call (a future that fails as the call does: an overloaded object, a fault)."""
+        stub = self.namespace.get_by_name(self.picker.names[self.picker.pick_index()])
+        return getattr(stub, self.method)(body if self.view is None else self.view(body))
+
+    def __call__(self, body: int, then: Callable[[], Any]) -> None:
+        self.awaitable(body).add_done_callback(lambda _f: then())
+
+
+def code_actor_caller(namespace: Any, picker: KeyPicker, method: str, view: Callable[[int], Any] | None
+                      ) -> CodeActorCaller:
+    """The caller of an actor class run through the runtime (:class:`CodeActorCaller`)."""
+    return CodeActorCaller(namespace, picker, method, view)
 
 
 class _SpecStub:
@@ -616,6 +626,10 @@ class StoreWriter:
             db.latency = latency
             insert, types = db.prepare("INSERT INTO writes VALUES (?, ?)"), bodies.types
             self.write = lambda body: insert.bind(body, types[body]).run()
+
+    def awaitable(self, body: int) -> Future:
+        """The store's call for ``body`` (a future)."""
+        return self.write(body)
 
     def __call__(self, body: int, then: Callable[[], Any]) -> None:
         self.write(body).add_done_callback(lambda _future: then())
