@@ -9,6 +9,8 @@ arrival, start and finish and every ledger row's times, attempts and outcome mus
 frequent (calls that finish, arrive or re-enter at the very same instant).
 """
 
+import dataclasses
+
 import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -43,6 +45,9 @@ specs = st.fixed_dictionaries({
     "load": st.tuples(st.sampled_from(["poisson", "constant"]), st.sampled_from([10, 40, 90])),
     "duration": st.sampled_from([1.0, 2.0, 3.0]),
     "seed": st.integers(0, 1000),
+    # production's Durable Object soft limit, scaled down so small loads reach it:
+    # (requests/s per object, seconds queued before "overloaded"); None: local semantics
+    "limit": st.sampled_from([None, None, (20, 0.05), (40, 0.5)]),
 })
 
 CALL_COLUMNS = ["binding", "object", "method", "arrived", "started", "finished", "outcome"]
@@ -101,10 +106,18 @@ def twin(sc: dict) -> type:
     return Worker
 
 
+def semantics(sc: dict) -> object:
+    if sc.get("limit") is None:
+        return "local"
+    rate, most = sc["limit"]
+    return dataclasses.replace(cdp.PRODUCTION, actor_requests_per_second=rate, actor_max_queue_seconds=most)
+
+
 def run(sc: dict, cls: type | None = None) -> cdp.Results:
     kind, rate = sc["load"]
     load = cdp.Poisson(rate=rate) if kind == "poisson" else cdp.Constant(rate=rate)
-    return cdp.simulate(pipeline(sc, cls), load, duration=sc["duration"], seed=sc["seed"])
+    return cdp.simulate(pipeline(sc, cls), load, duration=sc["duration"], seed=sc["seed"],
+                        semantics=semantics(sc))
 
 
 def assert_same_run(spec: cdp.Results, code: cdp.Results) -> None:
@@ -128,6 +141,10 @@ TIES = {"service": 0.02, "instances": 3, "skew": 0.0, "writes": [], "child": Fal
 @example(TIES)   # service-only: batches' call chains tie at the same instants (the old arithmetic
                  # took its finish events' order from the arrivals, the gate from the starts)
 @example({**TIES, "writes": ["DB"], "db_latency": 0.0})   # a zero-latency write (issue 19)
+@example({**TIES, "instances": 1, "service": 0.005, "load": ("constant", 90),
+          "limit": (20, 0.05)})      # past the soft limit: calls wait for admission, some overloaded
+@example({**TIES, "instances": 2, "child": True, "child_instances": 1, "child_service": 0.005,
+          "limit": (20, 0.5), "seed": 5})    # the child (a service-only pool) past its limit too
 def test_spec_actor_runs_like_the_same_actor_written_as_code(sc):
     spec, code = run(sc), run(sc, twin(sc))
     assert len(spec.actor_calls) > 0

@@ -44,6 +44,33 @@ ALARM_FIRST_BACKOFF = 2.0
 ALARM_MAX_RETRIES = 6
 
 
+
+def admission(tat: float, now: float, rate: float) -> tuple[float, float]:
+    """One request at a Durable Object under durable-objects/platform/limits/ "soft limit of
+    1,000 requests per second" per object, as a bucket of one second's requests refilled at
+    ``rate`` (ASSUMPTION: the docs give no window), kept as the time the requests so far
+    would have drained at ``rate`` (``tat``, the generic cell rate algorithm's theoretical
+    arrival time; 0.0 at first): returns the new ``tat`` and the seconds this request waits
+    first (none unless positive).
+
+    >>> admission(0.0, 0.0, 2.0)             # an empty bucket: at once
+    (0.5, -0.5)
+    >>> admission(1.0, 0.0, 2.0)             # two ahead of it: it waits half a second
+    (1.5, 0.5)
+    """
+    tat = (tat if tat > now else now) + 1 / rate
+    return tat, tat - now - 1.0
+
+
+def overload_error(binding: str, label: str, semantics: Any) -> LimitError:
+    """What a request queued past the soft limit for ``actor_max_queue_seconds`` fails with
+    (durable-objects/platform/limits/: "Durable Object is overloaded. Requests queued for too
+    long.")."""
+    return LimitError(
+        f"Durable Object is overloaded. Requests queued for too long. ({binding} {label}: over "
+        f"{semantics.actor_requests_per_second:,.0f} requests per second, queued "
+        f"{semantics.actor_max_queue_seconds:g} s; spread the load over more objects)")
+
 class ActorAborted(Exception):
     """Raised by ``ctx.abort()``: the object is reset; storage stays, memory is lost."""
 
@@ -247,8 +274,7 @@ class ActorObject:
         self._alarm_timer: list | None = None
         self._alarm_retries = 0
         self._alarm_due: float | None = None
-        self._tokens: float | None = None   # the soft limit's bucket (production): requests left
-        self._tokens_at = 0.0
+        self._tat = 0.0     # the soft limit's bucket (production): see admission()
 
     @property
     def label(self) -> str:
@@ -291,16 +317,13 @@ class ActorObject:
                     self.storage.write(f"__persist__:{name}", instance.__dict__[name])
 
     def admission(self) -> float:
-        """Seconds a request arriving now waits before the object takes it: durable-objects/
-        platform/limits/ "soft limit of 1,000 requests per second" per object, as a bucket of
-        one second's requests refilled at that rate (ASSUMPTION: the docs give no window)."""
-        sem = self.namespace.runtime.semantics
-        rate, now = sem.actor_requests_per_second, self.namespace.runtime.clock.now
+        """Seconds a request arriving now waits before the object takes it (:func:`admission`)."""
+        rt = self.namespace.runtime
+        rate, now = rt.semantics.actor_requests_per_second, rt.clock.now
         if rate is None:
             return 0.0
-        tokens = rate if self._tokens is None else min(rate, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens, self._tokens_at = tokens - 1, now
-        return 0.0 if tokens >= 1 else (1 - tokens) / rate
+        self._tat, wait = admission(self._tat, now, rate)
+        return wait
 
     def call(self, method: str, args: tuple, kwargs: dict) -> Future:
         """Queue a request at this object; the returned future completes with the result."""
@@ -320,16 +343,13 @@ class ActorObject:
         rt, outer = self.namespace.runtime, Future()
         most = rt.semantics.actor_max_queue_seconds
         if wait > most:
-            self._tokens += 1       # it never runs: its place in the bucket is given back
+            self._tat -= 1 / rt.semantics.actor_requests_per_second   # it never runs: its place is given back
 
             def overloaded() -> None:
                 record[4] = record[5] = rt.clock.now
                 record[6] = "overloaded"
                 self.requests += 1
-                outer.set_exception(LimitError(
-                    f"Durable Object is overloaded. Requests queued for too long. ({self.namespace.binding} "
-                    f"{self.label}: over {rt.semantics.actor_requests_per_second:,.0f} requests per second, "
-                    f"queued {most:g} s; spread the load over more objects)"))
+                outer.set_exception(overload_error(self.namespace.binding, self.label, rt.semantics))
             rt.clock.call_later(most, overloaded)
             return outer
 

@@ -119,18 +119,22 @@ class CallLog:
     not a list of objects), appended by ``SpecActors``; ``finished`` moves later while a
     call continues with child calls or store writes."""
 
-    __slots__ = ("binding", "method", "names", "key", "arrived", "started", "finished")
+    __slots__ = ("binding", "method", "names", "key", "arrived", "started", "finished", "outcomes")
 
     def __init__(self, binding: str, method: str, names: list[str]) -> None:
         self.binding, self.method, self.names = binding, method, names
         self.key = array("q")
         self.arrived, self.started, self.finished = array("d"), array("d"), array("d")
+        self.outcomes: dict[int, str] = {}      # the calls that did not end "ok" (rare), by row
 
     def __len__(self) -> int:
         return len(self.key)
 
     def frame(self) -> pd.DataFrame:
         n = len(self)
+        outcome = ["ok"] * n
+        for row, what in self.outcomes.items():
+            outcome[row] = what
         return pd.DataFrame({
             "binding": [self.binding] * n,
             "object": np.asarray(self.names, dtype=object)[np.frombuffer(self.key, dtype=np.int64)],
@@ -138,5 +142,5 @@ class CallLog:
             "arrived": np.frombuffer(self.arrived).copy(),
             "started": np.frombuffer(self.started).copy(),
             "finished": np.frombuffer(self.finished).copy(),
-            "outcome": ["ok"] * n,
+            "outcome": outcome,
         })

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, HandlerError
-from ..runtime.actors import Actor
+from ..runtime.actors import Actor, admission, overload_error
 from ..runtime.clock import Future, resolve_later
 from ..runtime.env import ExecutionContext
 from ..runtime.queues import BatchResult, Queue
@@ -168,7 +168,7 @@ class SpecConsumer:
         self.runtime = runtime
         self.spec = spec
         self.rng = rng
-        self.callers = callers          # actor/store -> function(body, then): calls then() when done
+        self.callers = callers          # actor/store -> its caller (awaitable(body) -> future)
         self.bodies = bodies
         self.cpu_seconds = 0.0
         pool = callers.get(spec.calls)       # actors exist before consumers
@@ -221,10 +221,12 @@ class SpecConsumer:
             return
         self.cpu_seconds += cpu
 
-        def after_cpu() -> None:
-            self._downstream(acked, lambda: done(True, result))
+        def finish(error: BaseException | None = None) -> None:
+            if error is not None:       # an overloaded actor: the batch fails, as the awaiting handler would
+                rt.failures.record(rt.clock.now, queue.name, batch_id, error)
+            done(error is None, result)
 
-        rt.clock.call_later(cpu, after_cpu)
+        rt.clock.call_later(cpu, self._downstream, acked, finish)
 
     def _run_as_code(self, queue: Queue, batch_id: int, cpu: float, acked: list[int],
                      done: Callable[[bool], None]) -> None:
@@ -276,7 +278,7 @@ class SpecConsumer:
         if spec.calls:
             calls.append((self.callers[spec.calls].awaitable, body))
 
-    def _downstream(self, acked: list[int], finish: Callable[[], None]) -> None:
+    def _downstream(self, acked: list[int], finish: Callable[..., None]) -> None:
         """A batch not run as code: publish the acked messages now, call the service-only
         actor for each in turn (if the spec calls one), then finish."""
         if acked:
@@ -349,6 +351,10 @@ class SpecActors:
         self.busy = [False] * spec.instances      # does a call hold the instance's gate
         self.waiting: list[deque | None] = [None] * spec.instances   # calls waiting at its gate
         self.busy_seconds = 0.0
+        # the Durable Object soft limit (production), per instance, as the runtime applies it
+        rate = runtime.semantics.actor_requests_per_second
+        self.period = None if rate is None else 1 / rate
+        self.tats = [0.0] * spec.instances        # admission()'s bucket state, per instance
         self.log = log = CallLog(spec.binding, spec.method, self.picker.names)
         runtime.recorder.add_call_log(log)
         # pending gate events (time, seq, row, calls left, then): entries "now", in order;
@@ -364,19 +370,16 @@ class SpecActors:
                      log.arrived.append, log.started.append, log.finished.append, self.busy, self.waiting)
         self._wake = self._run
 
-    def __call__(self, body: int, then: Callable[[], Any]) -> None:
-        """A request from ``body``'s key to its instance; ``then()`` runs when it is done."""
-        self.call(body, then)
-
     def call(self, body: int, then: Callable[[], Any], key: int | None = None) -> None:
         """A request to instance ``key`` (default: picked); ``then()`` runs when it is done."""
         self._enter(self.runtime.clock.now, 0, then, key)
         self._schedule()
 
     def awaitable(self, body: int) -> Future:
-        """The call as a future (for a task to await), done when the call is."""
+        """The call as a future (for a task to await), done when the call is (failed if the
+        object was overloaded)."""
         future = Future()
-        self.call(body, future.set_result)
+        self.call(body, settler(future))
         return future
 
     def call_each(self, count: int, then: Callable[[], Any]) -> None:
@@ -399,11 +402,46 @@ class SpecActors:
         log.arrived.append(t)
         log.started.append(t)
         log.finished.append(t)
+        if self.period is not None:
+            tat, wait = admission(self.tats[k], t, self.runtime.semantics.actor_requests_per_second)
+            self.tats[k] = tat
+            if wait > 0:
+                self._hold(k, row, left, then, wait)
+                return
         if self.busy[k]:
             self._wait(k, (row, left, then))
         else:
             self.busy[k] = True
             self._entries.append((t, self.runtime.clock.next_seq(), row, left, then))
+
+    def _hold(self, k: int, row: int, left: int, then: Callable[..., Any], wait: float) -> None:
+        """A call past the soft limit at instance ``k`` (``wait`` > 0, from
+        :func:`~cdpkit.runtime.actors.admission`), as
+        :meth:`~cdpkit.runtime.actors.ActorObject.call` treats it: it enters the gate after
+        ``wait`` seconds, or, if that is over ``actor_max_queue_seconds``, fails then."""
+        clock, most = self.runtime.clock, self.runtime.semantics.actor_max_queue_seconds
+        if wait > most:
+            self.tats[k] -= self.period     # it never runs: its place in the bucket is given back
+            clock.call_later(most, self._overloaded, k, row, then)
+        else:
+            clock.call_later(wait, self._admitted, k, row, left, then)
+
+    def _admitted(self, k: int, row: int, left: int, then: Callable[..., Any]) -> None:
+        """A call past the soft limit reaches its instance's gate now (``Gate.enter``)."""
+        clock = self.runtime.clock
+        if self.busy[k]:
+            self._wait(k, (row, left, then))
+        else:
+            self.busy[k] = True
+            self._entries.append((clock.now, clock.next_seq(), row, left, then))
+            self._schedule()
+
+    def _overloaded(self, k: int, row: int, then: Callable[..., Any]) -> None:
+        """A call queued past the soft limit for too long fails; its caller's chain ends."""
+        log, now = self.log, self.runtime.clock.now
+        log.started[row] = log.finished[row] = now
+        log.outcomes[row] = "overloaded"
+        then(overload_error(self.binding, self.picker.names[k], self.runtime.semantics))
 
     def _wait(self, k: int, call: tuple) -> None:
         queue = self.waiting[k]
@@ -424,6 +462,7 @@ class SpecActors:
          add_key, add_arrived, add_started, add_finished, busy, waiting) = self._hot
         push, pop, pushpop, service = heapq.heappush, heapq.heappop, heapq.heappushpop, self.service
         busy_seconds, rows = self.busy_seconds, len(keys)     # rows: the log's length
+        period, tats = self.period, self.tats
         pop(wakes)                          # the pool's earliest entry in the clock: this one
         bt, bs = head_of_clock()            # the bound: nothing at or after it runs here
         end = bs == math.inf                # the bound is the run's end: an event at bt is before it
@@ -479,6 +518,14 @@ class SpecActors:
                     add_arrived(t)
                     add_started(t)
                     add_finished(t)
+                    if period is not None:  # the soft limit: admission(), inlined
+                        tat = tats[k]
+                        tats[k] = tat = (tat if tat > t else t) + period
+                        if tat - t - 1.0 > 0:
+                            self._hold(k, row, left, then, tat - t - 1.0)
+                            bt, bs = head_of_clock()    # it scheduled its admission (or failure)
+                            end = bs == math.inf
+                            break
                     if busy[k]:
                         self._wait(k, (row, left, then))
                         break
@@ -518,6 +565,16 @@ class SpecActors:
     def get_by_name(self, name: str) -> _SpecStub:
         """A stub for handler code: ``env.BINDING.get_by_name(key).handle(body)``."""
         return _SpecStub(self, self.picker.index(name))
+
+
+def settler(future: Future) -> Callable[..., None]:
+    """A pool call's ``then(error=None)`` that completes ``future`` (or fails it)."""
+    def then(error: BaseException | None = None) -> None:
+        if error is None:
+            future.set_result()
+        else:
+            future.set_exception(error)
+    return then
 
 
 def spec_origin(body: Any, where: str, why: str) -> int:
@@ -574,9 +631,6 @@ class CodeActorCaller:
         stub = self.namespace.get_by_name(self.picker.names[self.picker.pick_index()])
         return getattr(stub, self.method)(body if self.view is None else self.view(body))
 
-    def __call__(self, body: int, then: Callable[[], Any]) -> None:
-        self.awaitable(body).add_done_callback(lambda _f: then())
-
 
 def code_actor_caller(namespace: Any, picker: KeyPicker, method: str, view: Callable[[int], Any] | None
                       ) -> CodeActorCaller:
@@ -592,15 +646,15 @@ class _SpecStub:
 
     def handle(self, body: Any) -> Future:
         future = Future()
-        self.pool.call(body, future.set_result, self.key)   # a service-only call: any body
+        self.pool.call(body, settler(future), self.key)   # a service-only call: any body
         return future
 
 
 class StoreWriter:
     """One write per message to a KV namespace, D1 database, sink or Analytics Engine
     dataset, through the runtime's own store (its latency is drawn per call from the
-    store's stream, by the store): ``write(body)`` is the store's awaitable call,
-    ``writer(body, then)`` runs ``then()`` when it is done."""
+    store's stream, by the store): ``write(body)`` (also ``awaitable``) is the store's
+    awaitable call."""
 
     def __init__(self, runtime: Runtime, name: str, spec: StoreSpec, rng: np.random.Generator,
                  bodies: SpecBodies) -> None:
@@ -630,9 +684,6 @@ class StoreWriter:
     def awaitable(self, body: int) -> Future:
         """The store's call for ``body`` (a future)."""
         return self.write(body)
-
-    def __call__(self, body: int, then: Callable[[], Any]) -> None:
-        self.write(body).add_done_callback(lambda _future: then())
 
 
 def store_writer(runtime: Runtime, name: str, spec: StoreSpec, rng: np.random.Generator,

@@ -402,17 +402,13 @@ def platform_warnings(res: Results) -> pd.DataFrame:
     rate = sem.actor_requests_per_second
     calls = res.actor_calls if rate is not None else ()
     if len(calls):
-        # service-only spec actors (arithmetic pools) do not model the soft limit's queueing
-        unmodelled = {pool.binding for pool in res.actor_pools.values()}
         for (binding, obj), group in calls.groupby(["binding", "object"], observed=True, sort=True):
             peak, when = _peak_per_window(group["arrived"].to_numpy(), 1.0)
             overloaded = int((group["outcome"] == "overloaded").sum())
-            keys = f"spread this object's load over {int(np.ceil(peak / (near * rate)))} keys"
             check("Durable Object requests/s", f"{binding} {obj}", when, peak, rate,
                   _LIMITS + " §4: soft limit of 1,000 requests/s per object ('Durable Object is overloaded')",
-                  (f"this spec actor's calls are not queued or failed past the limit here, so its "
-                   f"times are optimistic (model it with cls= to see the overload); {keys}")
-                  if binding in unmodelled else f"{overloaded:,} requests overloaded; {keys}")
+                  f"{overloaded:,} requests overloaded; spread this object's load over "
+                  f"{int(np.ceil(peak / (near * rate)))} keys")
     for binding, kv in rt.kv_namespaces.items():
         if kv.rejected_writes:
             rows.append(("KV writes to one key over 1/s (429)", f"kv {binding}", float("nan"),
