@@ -234,8 +234,10 @@ class Results:
         Columns ``fault``, ``kind``, ``node``, ``start``, ``end``, ``queues``, ``baseline``,
         ``peak_backlog`` and ``peak_at``, ``drained_at`` and ``time_to_drain`` (after the window),
         ``retried``, ``dead_lettered``, ``expired``, ``purged``, ``dropped`` and the work done
-        meanwhile: ``operations``, ``invocations``, ``consumer_seconds``, ``do_seconds`` (see
-        :func:`cdpkit.sim.incidents.incidents`). Empty without faults.
+        meanwhile: ``operations``, ``invocations``, ``consumer_seconds``, ``do_seconds``, and
+        ``cost_usd``, what the window added to the bill at list prices (retries, dead letters,
+        slowdowns; see :func:`cdpkit.sim.incidents.incidents`). Empty without faults. For a
+        handler-code run, :func:`cdpkit.sim.incidents.runtime_incidents` gives the same table.
 
         Examples
         --------
@@ -249,6 +251,8 @@ class Results:
         ...                             "length": 5, "mode": "pause"}])
         >>> res.incidents()[["kind", "start", "end", "peak_backlog"]].values.tolist()
         [['outage', 10.0, 15.0, 123]]
+        >>> float(res.incidents()["cost_usd"].iloc[0])     # a pause retries nothing: no extra cost
+        0.0
         """
         from .incidents import incidents
         return incidents(self)
