@@ -135,10 +135,10 @@ pd.DataFrame.from_dict({f"{keys} key{'s' * (keys > 1)}": hot_counter(keys=keys) 
 
 # %% [markdown]
 # On one key a third of the traffic is over the limit. Requests queue at the object; once
-# the queue is a second long, the excess (1,002 requests here, one in nine) fails with the
-# overload error. Their retries a second later get through (one needed two), so nothing is
+# the queue is a second long, the excess (1,003 requests here, one in nine) fails with the
+# overload error. Their retries a second later get through (a couple needed more than one), so nothing is
 # lost here, but each of those requests took over a second more, and the object served
-# 10,002 requests for 9,000. Over 2 keys each object sees 750 requests/s: nothing queues. The fix for a hot object is more
+# 10,003 requests for 9,000. Over 2 keys each object sees 750 requests/s: nothing queues. The fix for a hot object is more
 # *keys* (shard the id, e.g. `f"{customer}:{n % shards}"`), not more instances of
 # something else.
 #
