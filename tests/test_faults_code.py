@@ -280,3 +280,27 @@ def test_slowdown_stretches_a_handler_invocation_started_inside_the_window():
     assert rt.queues["jobs"].consumer.cpu_seconds == pytest.approx(20 * 0.1 + 10 * 0.3)
     assert plan.states[0].slowed == 10
     assert (rt.messages["outcome"] == "acked").all()
+
+
+def test_simulate_stretches_a_handler_consumers_invocations_in_a_slowdown_window():
+    """cdp.simulate applied a spec consumer's slowdown but refused a handler's; the runtime's
+    wrapper stretches a handler invocation started in the window by its factor (before: a
+    ConfigError 'slowdown of user code')."""
+    async def handle(batch, env, ctx):
+        await ctx.work(0.1)
+
+    def run(faults):
+        p = cdp.Pipeline("slow")
+        p.add_source("http", queue="jobs")
+        p.add_queue("jobs", max_batch_size=1, max_batch_timeout=0, max_concurrency=1)
+        p.add_consumer("jobs", handler=handle)
+        return cdp.simulate(p, cdp.Constant(rate=2), duration=20, seed=1, faults=faults)
+
+    base = run(None)
+    slow = run([{"kind": "slowdown", "node": "jobs.consumer", "start": 5, "end": 10, "factor": 3}])
+    took = lambda r: (r.messages["finished"] - r.messages["first_delivered"]).to_numpy()   # noqa: E731
+    inside = ((slow.messages["first_delivered"] >= 5) & (slow.messages["first_delivered"] < 10)).to_numpy()
+    assert inside.sum() == 10
+    assert np.allclose(took(slow)[inside], 0.3) and np.allclose(took(slow)[~inside], 0.1)
+    assert np.allclose(took(base), 0.1)
+    assert slow.consumer_cpu_seconds == pytest.approx(base.consumer_cpu_seconds + 10 * 0.2)
