@@ -221,3 +221,13 @@ def test_a_lease_is_not_held_to_the_consumer_wall_time_limit():
     rt.run(until=1 + 960)
     assert pull.ack(acks=[m.lease_id]) == {"acked": 1, "retried": 0, "ignored": 0}
     assert rt.messages["outcome"].tolist() == ["acked"] and rt.errors.empty
+
+
+def test_a_long_pulled_batch_is_not_warned_about_the_workers_wall_time():
+    """A pulled batch that takes 20 minutes (inside its 1-hour lease) is not a Worker
+    invocation: no 'consumer wall time' warning (there was one, citing the 15-minute limit)."""
+    p = pulled({"interval": 1, "batch_size": 1, "concurrency": 1, "visibility_timeout": 3600},
+               {"base": 1200})
+    res = cdp.simulate(p, cdp.Constant(rate=0.001), duration=2000, seed=1, semantics="production")
+    assert res.messages["outcome"].tolist() == ["acked"] * len(res.messages) and len(res.messages) >= 1
+    assert "consumer wall time (s)" not in res.warnings["what"].tolist()
