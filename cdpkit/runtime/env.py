@@ -73,14 +73,16 @@ class IoFuture(Future):
         return self.value
 
 
-def io_later(clock: Clock, delay: float, value: Any = None) -> IoFuture:
-    """An :class:`IoFuture` with ``value`` after ``delay`` (done at once when 0, so
-    ``.result()`` works outside handlers)."""
+def io_later(clock: Clock, delay: float, value: Any = None, error: BaseException | None = None) -> IoFuture:
+    """An :class:`IoFuture` with ``value`` (or failing with ``error``) after ``delay`` (done
+    at once when 0, so ``.result()`` works outside handlers)."""
     future = IoFuture()
     if delay <= 0:
-        future.done, future.value = True, value
-    else:
+        future.done, future.value, future.error = True, value, error
+    elif error is None:
         clock.call_later(delay, future.set_result, value)
+    else:
+        clock.call_later(delay, future.set_exception, error)
     return future
 
 

@@ -41,7 +41,7 @@ from ..errors import ConfigError
 from .actors import ActorStub
 from .clock import Future
 from .d1 import D1Database
-from .env import IoFuture, Sink
+from .env import IoFuture, Sink, io_later
 from .kv import KVNamespace
 from .ledger import splitmix64
 from .queues import BatchResult, Queue
@@ -385,12 +385,7 @@ class CallFaults:
 def _rejected(clock: Any, delay: float, error: BaseException) -> IoFuture:
     """An I/O future that fails with ``error`` after ``delay`` (the round trip of a failed
     call); awaiting it always suspends, as any binding's I/O does."""
-    future = IoFuture()
-    if delay <= 0:
-        future.done, future.error = True, error
-    else:
-        clock.call_later(delay, future.set_exception, error)
-    return future
+    return io_later(clock, delay, error=error)
 
 
 def _latency(store: Any) -> float:
