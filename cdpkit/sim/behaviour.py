@@ -216,33 +216,29 @@ class SpecConsumer:
             retried = result.retries
             acked = [] if result.retry_all else [row for row in rows if row not in retried]
 
-        if self.as_code:
-            self._run_as_code(queue, batch_id, cpu, acked, lambda ok: done(ok, result))
-            return
-        self.cpu_seconds += cpu
-
         def finish(error: BaseException | None = None) -> None:
-            if error is not None:       # an overloaded actor: the batch fails, as the awaiting handler would
+            if error is not None:       # an overloaded actor, a fault: the batch fails, as in a handler
                 rt.failures.record(rt.clock.now, queue.name, batch_id, error)
             done(error is None, result)
 
+        if self.as_code:
+            self._run_as_code(f"{queue.name}#{batch_id}", cpu, acked, finish)
+            return
+        self.cpu_seconds += cpu
         rt.clock.call_later(cpu, self._downstream, acked, finish)
 
-    def _run_as_code(self, queue: Queue, batch_id: int, cpu: float, acked: list[int],
-                     done: Callable[[bool], None]) -> None:
+    def _run_as_code(self, name: str, cpu: float, acked: list[int],
+                     finish: Callable[[BaseException | None], None]) -> None:
         """The batch as :class:`~cdpkit.runtime.runtime.HandlerConsumer` runs a handler: a
         task (its first step one event later) that computes for ``cpu`` seconds, publishes,
         then awaits each message's steps; an error from a store or an actor (an overloaded
         Durable Object, a fault) fails the batch, as an exception in a handler does."""
-        rt = self.runtime
-        ctx = ExecutionContext(rt)
-        task = rt.clock.spawn(self._steps(ctx, cpu, acked), name=f"{queue.name}#{batch_id}")
+        ctx = ExecutionContext(self.runtime)
+        task = self.runtime.clock.spawn(self._steps(ctx, cpu, acked), name=name)
 
         def report(error: BaseException | None) -> None:
             self.cpu_seconds += ctx.cpu_seconds
-            if error is not None:
-                rt.failures.record(rt.clock.now, queue.name, batch_id, error)
-            done(error is None)
+            finish(error)
 
         task.add_done_callback(lambda _t: ctx.settle(task, report))
 
@@ -408,6 +404,11 @@ class SpecActors:
             if wait > 0:
                 self._hold(k, row, left, then, wait)
                 return
+        self._to_gate(k, t, row, left, then)
+
+    def _to_gate(self, k: int, t: float, row: int, left: int, then: Callable[..., Any]) -> None:
+        """``Gate.enter`` at ``t`` (the clock's now): an entry event now with the next
+        sequence number if instance ``k`` is free, else a place behind the calls waiting."""
         if self.busy[k]:
             self._wait(k, (row, left, then))
         else:
@@ -427,14 +428,9 @@ class SpecActors:
             clock.call_later(wait, self._admitted, k, row, left, then)
 
     def _admitted(self, k: int, row: int, left: int, then: Callable[..., Any]) -> None:
-        """A call past the soft limit reaches its instance's gate now (``Gate.enter``)."""
-        clock = self.runtime.clock
-        if self.busy[k]:
-            self._wait(k, (row, left, then))
-        else:
-            self.busy[k] = True
-            self._entries.append((clock.now, clock.next_seq(), row, left, then))
-            self._schedule()
+        """A call past the soft limit reaches its instance's gate now."""
+        self._to_gate(k, self.runtime.clock.now, row, left, then)
+        self._schedule()
 
     def _overloaded(self, k: int, row: int, then: Callable[..., Any]) -> None:
         """A call queued past the soft limit for too long fails; its caller's chain ends."""
@@ -630,12 +626,6 @@ class CodeActorCaller:
         """The stub's call (a future that fails as the call does: an overloaded object, a fault)."""
         stub = self.namespace.get_by_name(self.picker.names[self.picker.pick_index()])
         return getattr(stub, self.method)(body if self.view is None else self.view(body))
-
-
-def code_actor_caller(namespace: Any, picker: KeyPicker, method: str, view: Callable[[int], Any] | None
-                      ) -> CodeActorCaller:
-    """The caller of an actor class run through the runtime (:class:`CodeActorCaller`)."""
-    return CodeActorCaller(namespace, picker, method, view)
 
 
 class _SpecStub:

@@ -31,12 +31,12 @@ from ..runtime.pull import PullClient, behaviour_handler
 from ..runtime.runtime import Runtime
 from ..runtime.semantics import Semantics, resolve
 from .behaviour import (
+    CodeActorCaller,
     KeyPicker,
     SpecActors,
     SpecBodies,
     SpecConsumer,
     actor_streams,
-    code_actor_caller,
     spec_actor_class,
     spec_records,
     store_writer,
@@ -178,8 +178,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         cls = spec.cls or spec_actor_class(rt, actor, spec, service, callers, bodies,
                                            scale=(lambda draw, s=slow: scaled(draw, s, rt)) if slow else None)
         picker = KeyPicker(actor.lower(), spec.instances, spec.skew, keys)
-        callers[actor] = code_actor_caller(rt.actor(spec.binding, cls), picker, spec.method if spec.cls is None
-                                           else "handle", bodies.view if spec.cls else None)
+        callers[actor] = CodeActorCaller(rt.actor(spec.binding, cls), picker, spec.method if spec.cls is None
+                                          else "handle", bodies.view if spec.cls else None)
     for node in pipeline.nodes("consumer"):
         data = pipeline.graph.nodes[node]
         spec = data["spec"]
