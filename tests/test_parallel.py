@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_spec_actors_property import CALL_COLUMNS, LEDGER_COLUMNS, stream
+from test_spec_actors_property import assert_same_run as same_calls_and_ledger
+from test_spec_actors_property import stream
 
 import cdpkit as cdp
 from cdpkit.model.dists import Dist
@@ -82,12 +83,7 @@ def run(sc: dict, handler=None) -> cdp.Results:
 
 
 def assert_same_run(a: cdp.Results, b: cdp.Results) -> None:
-    x, y = a.actor_calls[CALL_COLUMNS], b.actor_calls[CALL_COLUMNS]
-    assert len(x) == len(y)
-    for column in CALL_COLUMNS:
-        assert x[column].tolist() == y[column].tolist(), column
-    m, n = a.messages[LEDGER_COLUMNS], b.messages[LEDGER_COLUMNS]
-    assert m.fillna(-1).equals(n.fillna(-1))
+    same_calls_and_ledger(a, b)
     assert a.consumer_cpu_seconds == pytest.approx(b.consumer_cpu_seconds)
 
 

@@ -20,7 +20,8 @@ actor calls.)
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_spec_actors_property import CALL_COLUMNS, LEDGER_COLUMNS, stream
+from test_spec_actors_property import assert_same_run as same_calls_and_ledger
+from test_spec_actors_property import stream
 
 import cdpkit as cdp
 from cdpkit.model.dists import Dist
@@ -127,12 +128,7 @@ def run(sc: dict, handler=None) -> cdp.Results:
 
 
 def assert_same_run(spec: cdp.Results, code: cdp.Results) -> None:
-    a, b = spec.actor_calls[CALL_COLUMNS], code.actor_calls[CALL_COLUMNS]
-    assert len(a) == len(b)
-    for column in CALL_COLUMNS:            # exact: same floats, same order
-        assert a[column].tolist() == b[column].tolist(), column
-    m, n = spec.messages[LEDGER_COLUMNS], code.messages[LEDGER_COLUMNS]
-    assert m.fillna(-1).equals(n.fillna(-1))
+    same_calls_and_ledger(spec, code)
     assert spec.consumer_cpu_seconds == code.consumer_cpu_seconds
     if "DB" in spec.runtime.databases:     # the same rows written, in the same order
         rows = [r.runtime.databases["DB"].table("writes")["origin"].tolist() for r in (spec, code)]
