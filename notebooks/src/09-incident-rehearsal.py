@@ -83,7 +83,7 @@ for key, res in runs.items():
                  "retried": int(inc["retried"]), "operations": int(inc["operations"]),
                  "incident_usd": round(float(inc["cost_usd"]), 6),
                  "run_cost_usd": round(float(res.cost()["run_cost"].sum()), 4)}
-pd.DataFrame.from_dict(rows, orient="index")
+pd.DataFrame.from_dict(rows, orient="index").astype(object).T   # a column per configuration
 
 # %% [markdown]
 # * **Fixed 30 s, 3 retries** gives up after about 2 minutes: every `crm_sync` task that
