@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import HandlerError
 from .clock import Future
-from .env import io_later
+from .env import draw_latency, io_later
 from .storage import SqlRunner, split_statements
 
 if TYPE_CHECKING:
@@ -56,8 +56,7 @@ class D1Database:
         return 0.0 if callable(self.latency) else self.latency
 
     def _io(self, value: Any) -> Future:
-        latency = self.latency   # seconds, or a function drawing each call's (simulate's stores)
-        return io_later(self.runtime.clock, latency() if callable(latency) else latency, value)
+        return io_later(self.runtime.clock, draw_latency(self.latency), value)
 
     def batch(self, statements: list[D1PreparedStatement]) -> Future:
         """Run statements in one transaction; if one fails, none of them applies."""

@@ -73,6 +73,12 @@ class IoFuture(Future):
         return self.value
 
 
+def draw_latency(latency: float | Callable[[], float]) -> float:
+    """One call's latency: ``latency`` seconds, or a draw of the function (simulate's stores
+    draw each call's from the store's stream)."""
+    return latency() if callable(latency) else latency
+
+
 def io_later(clock: Clock, delay: float, value: Any = None, error: BaseException | None = None) -> IoFuture:
     """An :class:`IoFuture` with ``value`` (or failing with ``error``) after ``delay`` (done
     at once when 0, so ``.result()`` works outside handlers)."""
@@ -96,9 +102,7 @@ class Sink:
 
     def call(self, latency: float | None = None) -> IoFuture:
         self.calls += 1
-        if latency is None:
-            latency = self.latency() if callable(self.latency) else self.latency
-        return io_later(self.clock, latency)
+        return io_later(self.clock, draw_latency(self.latency) if latency is None else latency)
 
     def __repr__(self) -> str:
         return f"<Sink {self.name} calls={self.calls}>"

@@ -41,7 +41,7 @@ from ..errors import ConfigError
 from .actors import ActorStub
 from .clock import Future
 from .d1 import D1Database
-from .env import IoFuture, Sink, io_later
+from .env import IoFuture, Sink, draw_latency, io_later
 from .kv import KVNamespace
 from .ledger import splitmix64
 from .queues import BatchResult, Queue
@@ -382,17 +382,6 @@ class CallFaults:
         return None
 
 
-def _rejected(clock: Any, delay: float, error: BaseException) -> IoFuture:
-    """An I/O future that fails with ``error`` after ``delay`` (the round trip of a failed
-    call); awaiting it always suspends, as any binding's I/O does."""
-    return io_later(clock, delay, error=error)
-
-
-def _latency(store: Any) -> float:
-    latency = store.latency
-    return latency() if callable(latency) else latency
-
-
 # The platform's words for a failed call (status 500: errors; 429: rate_limit):
 # - KV: workerd's "KV <OP> failed: <status> <reason>" (the text the put rate limit raises too).
 # - D1: from the D1 docs' list of errors (d1/observability/debug-d1/): "D1_ERROR: Network
@@ -415,7 +404,7 @@ def _fault_kv(kv: KVNamespace, calls: CallFaults) -> None:
                 return _method(*args, **kwargs)
             status = "429 Too Many Requests" if s.fault.kind == "rate_limit" else "500 Internal Server Error"
             error = FaultError(f"KV {_verb} failed: {status} ({kv.binding}.{_op})", int(status[:3]), s.fault.label)
-            return _rejected(kv.runtime.clock, _latency(kv), error)
+            return io_later(kv.runtime.clock, draw_latency(kv.latency), error=error)
 
         setattr(kv, op, faulted)      # this namespace only; the class keeps its methods
 
@@ -464,8 +453,7 @@ def _fault_sink(sink: Sink, calls: CallFaults) -> None:
         sink.calls += 1             # the request was made (and answered with an error)
         status = (429, "Too Many Requests") if s.fault.kind == "rate_limit" else (500, "Internal Server Error")
         error = FaultError(f"{sink.name} call failed: {status[0]} {status[1]}", status[0], s.fault.label)
-        delay = _latency(sink) if latency is None else latency
-        return _rejected(sink.clock, delay, error)
+        return io_later(sink.clock, draw_latency(sink.latency) if latency is None else latency, error=error)
 
     sink.call = faulted
 
@@ -493,7 +481,7 @@ class _FaultedStub(ActorStub):
         else:
             error = FaultError(f"Internal error in Durable Object: a transient infrastructure error, "
                                f"retryable ({where})", 500, s.fault.label)
-        return _rejected(ns.runtime.clock, 0.0, error)
+        return io_later(ns.runtime.clock, 0.0, error=error)
 
     def __getattr__(self, method: str) -> Any:
         rpc = super().__getattr__(method)      # a missing method is still the caller's bug

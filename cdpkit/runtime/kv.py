@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LimitError
 from .clock import Future
-from .env import IoFuture, io_later
+from .env import IoFuture, draw_latency, io_later
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -49,8 +49,7 @@ class KVNamespace:
         return total
 
     def _io(self, value: Any = None) -> Future:
-        latency = self.latency   # seconds, or a function drawing each call's (simulate's stores)
-        return io_later(self.runtime.clock, latency() if callable(latency) else latency, value)
+        return io_later(self.runtime.clock, draw_latency(self.latency), value)
 
     def _key(self, key: object, op: str) -> str:
         if not isinstance(key, str) or not key:
@@ -123,8 +122,7 @@ class KVNamespace:
         if refused is not None:      # the put's promise rejects, as in Workers
             self.rejected_writes += 1
             future = IoFuture()
-            latency = self.latency() if callable(self.latency) else self.latency
-            self.runtime.clock.call_later(latency, future.set_exception, refused)
+            self.runtime.clock.call_later(draw_latency(self.latency), future.set_exception, refused)
             return future
         self.writes += 1
         self._versions.setdefault(key, []).append((now + self.propagation_delay, value, expires, metadata))
