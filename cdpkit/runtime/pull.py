@@ -368,17 +368,13 @@ def behaviour_handler(consumer: PullConsumer, behaviour: Any) -> Callable[[list[
         ok, result = await finished
         if not ok:
             raise HandlerError(f"pull client of queue {queue.name!r}: batch {batch_id} failed; no ack")
-        retries, retry_all = result.retries, result.retry_all
-        if not retries and not retry_all:     # the usual case: every message acked
+        if not result.retries and not result.retry_all:     # the usual case: every message acked
             return None
-        kept, later = result.explicit_acks, result.retry_all_delay
         acks, again = [], []
         for m, row in zip(messages, rows):
-            if row in retries:
-                delay = retries[row]
-                again.append({"lease_id": m.lease_id, "delay_seconds": later if delay is None else delay})
-            elif retry_all and row not in kept:
-                again.append({"lease_id": m.lease_id, "delay_seconds": later})
+            retried, delay = result.retried(row, result.retry_all, True)     # acks survive, as in production
+            if retried:
+                again.append({"lease_id": m.lease_id, "delay_seconds": delay})
             else:
                 acks.append(m.lease_id)
         return acks, again

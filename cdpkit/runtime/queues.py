@@ -145,6 +145,18 @@ class BatchResult:
         self.retries: dict[int, int | None] = {}   # ledger row -> its own delay (None = unset)
         self.warnings: list[str] = []
 
+    def retried(self, row: int, retry_all: bool, acks_survive: bool) -> tuple[bool, int | None]:
+        """Whether message ``row`` is retried, and after which delay (None: the queue's
+        ``retry_delay``): its own ``retry()``, else the batch's ``retryAll()`` (``retry_all``:
+        also a failed invocation) unless an explicit ``ack()`` survives it
+        (``acks_survive_batch_retry``); otherwise it is acked."""
+        if row in self.retries:
+            delay = self.retries[row]
+            return True, self.retry_all_delay if delay is None else delay
+        if retry_all and not (acks_survive and row in self.explicit_acks):
+            return True, self.retry_all_delay
+        return False, None
+
 
 class Message:
     """A delivered message, as the handler sees it (``batch.messages[i]``).
@@ -718,27 +730,23 @@ class Queue:
                 f"queue {self.name!r}: consumer invocation ran {now - started:g} s; allowed: at most "
                 f"{wall:g} s of wall time per invocation ({DOCS} §3)"))
         retry_all = result.retry_all or not ok
-        retries, explicit_acks = result.retries, result.explicit_acks
         dead: list[int] = []
-        if not retries and not retry_all:          # the common case: every message acked
+        if not result.retries and not retry_all:   # the common case: every message acked
             ledger.finish_all(batch, ACKED, now)
             dispositions = ["acked"] * len(batch)
         else:
-            acks_survive = rt.semantics.acks_survive_batch_retry
-            global_delay = _default(result.retry_all_delay, settings.retry_delay)
+            acks_survive, decide = rt.semantics.acks_survive_batch_retry, result.retried
             max_attempts = settings.max_retries + 1
             retried: dict[int, list[int]] = {}    # delay -> rows landing together
             dispositions = []
             failed = ledger.failed
             for row in batch:
-                if row in retries:
-                    delay = _default(retries[row], global_delay)
-                elif retry_all and not (acks_survive and row in explicit_acks):
-                    delay = global_delay
-                else:
+                again, delay = decide(row, retry_all, acks_survive)
+                if not again:
                     ledger.finish(row, "acked", now)
                     dispositions.append("acked")
                     continue
+                delay = _default(delay, settings.retry_delay)
                 failed[row] += 1
                 if failed[row] < max_attempts:
                     retried.setdefault(delay, []).append(row)
