@@ -304,3 +304,21 @@ def test_simulate_stretches_a_handler_consumers_invocations_in_a_slowdown_window
     assert np.allclose(took(slow)[inside], 0.3) and np.allclose(took(slow)[~inside], 0.1)
     assert np.allclose(took(base), 0.1)
     assert slow.consumer_cpu_seconds == pytest.approx(base.consumer_cpu_seconds + 10 * 0.2)
+
+
+def test_simulate_refuses_a_slowdown_of_an_actor_class_written_as_code():
+    """An actor class's code has no service draw to scale: refused up front, naming the fault."""
+    class Scorer(cdp.Actor):
+        async def handle(self, body):
+            await self.ctx.work(0.01)
+
+    p = cdp.Pipeline("slow")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs")
+    p.add_consumer("jobs", calls="Scorer")
+    p.add_actor("Scorer", cls=Scorer)
+    with pytest.raises(cdp.ConfigError, match=r"^fault 1 \(slowdown of 'Scorer'\): slowdown of user code "
+                       r"\('Scorer'\) is not modelled; allowed: a consumer, spec actor or store \(slow the "
+                       r"store the code calls instead\)$"):
+        cdp.simulate(p, cdp.Constant(rate=2), duration=5, seed=1,
+                     faults=[{"kind": "slowdown", "node": "Scorer", "start": 1, "end": 2, "factor": 2}])
