@@ -15,7 +15,7 @@ from test_spec_actors_property import stream
 
 import cdpkit as cdp
 from cdpkit.model.dists import Dist
-from cdpkit.sim.behaviour import KeyPicker, Trials
+from cdpkit.sim.behaviour import KeyPicker, Trials, consumer_streams
 
 specs = st.fixed_dictionaries({
     "base": st.sampled_from([0.0, 0.01, {"exp": 0.01}]),
@@ -54,14 +54,14 @@ def twin(sc: dict):
     """The consumer written by hand: the same draws, each message's steps in turn, all
     messages at once with rt.gather."""
     p = pipeline(sc)
-    rng = stream(p, sc["seed"], "jobs.consumer")
+    rng, per_rng, failure_rng, _ = consumer_streams(stream(p, sc["seed"], "jobs.consumer"))
     base, per = Dist.parse(sc["base"]), Dist.parse(sc["per_message"])
-    trials = Trials(sc["failure"], rng) if sc["failure"] else None
+    trials = Trials(sc["failure"], failure_rng) if sc["failure"] else None
     picker = KeyPicker("worker", sc["instances"], 0.0, stream(p, sc["seed"], "Worker").spawn(2)[0])
 
     async def handle(batch, env, ctx):
         n = len(batch.messages)
-        cpu = base.sample(rng) + (per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
+        cpu = base.sample(rng) + (per.a * n if per.kind == "const" else float(per.sample(per_rng, n).sum()))
         failing = set(trials.hits(n)) if trials else set()
         await ctx.work(cpu)
 

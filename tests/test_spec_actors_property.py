@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import cdpkit as cdp
 from cdpkit.model.dists import Dist
 from cdpkit.sim.behaviour import KeyPicker
+from cdpkit.sim.draws import CounterRNG
 
 services = st.one_of(
     st.sampled_from([0.0, 0.005, 0.01, 0.02]),
@@ -75,10 +76,10 @@ def pipeline(sc: dict, cls: type | None = None) -> cdp.Pipeline:
     return p
 
 
-def stream(p: cdp.Pipeline, seed: int, node: str) -> np.random.Generator:
-    """The random stream ``simulate`` gives ``node`` (one per node, by sorted name)."""
-    names = sorted(p.graph)
-    return np.random.default_rng(np.random.SeedSequence(seed).spawn(len(names) + 1)[names.index(node)])
+def stream(p: cdp.Pipeline, seed: int, node: str) -> CounterRNG:
+    """The random stream ``simulate`` gives ``node`` (counter-based, keyed by its name)."""
+    assert node in p.graph
+    return CounterRNG.of(seed, node)
 
 
 def twin(sc: dict) -> type:

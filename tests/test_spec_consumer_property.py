@@ -6,8 +6,8 @@ Random small pipelines: a spec consumer with base and per-message service (const
 exponentials), failures with a retry policy (per message or the whole batch), store writes
 (KV, D1, with latencies), publishing, and a call per acked message to a spec actor with
 1-3 instances (service-only, or writing to D1: both actor engines). The handler twin makes
-the same random draws (the consumer node's stream, drawn as the spec draws it: batch
-service, then failure trials; the actor node's key stream), spends the service time with
+the same random draws (the consumer node's sub-streams, ``consumer_streams``: batch
+base times, per-message times, failure trials; the actor node's key stream), spends the service time with
 ``ctx.work``, retries the failing messages, publishes the acked ones as the spec
 does (``send_spec_messages``: the same bodies and sizes), then for each acked message in turn awaits its writes and its actor call.
 With ``parallel`` both await every acked message's steps at once (``ctx.gather``, as
@@ -26,7 +26,7 @@ from test_spec_actors_property import stream
 import cdpkit as cdp
 from cdpkit.model.dists import Dist
 from cdpkit.model.specs import RetryPolicy
-from cdpkit.sim.behaviour import KeyPicker, Trials, send_spec_messages
+from cdpkit.sim.behaviour import KeyPicker, Trials, consumer_streams, send_spec_messages
 
 latencies = st.sampled_from([0.0, 0.005, {"exp": 0.01}])
 
@@ -78,16 +78,16 @@ def pipeline(sc: dict, handler=None) -> cdp.Pipeline:
 def twin(sc: dict):
     """The consumer written by hand: the same draws, the same steps."""
     p = pipeline(sc)
-    rng = stream(p, sc["seed"], "jobs.consumer")
+    rng, per_rng, failure_rng, _ = consumer_streams(stream(p, sc["seed"], "jobs.consumer"))
     base, per = Dist.parse(sc["base"]), Dist.parse(sc["per_message"])
-    trials = Trials(sc["failure"], rng) if sc["failure"] else None
+    trials = Trials(sc["failure"], failure_rng) if sc["failure"] else None
     policy = RetryPolicy.parse(sc["retry"], "twin")
     picker = KeyPicker("worker", sc["instances"], 0.0, stream(p, sc["seed"], "Worker").spawn(2)[0])
 
     async def handle(batch, env, ctx):
         n = len(batch.messages)
         cpu = (base.a if base.kind == "const" else base.sample(rng)) + (
-            per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
+            per.a * n if per.kind == "const" else float(per.sample(per_rng, n).sum()))
         failing = trials.hits(n) if trials else []
         await ctx.work(cpu)
         for i in failing:

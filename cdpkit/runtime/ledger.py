@@ -186,11 +186,6 @@ class Ledger:
             outcome[row] = code
             finished[row] = now
 
-    def stable_uniform(self, row: int) -> float:
-        """A number in [0, 1) fixed for a message (its id's first 32 bits as a fraction):
-        the same on every attempt and on its dead letter queue."""
-        return (splitmix64(self.same_as.get(row, row) ^ self._salt[0]) >> 32) / 2**32
-
     @staticmethod
     def _code(name: str, codes: dict[str, int], names: list[str]) -> int:
         code = codes.get(name)

@@ -35,6 +35,7 @@ from ..runtime.clock import Future, resolve_later
 from ..runtime.env import ExecutionContext
 from ..runtime.queues import BatchResult, Queue
 from ..runtime.trace import CallLog
+from .draws import CounterRNG, uniform_at
 
 if TYPE_CHECKING:
     from ..model.pipeline import ActorSpec, ConsumerSpec, StoreSpec
@@ -167,7 +168,9 @@ class SpecConsumer:
                  callers: dict[str, Callable[[int], Any]], bodies: SpecBodies) -> None:
         self.runtime = runtime
         self.spec = spec
-        self.rng = rng
+        # one sub-stream per purpose (consumer_streams): a draw is the n-th of its kind
+        self.rng, self.per_rng, failure_rng, poison = consumer_streams(rng)
+        self.poison_key = poison.key
         self.callers = callers          # actor/store -> its caller (awaitable(body) -> future)
         self.bodies = bodies
         self.cpu_seconds = 0.0
@@ -185,7 +188,7 @@ class SpecConsumer:
         f, share = spec.failure, spec.permanent
         self.poison_share = f * share
         transient = 0.0 if f * share >= 1 else f * (1 - share) / (1 - f * share)
-        self.transient = Trials(transient, rng) if transient else None
+        self.transient = Trials(transient, failure_rng) if transient else None
         self.faults: Any = None         # a fault timeline's hook (runtime.faults.ConsumerFaults)
 
     def start(self, queue: Queue, batch_id: int, rows: list[int],
@@ -195,12 +198,12 @@ class SpecConsumer:
         n = len(rows)
         base, per = spec.base, spec.per_message     # a constant is its value (what sample returns)
         cpu = (base.a if base.kind == "const" else base.sample(rng)) + (
-            per.a * n if per.kind == "const" else float(per.sample(rng, n).sum()))
+            per.a * n if per.kind == "const" else float(per.sample(self.per_rng, n).sum()))
         result = _ALL_ACKED
         failing = self.transient.hits(n) if self.transient else []
-        if self.poison_share:   # a stable per-message draw: poison fails every attempt
-            share, uniform = self.poison_share, ledger.stable_uniform
-            failing = sorted({*failing, *(i for i, row in enumerate(rows) if uniform(row) < share)})
+        if self.poison_share:   # a draw per workload message: poison fails every attempt
+            share, key, payload = self.poison_share, self.poison_key, ledger.payload
+            failing = sorted({*failing, *(i for i, row in enumerate(rows) if uniform_at(key, payload[row]) < share)})
         if self.faults is not None:     # inside a fault window: more failures, a slower batch
             failing, cpu = self.faults.apply(rows, failing, cpu)
         acked = rows
@@ -309,6 +312,16 @@ async def _in_turn(chain: list[tuple[Callable[[int], Any], int]]) -> None:
     """Await each call of one message in turn."""
     for call, body in chain:
         await call(body)
+
+
+def consumer_streams(rng: CounterRNG) -> tuple[CounterRNG, CounterRNG, CounterRNG, CounterRNG]:
+    """A spec consumer's random streams, spawned from its node's: (batch base times,
+    per-message times, failure trials, poison). The first three are drawn in delivery order,
+    so the n-th batch's base time or the n-th delivered message's trial is a fixed number
+    (:mod:`.draws`); poison is drawn at the message's workload index (its body), the same on
+    every attempt."""
+    base, per_message, failure, poison = rng.spawn(4)
+    return base, per_message, failure, poison
 
 
 def actor_streams(rng: np.random.Generator) -> tuple[np.random.Generator, np.random.Generator]:

@@ -41,6 +41,7 @@ from .behaviour import (
     spec_records,
     store_writer,
 )
+from .draws import CounterRNG, workload_rng
 from .incidents import calls_graph
 from .results import Results
 
@@ -149,10 +150,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     rt = Runtime(semantics=semantics, seed=seed, budget=budget)
     rt.watch.where, rt.watch.how = "simulate", "budget=cdp.Budget({}=...)"
     rt.recorder.keep_deliveries = trace
-    names = sorted(pipeline.graph)
-    streams = dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1))))
-    workload_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(len(names) + 1)[-1])
-    arrivals = workload.arrivals(duration, workload_rng)
+    streams = {name: CounterRNG.of(seed, name) for name in pipeline.graph}   # counter-based (draws.py)
+    arrivals = workload.arrivals(duration, workload_rng(seed))
     if expected is None:        # a workload class of the user's own: check what it drew
         check_plan(budget, len(arrivals), instances)
     bodies = SpecBodies(arrivals)

@@ -67,6 +67,7 @@ from ..model.faults import Faults, as_faults
 from ..model.pipeline import Pipeline
 from ..model.workload import Arrivals, Workload
 from ..runtime.ledger import OUTCOME_CODES
+from .draws import workload_rng
 from .incidents import COLUMNS as INCIDENT_COLUMNS
 from .simulate import simulate
 from .sweep import _bar
@@ -393,11 +394,8 @@ def _busiest_first(pipeline: Pipeline, workload: Workload, duration: float, seed
     """The seeds, those drawing the most arrivals first (drawn as simulate draws them): the
     busiest seed is usually every configuration's worst, so it rejects or beats soonest.
     (Only an order: the answer does not depend on it.)"""
-    n = len(pipeline.graph) + 1
-
     def arrivals(seed: int) -> int:
-        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(n)[-1])
-        return len(workload.arrivals(duration, rng))
+        return len(workload.arrivals(duration, workload_rng(seed)))
 
     return sorted(seeds, key=lambda s: (-arrivals(s), seeds.index(s)))
 
