@@ -294,10 +294,17 @@ def test_retry_all_mode_retries_the_whole_batch():
     p.add_source("http", queue="jobs")
     p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1, max_retries=5)
     p.add_consumer("jobs", failure=0.05, retry={"policy": "fixed", "base": 2, "mode": "retry_all"})
-    res = cdp.simulate(p, cdp.Constant(rate=100), duration=10, seed=1)
+    res = cdp.simulate(p, cdp.Constant(rate=100), duration=10, seed=1, trace=True)
     b = res.batches
     failed = b[b["retry_all"]]
-    assert len(failed) > 0 and (failed["acked"] == 0).all() and (failed["retried"] == failed["size"]).all()
+    # a failed batch acks nothing: each message is retried, or, on its last attempt
+    # (max_retries + 1), dead-lettered or (no DLQ here) dropped
+    assert len(failed) > 0 and (failed["acked"] == 0).all()
+    assert (failed["retried"] + failed["dead_lettered"] + failed["dropped"] == failed["size"]).all()
+    deliveries = res.runtime.trace.query("batch in @failed.batch")
+    out = deliveries["disposition"] != "retried"      # the queue gave up on these
+    assert (deliveries.loc[out, "attempts"] == 5 + 1).all() and (deliveries.loc[~out, "attempts"] <= 5).all()
+    assert set(deliveries["disposition"]) <= {"retried", "dead_lettered", "dropped"}
     per = cdp.simulate(p.set("jobs.consumer.retry", cdp.model.RetryPolicy("fixed", 2, 60, "per_message")),
                        cdp.Constant(rate=100), duration=10, seed=1)
     assert per.summary()["retries"] < res.summary()["retries"]
