@@ -46,7 +46,7 @@ class Results:
     >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.002})
     >>> res = cdp.simulate(p, cdp.Poisson(rate=20), duration=30, seed=1)
     >>> int(res.summary()["acked"]), len(res.messages), res.plan
-    (565, 565, 'paid')
+    (631, 631, 'paid')
     """
 
     def __init__(self, pipeline: Pipeline, runtime: Runtime, arrivals: Arrivals, duration: float,
@@ -191,7 +191,7 @@ class Results:
         >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.002})
         >>> s = cdp.simulate(p, cdp.Poisson(rate=20), duration=30, seed=1).summary()
         >>> s[["messages", "acked", "dead_lettered", "mean_batch"]].round(2).tolist()
-        [565.0, 565.0, 0.0, 9.91]
+        [631.0, 631.0, 0.0, 9.86]
         """
         ledger = self.runtime.ledger
         entry_codes = [ledger.queue_code(q) for q in self.entry_queues]
@@ -250,7 +250,7 @@ class Results:
         ...                    faults=[{"kind": "outage", "node": "jobs.consumer", "start": 10,
         ...                             "length": 5, "mode": "pause"}])
         >>> res.incidents()[["kind", "start", "end", "peak_backlog"]].values.tolist()
-        [['outage', 10.0, 15.0, 123]]
+        [['outage', 10.0, 15.0, 122]]
         >>> float(res.incidents()["cost_usd"].iloc[0])     # a pause retries nothing: no extra cost
         0.0
         """
@@ -291,7 +291,7 @@ class Results:
         >>> c.attrs["plan"], float(c["monthly_cost"].sum())
         ('free', 0.0)
         >>> int(c.set_index("item").loc["queues_operations", "quantity"])   # write, read, delete each
-        1695
+        1893
         """
         if plan is None:
             plan = getattr(self, "plan", None) or getattr(getattr(self, "profile", None), "plan", None) or "paid"

@@ -127,7 +127,7 @@ def sweep(pipeline: Pipeline, grid: dict[str, list], workload: Workload, duratio
     >>> table = sweep(p, {"jobs.max_batch_size": [1, 10], "jobs.max_retries": [0, 3]},
     ...               cdp.Poisson(rate=50), duration=10, progress=False)
     >>> table[["jobs.max_batch_size", "jobs.max_retries", "acked"]].values.tolist()
-    [[1.0, 0.0, 491.0], [1.0, 3.0, 491.0], [10.0, 0.0, 491.0], [10.0, 3.0, 491.0]]
+    [[1.0, 0.0, 548.0], [1.0, 3.0, 548.0], [10.0, 0.0, 548.0], [10.0, 3.0, 548.0]]
     >>> sweep(p, {"jobs.max_batch_sise": [1]}, cdp.Poisson(rate=50), progress=False)
     Traceback (most recent call last):
     ...

@@ -182,7 +182,7 @@ def node_stats(results: Results) -> pd.DataFrame:
     >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
     >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
     >>> node_stats(res)[["kind", "throughput", "unit"]].values.tolist()
-    [['source', 50.7, 'msg/s'], ['queue', 50.7, 'msg/s'], ['consumer', 5.1, 'batch/s'], ['actor', 50.7, 'calls/s']]
+    [['source', 52.9, 'msg/s'], ['queue', 52.9, 'msg/s'], ['consumer', 5.3, 'batch/s'], ['actor', 52.9, 'calls/s']]
     """
     return _memo(results, "node_stats", lambda: _node_stats(results))
 
@@ -255,7 +255,7 @@ def outcome_counts(results: Results) -> pd.DataFrame:
     >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
     >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
     >>> outcome_counts(res).loc["jobs"].tolist()
-    [507, 0, 0, 0, 0]
+    [529, 0, 0, 0, 0]
     """
     def compute() -> pd.DataFrame:
         m = results.messages
@@ -846,7 +846,7 @@ def dashboard(results: Results, fig: Figure | None = None) -> Figure:
     >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
     >>> fig = dashboard(res)
     >>> len(fig.axes), fig.axes[5].get_title()
-    (6, 'cost per month: $187.50')
+    (6, 'cost per month: $195.57')
     """
     if fig is None:
         import matplotlib.pyplot as plt
@@ -897,7 +897,7 @@ def headline(results: Results) -> str:
     >>> p.add_actor("Scorer", service=0.01, instances=20, skew=1.2)
     >>> res = cdp.simulate(p, cdp.Poisson(rate=50), duration=10, seed=1)
     >>> headline(res)
-    'doc: 507 messages in 10 s, acked 50.7 /s, mean batch 9.94, p99 991 ms, dead-lettered 0, dropped 0, $187.50/month'
+    'doc: 529 messages in 10 s, acked 52.9 /s, mean batch 9.98, p99 1000 ms, dead-lettered 0, dropped 0, $195.57/month'
     """
     s = _summary(results)
     monthly = float(_cost(results)["monthly_cost"].sum())
