@@ -69,10 +69,11 @@ ax.legend();
 
 # %% [markdown]
 # Capacity is roughly `consumers × 100` messages/s, and the autoscaler adds one consumer per
-# finished batch. With at most 2 or 5 consumers the spike's 22,500 messages are still
-# draining when traffic stops at 120 s (`simulate` runs on until the queues are empty); with
-# 10 the backlog is gone about 15 s after the spike. With 20 allowed, the autoscaler has
-# reached only 15 by the end of the 15 s spike, so a backlog of about 7,400 still builds:
+# finished batch. With at most 2 consumers the spike's 22,500 messages are still draining
+# when traffic stops at 120 s (`simulate` runs on until the queues are empty); with 5 the
+# backlog lasts about a minute after the spike, with 10 about 20 s. With 20 allowed, the
+# autoscaler has reached only 15 by the end of the 15 s spike, so a backlog of about 7,500
+# still builds:
 # autoscaling makes a spike slower than running every slot from the start would
 # (`cdp.PRODUCTION_ALL_SLOTS`, compared in notebook 08). The timeline also shows how many
 # consumers run at once:
