@@ -16,6 +16,8 @@ from __future__ import annotations
 import gc
 import math
 import numbers
+import warnings
+from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
@@ -30,6 +32,7 @@ from ..runtime.faults import ConsumerFaults, FaultPlan, scaled
 from ..runtime.pull import PullClient, behaviour_handler
 from ..runtime.runtime import Runtime
 from ..runtime.semantics import Semantics, resolve
+from . import compiled
 from .behaviour import (
     CodeActorCaller,
     KeyPicker,
@@ -52,7 +55,7 @@ DRAIN_TRIPS = 100      # around a cycle, messages a drain may enter per message 
 def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int = 0,
              semantics: str | Semantics = "production", drain: bool = True,
              trace: bool = False, progress: bool = False, budget: Budget | None = None,
-             faults: Faults | list | str | None = None) -> Results:
+             faults: Faults | list | str | None = None, engine: str = "auto") -> Results:
     """Simulate ``duration`` seconds of ``workload`` through ``pipeline``.
 
     Builds a :class:`~cdpkit.Runtime` from the pipeline's specs (and any handler code), feeds
@@ -105,6 +108,17 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         slowdowns, rate limits and eviction storms, checked against the pipeline and
         ``duration`` before anything runs; ``res.incidents()`` reports what each window did.
 
+    engine : {"auto", "compiled", "python"}
+        Which engine runs it. ``"python"``: the reference runtime (the one checked against
+        ``wrangler dev`` and queueing theory; it runs everything). ``"compiled"``: the numba
+        engine (:mod:`cdpkit.sim.compiled`), proven to give the same ledger, batches and
+        summary on the pipelines it covers (today: sources into one queue whose spec
+        consumer computes, fails and retries, with its dead letter queue; no faults, trace
+        or ``drain=False``); ConfigError if it does not cover the run. ``"auto"`` (default):
+        the compiled engine when it covers the run, else the Python one. ``res.engine`` says
+        which ran and, when ``auto`` fell back, why. Without numba every run uses the Python
+        engine (a one-line notice, once).
+
     Returns
     -------
     Results
@@ -137,6 +151,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     cdpkit.errors.ConfigError: simulate: duration=0 is not allowed; allowed: a finite number of virtual seconds > 0
     """
     _check_arguments(pipeline, workload, duration, seed, semantics, drain, trace, progress, budget)
+    if engine not in ("auto", "compiled", "python"):
+        raise ConfigError(f"simulate: engine={engine!r} is not allowed; allowed: 'auto', 'compiled' or 'python'")
     seed = int(seed)
     budget = Budget() if budget is None else budget
     pipeline.validate()
@@ -147,13 +163,34 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     expected = workload.expected(duration)     # None: a workload class of the user's own
     instances = {a: pipeline.spec(a).instances for a in pipeline.nodes("actor")}
     check_plan(budget, 0 if expected is None else expected, instances)
+    arrivals = workload.arrivals(duration, workload_rng(seed))
+    if expected is None:        # a workload class of the user's own: check what it drew
+        check_plan(budget, len(arrivals), instances)
+    sem = resolve(semantics)
+    reason = None if engine == "python" else compiled.not_covered(pipeline, sem, faults, trace, drain)
+    if engine == "compiled" and reason is not None and compiled.HAVE_NUMBA:
+        raise ConfigError(f"simulate: engine='compiled' does not cover this run ({reason}); allowed: "
+                          "engine='auto' (the Python engine runs what the compiled one does not) or 'python'")
+    if reason == "numba is not installed":
+        _notice_no_numba()
+    if engine != "python" and reason is None:
+        res = _run(pipeline, arrivals, duration, seed, semantics, drain, trace, progress, budget, faults, True)
+        if isinstance(res, Results):
+            return res
+        reason = res         # the kernel gave up (a limit the runtime reports): run it on Python
+    res = _run(pipeline, arrivals, duration, seed, semantics, drain, trace, progress, budget, faults, False)
+    res.engine = "python" if engine == "python" else f"python (the compiled engine does not cover: {reason})"
+    return res
+
+
+def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, drain: bool, trace: bool,
+         progress: bool, budget: Budget, faults: Faults, use_compiled: bool) -> Results | str:
+    """Build the runtime for ``pipeline`` and run it, on the compiled engine (which may give
+    up: then the reason is returned) or the Python one."""
     rt = Runtime(semantics=semantics, seed=seed, budget=budget)
     rt.watch.where, rt.watch.how = "simulate", "budget=cdp.Budget({}=...)"
     rt.recorder.keep_deliveries = trace
     streams = {name: CounterRNG.of(seed, name) for name in pipeline.graph}   # counter-based (draws.py)
-    arrivals = workload.arrivals(duration, workload_rng(seed))
-    if expected is None:        # a workload class of the user's own: check what it drew
-        check_plan(budget, len(arrivals), instances)
     bodies = SpecBodies(arrivals)
     rt.set_body_view(bodies.view)        # how handler code sees a spec message's body
 
@@ -216,14 +253,26 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     bar = tqdm(total=duration, unit="virtual s", desc=pipeline.name, disable=not progress,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} virtual s [{elapsed}<{remaining}]")
     timeline: list[tuple] = []
+    step = duration / TIMELINE_POINTS
     try:
+        admitted = {}
         for queue, parts in feeds.items():   # sources into one queue merge by arrival time
             indices = np.concatenate(parts)
-            _feed(rt, rt.queues[queue], arrivals, indices[np.argsort(arrivals.times[indices], kind="stable")])
-        _sample(rt, pools, timeline, duration / TIMELINE_POINTS, duration, bar)
-        rt.clock.run(until=duration)
-        if drain:
-            _drain(rt, pipeline, duration)
+            admitted[queue] = _admit(rt, rt.queues[queue], arrivals,
+                                     indices[np.argsort(arrivals.times[indices], kind="stable")])
+        if use_compiled:       # the covered pipeline has one fed queue (compiled.not_covered)
+            (queue, (due, rows)), = admitted.items()
+            gave_up = compiled.run(rt, pipeline, queue, due, rows, timeline, duration, step, budget.events)
+            if gave_up is not None:
+                return gave_up
+            bar.update(duration)
+        else:
+            for queue, (due, rows) in admitted.items():
+                rt.queues[queue].attach_inflow(due, lambda lo, hi, rows=rows: rows[lo:hi])
+            _sample(rt, pools, timeline, step, duration, bar)
+            rt.clock.run(until=duration)
+            if drain:
+                _drain(rt, pipeline, duration)
     finally:
         bar.close()
         if collecting:
@@ -231,7 +280,19 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     rt.check_conservation()
     res = Results(pipeline, rt, arrivals, duration, timeline, pools)
     res.faults, res.fault_plan = faults, plan
+    res.engine = "compiled" if use_compiled else "python"
     return res
+
+
+_NOTICED: list[bool] = []
+
+
+def _notice_no_numba() -> None:
+    """Say once per process that runs use the Python engine for want of numba."""
+    if not _NOTICED:
+        _NOTICED.append(True)
+        warnings.warn("cdpkit: numba is not installed, so simulations run on the Python engine "
+                      "(`pip install numba` for the compiled one)", RuntimeWarning, stacklevel=3)
 
 
 def _drain(rt: Runtime, pipeline: Pipeline, duration: float) -> None:
@@ -375,9 +436,10 @@ def _cycles(pipeline: Pipeline) -> str:
     return "; ".join(sorted(" -> ".join([*c, c[0]]) for c in cycles))
 
 
-def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
+def _admit(rt: Runtime, queue, arrivals, indices: np.ndarray) -> tuple[list[float], Sequence[int]]:
     """Arrivals ``indices`` are sent to ``queue`` at their times: entered in the ledger
-    now, all at once, and taken into the queue by index when their time comes
+    now, all at once (those over the size or throughput limit rejected); returns when the
+    rest land and their rows, for the queue to take in by index when their time comes
     (:class:`~cdpkit.runtime.queues.Inflow`), not one event per message."""
     times, sizes = arrivals.times[indices], arrivals.sizes[indices]
     bodies = indices.tolist()          # a spec message's body is its arrival's index
@@ -385,8 +447,7 @@ def _feed(rt: Runtime, queue, arrivals, indices: np.ndarray) -> None:
     if len(rows) < len(bodies):      # over the size limit: dropped at send
         times = rt.ledger.column("sent")[np.asarray(rows, dtype=np.int64)]
     times, rows = queue.admit_arrivals(times, rows)    # over the throughput limit: rejected
-    due = (times + (queue.delivery_delay or 0)).tolist()
-    queue.attach_inflow(due, lambda lo, hi: rows[lo:hi])
+    return (times + (queue.delivery_delay or 0)).tolist(), rows
 
 
 def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: float,

@@ -1,0 +1,179 @@
+"""Two engines, one semantics: the compiled engine (``engine="compiled"``, numba) gives the
+same run as the reference Python runtime (``engine="python"``), exactly.
+
+Random covered pipelines (sources into one queue whose spec consumer computes, fails and
+retries; a dead letter queue or none): batch sizes, timeouts (0 included), concurrency,
+retries with either policy and either mode, transient and poison failures, every service
+distribution, per-message times, delivery delays, the three production profiles and
+``local``, Poisson and constant loads (a constant load on a grid with constant service
+times makes ties everywhere). Every message's ledger row (times, attempts, outcome, drop
+reason), every batch, every timeline sample, ``summary()``, ``cost()`` and ``warnings``
+must be equal; floats to 1e-9 (relative 1e-12 for monthly cost extrapolations; the two engines share every formula; numpy's SIMD
+``log``/``cos`` may differ from libm's in the last bit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import cdpkit as cdp
+from cdpkit.sim import compiled
+
+pytestmark = pytest.mark.skipif(not compiled.HAVE_NUMBA, reason="numba is not installed")
+
+dists = st.one_of(
+    st.sampled_from([0.0, 0.05, 0.2]),
+    st.floats(0.01, 0.5).map(lambda mean: {"exp": round(mean, 3)}),
+    st.just({"uniform": [0.05, 0.3]}),
+    st.just({"normal": [0.1, 0.05]}),
+    st.just({"lognormal": [0.1, 0.8]}),
+)
+per_message = st.one_of(st.sampled_from([0.0, 0.01]), st.just({"exp": 0.02}), st.just({"normal": [0.01, 0.02]}))
+SLOW_AUTOSCALER = dataclasses.replace(cdp.PRODUCTION, autoscaling=cdp.Autoscaling(
+    start=2, step_up=2, step_down=1, rate_window=2.0, drain_seconds=5.0, memory=3))
+PROFILES = {"local": "local", "production": "production", "all_slots": cdp.PRODUCTION_ALL_SLOTS,
+            "slow_autoscaler": SLOW_AUTOSCALER}
+
+specs = st.fixed_dictionaries({
+    "batch": st.integers(1, 6),
+    "timeout": st.sampled_from([0, 0.05, 0.5, 1]),
+    "concurrency": st.integers(1, 4),
+    "retries": st.integers(0, 3),
+    "dlq": st.booleans(),
+    "dlq_delay": st.sampled_from([0, 1]),
+    "delivery_delay": st.sampled_from([0, 0, 1]),
+    "policy": st.sampled_from(["fixed", "exponential"]),
+    "retry_base": st.sampled_from([0, 1, 2]),
+    "mode": st.sampled_from(["per_message", "retry_all"]),
+    "failure": st.sampled_from([0.0, 0.1, 0.3, 0.7]),
+    "permanent": st.sampled_from([0.0, 0.0, 0.5]),
+    "base": dists,
+    "per_message": per_message,
+    "profile": st.sampled_from(sorted(PROFILES)),
+    "load": st.tuples(st.sampled_from(["poisson", "constant"]), st.sampled_from([5, 20, 60])),
+    "duration": st.sampled_from([2.0, 5.0]),
+    "seed": st.integers(0, 10_000),
+})
+
+
+def pipeline(sc: dict) -> cdp.Pipeline:
+    p = cdp.Pipeline("engines")
+    p.add_source("http", queue="jobs")
+    queue = {"max_batch_size": sc["batch"], "max_batch_timeout": sc["timeout"],
+             "max_concurrency": sc["concurrency"], "max_retries": sc["retries"],
+             "delivery_delay": sc["delivery_delay"]}
+    if sc["dlq"]:
+        queue["dead_letter_queue"] = "jobs-dlq"
+    p.add_queue("jobs", **queue)
+    if sc["dlq"]:
+        p.add_queue("jobs-dlq", delivery_delay=sc["dlq_delay"])
+    p.add_consumer("jobs", service={"base": sc["base"], "per_message": sc["per_message"]},
+                   failure=sc["failure"], permanent=sc["permanent"],
+                   retry={"policy": sc["policy"], "base": sc["retry_base"], "cap": 5, "mode": sc["mode"]})
+    return p
+
+
+def run(sc: dict, engine: str) -> cdp.Results:
+    kind, rate = sc["load"]
+    load = cdp.Poisson(rate=rate) if kind == "poisson" else cdp.Constant(rate=rate)
+    return cdp.simulate(pipeline(sc), load, duration=sc["duration"], seed=sc["seed"],
+                        semantics=PROFILES[sc["profile"]], engine=engine)
+
+
+def assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame, what: str) -> None:
+    assert list(a.columns) == list(b.columns), what
+    assert len(a) == len(b), f"{what}: {len(a)} rows vs {len(b)}"
+    for column in a.columns:
+        x, y = a[column].to_numpy(), b[column].to_numpy()
+        if x.dtype.kind == "f":
+            assert np.allclose(x, y, rtol=1e-12, atol=1e-9, equal_nan=True), f"{what}.{column}"
+        else:        # (NaN and None count as equal to themselves)
+            assert a[column].reset_index(drop=True).equals(b[column].reset_index(drop=True)), f"{what}.{column}"
+
+
+def assert_same_run(python: cdp.Results, fast: cdp.Results) -> None:
+    assert python.engine == "python" and fast.engine == "compiled", (python.engine, fast.engine)
+    assert_frames_equal(python.messages, fast.messages, "messages")
+    assert_frames_equal(python.batches, fast.batches, "batches")
+    assert_frames_equal(python.timeline, fast.timeline, "timeline")
+    assert_frames_equal(python.warnings, fast.warnings, "warnings")
+    assert_frames_equal(python.cost(), fast.cost(), "cost")
+    a, b = python.summary(), fast.summary()
+    assert list(a.index) == list(b.index)
+    assert np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), rtol=1e-12, atol=1e-9), a.compare(b)
+
+
+TIES = {"batch": 3, "timeout": 0.5, "concurrency": 2, "retries": 2, "dlq": True, "dlq_delay": 0,
+        "delivery_delay": 0, "policy": "fixed", "retry_base": 1, "mode": "per_message", "failure": 0.3,
+        "permanent": 0.5, "base": 0.2, "per_message": 0.0, "profile": "local", "load": ("constant", 20),
+        "duration": 5.0, "seed": 1}
+
+
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(specs)
+@example({**TIES})
+@example({**TIES, "profile": "production"})
+@example({**TIES, "profile": "all_slots", "timeout": 0, "mode": "retry_all"})
+@example({**TIES, "profile": "slow_autoscaler", "load": ("poisson", 60), "base": {"exp": 0.3}})
+def test_the_compiled_engine_runs_as_the_python_engine(sc):
+    assert_same_run(run(sc, "python"), run(sc, "compiled"))
+
+
+def test_mm5_is_the_same_on_both_engines_and_near_erlang_c():
+    """The textbook case (M/M/5: lambda 4, mu 1) on both engines: the same waits, and Wq
+    near Erlang C's 0.5541 s (2,000 s: within 15 %; bench_mm5.py measures it closely)."""
+    p = cdp.Pipeline("mm5")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=1, max_batch_timeout=0, max_concurrency=5)
+    p.add_consumer("jobs", service={"base": {"exp": 1.0}})
+    args = dict(duration=2_000, seed=3, semantics=cdp.PRODUCTION_ALL_SLOTS)
+    python = cdp.simulate(p, cdp.Poisson(rate=4), engine="python", **args)
+    fast = cdp.simulate(p, cdp.Poisson(rate=4), **args)       # auto: the compiled engine covers it
+    assert_same_run(python, fast)
+    assert abs(fast.summary()["wait_mean"] / 0.5541 - 1) < 0.15
+
+
+def test_auto_falls_back_to_python_and_says_why():
+    p = cdp.Pipeline("actor")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs")
+    p.add_consumer("jobs", calls="Worker")
+    p.add_actor("Worker", service=0.01)
+    res = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)
+    assert res.engine == "python (the compiled engine does not cover: actor 'Worker')"
+    with pytest.raises(cdp.ConfigError, match=r"engine='compiled' does not cover this run \(actor 'Worker'\)"):
+        cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1, engine="compiled")
+    with pytest.raises(cdp.ConfigError, match=r"engine='fast' is not allowed; allowed: 'auto', 'compiled' or 'python'"):
+        cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1, engine="fast")
+
+
+def test_a_run_the_kernel_gives_up_on_runs_on_python_with_the_reason():
+    """Retention shorter than a message's wait: the kernel stops (the runtime drops expired
+    messages with their reason) and the Python engine runs it."""
+    p = cdp.Pipeline("slow")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=1, max_concurrency=1, retention=60)
+    p.add_consumer("jobs", service={"base": 1.0})
+    res = cdp.simulate(p, cdp.Constant(rate=4), duration=60, seed=1)
+    assert res.engine == "python (the compiled engine does not cover: a message outlived the retention period)"
+    assert res.summary()["dropped"] > 0
+
+
+def test_without_numba_runs_use_python_with_one_notice(monkeypatch):
+    monkeypatch.setattr(compiled, "HAVE_NUMBA", False)
+    monkeypatch.setattr(sys.modules["cdpkit.sim.simulate"], "_NOTICED", [])     # (the module, not the function)
+    p = cdp.Pipeline("plain")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs")
+    p.add_consumer("jobs", service={"base": 0.01})
+    with pytest.warns(RuntimeWarning, match="numba is not installed"):
+        res = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1, engine="compiled")
+    assert res.engine == "python (the compiled engine does not cover: numba is not installed)"
