@@ -11,7 +11,6 @@ frequent (calls that finish, arrive or re-enter at the very same instant).
 
 import dataclasses
 
-import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

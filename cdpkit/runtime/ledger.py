@@ -59,7 +59,7 @@ class Ledger:
     (:meth:`delivered`); a message's delivery count and first delivery derive from them."""
 
     __slots__ = ("queue", "content_type", "payload", "bytes", "timestamp", "sent", "failed", "outcome",
-                 "finished", "drop_reasons", "same_as", "_delivered", "_delivered_at",
+                 "finished", "drop_reasons", "same_as", "_delivered", "_delivered_sizes", "_delivered_at",
                  "size", "_queue_codes", "_queue_names", "_type_codes", "_type_names", "_salt", "raw_view",
                  "max_size", "on_full")
 
@@ -75,7 +75,8 @@ class Ledger:
         self.finished = array("d")         # NaN while in flight
         self.drop_reasons: dict[int, str] = {}
         self.same_as: dict[int, int] = {}  # a dead letter's row -> the row whose id it keeps
-        self._delivered: list[array] = []  # the rows of each batch handed to a consumer
+        self._delivered = array("q")       # the rows of each batch handed to a consumer, one after another
+        self._delivered_sizes = array("q")  # ... each batch's size
         self._delivered_at = array("d")    # ... and when
         self.size = 0                      # rows; the state columns above are allocated ahead
         self._queue_codes: dict[str, int] = {}
@@ -131,6 +132,42 @@ class Ledger:
                 column.extend(array(column.typecode, [0]) * grow)
         return range(start, start + n)
 
+    def add_block(self, queues: Sequence[str], queue_of: np.ndarray, content_type: str, payloads: list,
+                  sizes: np.ndarray, timestamps: np.ndarray, sent: np.ndarray, copied_from: np.ndarray) -> range:
+        """Append many rows of several queues at once, in order, as :meth:`add` and
+        :meth:`copy_to` would one group at a time (a compiled run's sends and dead letters):
+        row ``i`` is on ``queues[queue_of[i]]``; ``copied_from[i] >= 0`` makes it a dead
+        letter of that row (it keeps its id). Queue codes are given in order of first row."""
+        start, n = self.size, len(payloads)
+        first = np.unique(queue_of, return_index=True)[1] if n else np.zeros(0, np.int64)
+        codes = np.zeros(len(queues), dtype=np.uint16)
+        for i in np.sort(first).tolist():
+            name = queues[int(queue_of[i])]
+            code = self._queue_codes.get(name)
+            codes[queue_of[i]] = self._code(name, self._queue_codes, self._queue_names) if code is None else code
+        type_code = self._type_codes.get(content_type)
+        if type_code is None:
+            type_code = self._code(content_type, self._type_codes, self._type_names)
+        self.queue.frombytes(codes[queue_of].tobytes())
+        self.content_type.frombytes(np.full(n, type_code, dtype=np.uint8).tobytes())
+        self.payload.extend(payloads)
+        self.bytes.frombytes(np.asarray(sizes, dtype=np.int64).tobytes())
+        self.timestamp.frombytes(np.asarray(timestamps, dtype=np.float64).tobytes())
+        self.sent.frombytes(np.asarray(sent, dtype=np.float64).tobytes())
+        self.size = start + n
+        if self.size > self.max_size:
+            self.on_full(self.size)
+        if self.size > len(self.outcome):
+            grow = max(self.size - len(self.outcome), _CHUNK)
+            self.finished.extend(array("d", [float("nan")]) * grow)
+            for column in (self.failed, self.outcome):
+                column.extend(array(column.typecode, [0]) * grow)
+        same_as = self.same_as
+        for i in np.flatnonzero(copied_from >= 0).tolist():
+            old = int(copied_from[i])
+            same_as[start + i] = same_as.get(old, old)
+        return range(start, start + n)
+
     def copy_to(self, queue: str, rows: Sequence[int], sent: float) -> range:
         """Dead letters: the same messages (id, body, timestamp) on another queue."""
         new = self.add(queue, [self.content_type[r] for r in rows], [self.payload[r] for r in rows],
@@ -151,19 +188,26 @@ class Ledger:
 
     def delivered(self, rows: list[int], now: float) -> None:
         """``rows`` were delivered (as one batch) at ``now``."""
-        self._delivered.append(array("q", rows))
+        self._delivered.extend(rows)
+        self._delivered_sizes.append(len(rows))
         self._delivered_at.append(now)
+
+    def delivered_batches(self, rows: np.ndarray, sizes: np.ndarray, times: np.ndarray) -> None:
+        """Many batches delivered, in order (:meth:`delivered` for each; a compiled run's)."""
+        self._delivered.frombytes(np.asarray(rows, dtype=np.int64).tobytes())
+        self._delivered_sizes.frombytes(np.asarray(sizes, dtype=np.int64).tobytes())
+        self._delivered_at.frombytes(np.asarray(times, dtype=np.float64).tobytes())
 
     def batch_sizes(self) -> tuple[np.ndarray, np.ndarray]:
         """Per batch delivered, in order: its queue's code and its size."""
-        batches, queue = self._delivered, self.queue
-        codes = np.fromiter((queue[rows[0]] for rows in batches), np.int64, len(batches))
-        return codes, np.fromiter(map(len, batches), np.int64, len(batches))
+        sizes = np.frombuffer(self._delivered_sizes, dtype=np.int64)
+        firsts = np.frombuffer(self._delivered, dtype=np.int64)[np.cumsum(sizes) - sizes]
+        return np.frombuffer(self.queue, dtype=np.uint16)[firsts].astype(np.int64), sizes.copy()
 
     def deliveries(self) -> tuple[np.ndarray, np.ndarray]:
         """Per row: how many times it was delivered, and when first (NaN if never)."""
-        sizes = np.fromiter(map(len, self._delivered), np.int64, len(self._delivered))
-        rows = np.frombuffer(b"".join(self._delivered), dtype=np.int64)
+        sizes = np.frombuffer(self._delivered_sizes, dtype=np.int64)
+        rows = np.frombuffer(self._delivered, dtype=np.int64)
         times = np.repeat(np.frombuffer(self._delivered_at), sizes)
         first = np.full(self.size, np.nan)
         first[rows[::-1]] = times[::-1]          # batches are in time order: the earliest wins

@@ -26,7 +26,7 @@ BATCH_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "size", "outco
 class Trace:
     """Collects batches and deliveries while a runtime runs."""
 
-    __slots__ = ("_open", "_deliveries", "_batches", "_calls", "call_logs", "warnings", "errors",
+    __slots__ = ("_open", "_deliveries", "_batches", "_batch_blocks", "_calls", "call_logs", "warnings", "errors",
                  "keep_deliveries")
 
     def __init__(self, keep_deliveries: bool = True) -> None:
@@ -36,6 +36,7 @@ class Trace:
         self.call_logs: list[CallLog] = []       # requests to spec actors, as columns
         self._deliveries: list[tuple] = []      # message_id holds the ledger row until asked for
         self._batches: list[tuple] = []
+        self._batch_blocks: list[pd.DataFrame] = []   # batches recorded many at once (a compiled run)
         self.warnings: list[tuple[float, str, int, str]] = []
         self.errors: list[tuple[float, str, int, BaseException, str]] = []   # + traceback
 
@@ -108,7 +109,15 @@ class Trace:
         return frame
 
     def batches(self) -> pd.DataFrame:
-        return pd.DataFrame(self._batches, columns=BATCH_COLUMNS)
+        frame = pd.DataFrame(self._batches, columns=BATCH_COLUMNS)
+        if not self._batch_blocks:
+            return frame
+        return pd.concat([frame, *self._batch_blocks] if self._batches else self._batch_blocks, ignore_index=True)
+
+    def batches_finished(self, columns: dict) -> None:
+        """Many batches finished, in order (:meth:`batch_finished` for each; a compiled
+        run's): ``columns`` holds each column of :data:`BATCH_COLUMNS`."""
+        self._batch_blocks.append(pd.DataFrame(columns, columns=BATCH_COLUMNS))
 
     def __len__(self) -> int:
         return len(self._deliveries)

@@ -354,9 +354,9 @@ class SpecActors:
                               "one that writes, calls or publishes runs as spec_actor_class")
         self.runtime, self.name, self.spec = runtime, name, spec
         self.binding = spec.binding
-        keys, service = actor_streams(rng)
+        keys, self.service_rng = actor_streams(rng)
         self.picker = KeyPicker(name.lower(), spec.instances, spec.skew, keys)
-        self.service = spec.service.sampler(service)
+        self.service = spec.service.sampler(self.service_rng)
         self.busy = [False] * spec.instances      # does a call hold the instance's gate
         self.waiting: list[deque | None] = [None] * spec.instances   # calls waiting at its gate
         self.busy_seconds = 0.0

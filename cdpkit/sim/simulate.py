@@ -260,9 +260,8 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
             indices = np.concatenate(parts)
             admitted[queue] = _admit(rt, rt.queues[queue], arrivals,
                                      indices[np.argsort(arrivals.times[indices], kind="stable")])
-        if use_compiled:       # the covered pipeline has one fed queue (compiled.not_covered)
-            (queue, (due, rows)), = admitted.items()
-            gave_up = compiled.run(rt, pipeline, queue, due, rows, timeline, duration, step, budget.events)
+        if use_compiled:
+            gave_up = compiled.run(rt, pipeline, admitted, pools, bodies, timeline, duration, step, budget.events)
             if gave_up is not None:
                 return gave_up
             bar.update(duration)
