@@ -44,17 +44,20 @@ def pipeline() -> cdp.Pipeline:
     return p
 
 
-def simulate(messages: int, seed: int = 1, semantics: object = "production") -> tuple[cdp.Results, dict]:
-    """What a user does: simulate and read the summary (production: autoscaled consumers)."""
+def simulate(messages: int, seed: int = 1, semantics: object = "production",
+             engine: str = "auto") -> tuple[cdp.Results, dict]:
+    """What a user does: simulate and read the summary (production: autoscaled consumers;
+    ``engine="auto"``: the compiled engine, which covers this pipeline)."""
+    budget = cdp.Budget(messages=max(20_000_000, 3 * messages), memory_bytes=64 * 2**30)
     res = cdp.simulate(pipeline(), cdp.Poisson(rate=RATE), duration=messages / RATE, seed=seed,
-                       semantics=semantics)
+                       semantics=semantics, engine=engine, budget=budget)
     return res, res.summary()
 
 
-def run_cdpkit(messages: int, seed: int = 1, semantics: object = "production") -> dict:
+def run_cdpkit(messages: int, seed: int = 1, semantics: object = "production", engine: str = "auto") -> dict:
     """:func:`simulate`, plus the statistics compared with SimPy."""
-    res, s = simulate(messages, seed, semantics)
-    return statistics(res, s)
+    res, s = simulate(messages, seed, semantics, engine)
+    return statistics(res, s) | {"engine": res.engine}
 
 
 def statistics(res: cdp.Results, s: dict) -> dict:
@@ -167,11 +170,11 @@ def timed(fn, *args, repeat: int = 1):
     return best, out
 
 
-def child_peak(messages: int) -> None:
+def child_peak(messages: int, engine: str) -> None:
     """Run in a fresh process: print the wall time of simulate + summary, of the statistics
     compared with SimPy (DataFrames of batches and end-to-end latency), and peak RSS."""
     started = time.perf_counter()
-    res, s = simulate(messages)
+    res, s = simulate(messages, engine=engine)
     simulated = time.perf_counter()
     statistics(res, s)
     elapsed = time.perf_counter()
@@ -183,34 +186,68 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--big", action="store_true", help="also 1M messages and 10k re-simulation")
+    parser.add_argument("--huge", action="store_true", help="also 10M messages (compiled engine)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_peak(args.child)
+        child_peak(args.child, args.engine)
         return
-    # every slot at once (the SimPy model's rule, the former production profile) first
-    t_slots, ours = timed(run_cdpkit, args.messages, 1, cdp.PRODUCTION_ALL_SLOTS, repeat=3)
-    t_ours, auto = timed(run_cdpkit, args.messages, repeat=3)
+    run_cdpkit(1_000)        # compile (or load the cache of) the compiled engine before timing
+    print(f"reference scenario, {args.messages:,} messages (cdpkit best of 3, SimPy best of 3, same run)")
     t_ref, ref = timed(run_simpy, args.messages, repeat=3)
-    print(f"reference scenario, {args.messages:,} messages")
-    print(f"  all slots:   cdpkit {t_slots:.2f} s   simpy {t_ref:.2f} s   speed ratio cdpkit/simpy: "
-          f"{t_ref / t_slots:.2f}x")
-    print(f"  autoscaling: cdpkit {t_ours:.2f} s   speed ratio cdpkit/simpy: {t_ref / t_ours:.2f}x   "
-          f"(p99 {auto['p99_latency']:.3g} s vs {ours['p99_latency']:.3g} s all slots)")
+    for engine in ("compiled", "python"):
+        # every slot at once (the SimPy model's rule, the former production profile), then autoscaled
+        t_slots, ours = timed(run_cdpkit, args.messages, 1, cdp.PRODUCTION_ALL_SLOTS, engine, repeat=3)
+        t_ours, auto = timed(run_cdpkit, args.messages, 1, "production", engine, repeat=3)
+        print(f"  {engine:>8} all slots:   cdpkit {t_slots:.3f} s   simpy {t_ref:.3f} s   speed ratio "
+              f"cdpkit/simpy: {t_ref / t_slots:.2f}x   ({ours['engine']})")
+        print(f"  {engine:>8} autoscaling: cdpkit {t_ours:.3f} s   speed ratio cdpkit/simpy: {t_ref / t_ours:.2f}x   "
+              f"(p99 {auto['p99_latency']:.3g} s vs {ours['p99_latency']:.3g} s all slots)")
     print(f"  {'statistic':<18}{'cdpkit':>12}{'simpy':>12}{'diff':>9}")
-    for key in ours:
+    for key in ref:
         a, b = float(ours[key]), float(ref[key])
         diff = (a - b) / b if b else float("nan")
         print(f"  {key:<18}{a:>12.4g}{b:>12.4g}{diff:>9.1%}")
     if args.big:
-        t10k, _ = timed(run_cdpkit, 10_000, repeat=5)
-        print(f"10k-message re-simulation: {t10k:.3f} s (best of 5)")
-        runs = [subprocess.run([sys.executable, __file__, "--child", "1000000"], capture_output=True,
-                               text=True, check=True).stdout.split() for _ in range(3)]
-        wall = sorted(float(out[0]) for out in runs)
-        print(f"1M messages, simulate + summary (3 fresh processes): best {wall[0]:.2f} s, "
-              f"worst {wall[-1]:.2f} s; statistics DataFrames +{min(float(o[1]) for o in runs):.2f} s; "
-              f"peak RSS {max(float(o[2]) for o in runs):.0f} MiB")
+        for engine in ("compiled", "python"):
+            t10k, _ = timed(run_cdpkit, 10_000, 1, "production", engine, repeat=5)
+            print(f"10k-message re-simulation, {engine}: {t10k * 1000:.1f} ms (best of 5)")
+        for engine in ("compiled", "python"):
+            fresh(1_000_000, engine, 3)
+        first_simulation()
+    if args.huge:
+        fresh(10_000_000, "compiled", 1)
+
+
+def fresh(messages: int, engine: str, runs: int) -> None:
+    """``messages`` simulated in ``runs`` fresh processes: wall time and peak RSS."""
+    out = [subprocess.run([sys.executable, __file__, "--child", str(messages), "--engine", engine],
+                          capture_output=True, text=True, check=True).stdout.split() for _ in range(runs)]
+    wall = sorted(float(o[0]) for o in out)
+    print(f"{messages:,} messages, {engine}, simulate + summary ({runs} fresh process{'es' * (runs > 1)}): "
+          f"best {wall[0]:.2f} s, worst {wall[-1]:.2f} s; statistics DataFrames "
+          f"+{min(float(o[1]) for o in out):.2f} s; peak RSS {max(float(o[2]) for o in out):.0f} MiB")
+
+
+FIRST = ("import time; t = time.perf_counter(); import cdpkit as cdp; "
+         "p = cdp.Pipeline('first'); p.add_source('http', queue='jobs'); p.add_queue('jobs'); "
+         "p.add_consumer('jobs', service={'base': 0.01}); "
+         "res = cdp.simulate(p, cdp.Poisson(rate=100), duration=60, seed=1); res.summary(); "
+         "print(time.perf_counter() - t, res.engine)")
+
+
+def first_simulation() -> None:
+    """The first simulation in a fresh process (import included): with the compiled engine's
+    cache as it is (warm after any earlier run), and with an empty cache (cold: it compiles)."""
+    import os
+    import tempfile
+    warm = subprocess.run([sys.executable, "-c", FIRST], capture_output=True, text=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as empty:
+        cold = subprocess.run([sys.executable, "-c", FIRST], capture_output=True, text=True, check=True,
+                              env={**os.environ, "NUMBA_CACHE_DIR": empty}).stdout
+    print(f"first simulation in a fresh process (import + 6,000 messages): warm cache {float(warm.split()[0]):.2f} s, "
+          f"cold cache {float(cold.split()[0]):.2f} s ({cold.split()[1]})")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
     if not drain:
         return "drain=False"
     g = pipeline.graph
+    if len(pipeline.nodes("queue")) > 255:     # an event's queue is 8 bits of its code
+        return "more than 255 queues"
     for node in pipeline.nodes("store"):
         return f"store {node!r}"
     for node in pipeline.nodes("actor"):
@@ -780,7 +782,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[list[float], 
         in_lo.append(len(in_due))
     fed = np.array([index[name] for name in admitted], dtype=np.int64)
     # the queues' settings and their consumers' specs
-    attempts = max(q.settings.max_retries + 1 for q in rt.queues.values())
+    attempts = max((q.settings.max_retries + 1 for q in rt.queues.values()), default=1)
     SI = np.zeros((nq, 12), np.int64)
     SF = np.zeros((nq, 9), np.float64)
     keys = np.zeros((nq, 4), np.uint64)
