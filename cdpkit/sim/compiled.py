@@ -22,7 +22,6 @@ no trace. Anything else runs on the Python engine, with the reason in ``res.engi
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -54,7 +53,8 @@ DIST_KINDS = {"const": 0, "exp": 1, "uniform": 2, "normal": 3, "lognormal": 4}
 ACKED, DEAD, DROPPED = 1, 2, 3
 # why a compiled run gave up (then the Python engine runs it): the runtime handles these
 ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran past the consumer wall time",
-                 3: "the run's event budget", 4: "an actor past the Durable Object soft limit"}
+                 3: "the run's event budget", 4: "an actor past the Durable Object soft limit",
+                 5: "more than 8 cancelled batch timers pending on one queue"}
 
 
 def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, drain: bool) -> str | None:
@@ -170,22 +170,30 @@ def _np_sum(x, n):
 
 
 # ---------------------------------------------------------------------------- the kernel
+#
+# State lives in numpy arrays with named columns (numba passes arrays cheaply; typed lists
+# cost several times more per append): a queue's state QI/QF, its settings SI/SF, the
+# ledger LI/LF (a queue's buffer is a linked list through LI[:, NEXT]), the batches BI/BF,
+# landing groups, actor calls CI/CF. Tables that grow double when full.
 
 # a queue's integer state QI[q, ...] and float state QF[q, ...]
-(NXT, HEAD, TAIL, ARRIVED, HAS_WAITING, LANDING, RUNNING, WAKE_SEQ, HAS_WAKE, PENDING_SEQ, IMMEDIATE,
- F_RUNNING, TIMER_SEQ, DUE, LEVEL, N_BASE, N_PER, N_TRIAL, HAS_PER, SEEN_ARRIVED, BATCHES) = range(21)
+(NXT, HEAD, TAIL, COUNT, ARRIVED, HAS_WAITING, LANDING, RUNNING, WAKE_SEQ, HAS_WAKE, PENDING_SEQ, IMMEDIATE,
+ F_RUNNING, TIMER_SEQ, DUE, LEVEL, N_BASE, N_PER, N_TRIAL, HAS_PER, SEEN_ARRIVED, BATCHES) = range(22)
 (WAITING_SINCE, WAKE_TIME, RATE, SEEN, PER_MSG, FAILED_SHARE, CPU) = range(7)
 # a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats)
 (SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, HAS_CONSUMER, PER_WINDOW, CALLS, PUB_LO, PUB_HI, RETRY_ALL,
  BASE_KIND, PER_KIND) = range(12)
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
-(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE) = range(5)
+(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV) = range(14)
 # a call's columns CI[call, ...] (floats CF: arrived, started, finished)
 (C_POOL, C_KEY, C_LEFT, C_BATCH, C_NEXT) = range(5)
 # ledger columns LI[row, ...] (ints) and LF[row, ...] (floats)
-(ORIGIN, FAILED, OUTCOME, REASON, ROWQ, SRC) = range(6)
+(ORIGIN, FAILED, OUTCOME, REASON, ROWQ, SRC, NEXT) = range(7)
 (STAMP, FINISHED, SENT) = range(3)
+# a batch's columns BI[b, ...] (floats BF: started, finished): its rows brows[B_LO:B_HI], its
+# failing positions and their delays fails/fdelay[B_FLO:B_FHI], what became of its messages
+(B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP) = range(11)
 # ledger drop reasons
 NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 REJECTED = 4     # the rejected outcome's code
@@ -193,40 +201,82 @@ REJECTED = 4     # the rejected outcome's code
 _WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT = range(8)
 
 
-@njit(cache=True)
-def _push(heap, G, t, kind, q, arg):
-    """clock.call_at: an event at ``t`` with the next sequence number."""
+@njit(cache=True, inline="always")
+def _push(HT, HK, G, t, kind, q, arg):
+    """clock.call_at: an event at ``t`` with the next sequence number, into the heap of
+    (time, seq) keys HT/HK[:, 0] (its code, ``arg << 12 | queue << 4 | kind``, in HK[:, 1])."""
     G[SEQ] += 1
-    heapq.heappush(heap, (t, G[SEQ], (np.int64(arg) << 12) | (np.int64(q) << 4) | np.int64(kind)))
-    return G[SEQ]
+    seq, code = G[SEQ], (np.int64(arg) << 12) | (np.int64(q) << 4) | np.int64(kind)
+    i = G[HN]
+    G[HN] = i + 1
+    while i > 0:                      # sift up
+        p = (i - 1) >> 1
+        if t < HT[p] or (t == HT[p] and seq < HK[p, 0]):
+            HT[i], HK[i, 0], HK[i, 1] = HT[p], HK[p, 0], HK[p, 1]
+            i = p
+        else:
+            break
+    HT[i], HK[i, 0], HK[i, 1] = t, seq, code
+    return seq
+
+
+@njit(cache=True, inline="always")
+def _pop(HT, HK, G):
+    """The earliest event (time, seq, code), out of the heap."""
+    t, seq, code = HT[0], HK[0, 0], HK[0, 1]
+    n = G[HN] - 1
+    G[HN] = n
+    if n > 0:                         # the last entry sifts down from the root
+        lt, ls, lc = HT[n], HK[n, 0], HK[n, 1]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= n:
+                break
+            if c + 1 < n and (HT[c + 1] < HT[c] or (HT[c + 1] == HT[c] and HK[c + 1, 0] < HK[c, 0])):
+                c += 1
+            if HT[c] < lt or (HT[c] == lt and HK[c, 0] < ls):
+                HT[i], HK[i, 0], HK[i, 1] = HT[c], HK[c, 0], HK[c, 1]
+                i = c
+            else:
+                break
+        HT[i], HK[i, 0], HK[i, 1] = lt, ls, lc
+    return t, seq, code
 
 
 @njit(cache=True)
-def _buffer_put(bufs, QI, q, m):
-    """Append ledger row ``m`` to queue ``q``'s buffer (a ring that doubles when full)."""
-    buf = bufs[q]
-    n = QI[q, TAIL] - QI[q, HEAD]
-    if n == len(buf):
-        bigger = np.empty(2 * len(buf), np.int64)
-        for i in range(n):
-            bigger[i] = buf[(QI[q, HEAD] + i) % len(buf)]
-        QI[q, HEAD], QI[q, TAIL] = 0, n
-        bufs[q] = bigger
-        buf = bigger
-    buf[QI[q, TAIL] % len(buf)] = m
-    QI[q, TAIL] += 1
+def _bigger(a, need):
+    """``a`` with at least ``need`` rows (doubled), its contents kept."""
+    if need <= a.shape[0]:
+        return a
+    size = max(2 * a.shape[0], need)
+    out = np.zeros((size,) + a.shape[1:], a.dtype)
+    out[:a.shape[0]] = a
+    return out
 
 
-@njit(cache=True)
-def _absorb(q, now, in_due, in_rows, in_lo, bufs, QI, QF, concurrent):
+@njit(cache=True, inline="always")
+def _put(LI, QI, q, m):
+    """Append ledger row ``m`` to queue ``q``'s buffer."""
+    LI[m, NEXT] = -1
+    if QI[q, COUNT] == 0:
+        QI[q, HEAD] = m
+    else:
+        LI[QI[q, TAIL], NEXT] = m
+    QI[q, TAIL] = m
+    QI[q, COUNT] += 1
+
+
+@njit(cache=True, inline="always")
+def _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent):
     """Queue.absorb: every known arrival up to now into the buffer."""
     lo, hi_all = in_lo[q], in_lo[q + 1]
     nxt = QI[q, NXT]
     if lo + nxt < hi_all and in_due[lo + nxt] <= now:
         hi = np.searchsorted(in_due[lo:hi_all], now, side="right")
-        was_empty = QI[q, TAIL] == QI[q, HEAD]
+        was_empty = QI[q, COUNT] == 0
         for i in range(nxt, hi):
-            _buffer_put(bufs, QI, q, in_rows[lo + i])
+            _put(LI, QI, q, in_rows[lo + i])
         QI[q, ARRIVED] += hi - nxt
         if was_empty and concurrent:
             QF[q, WAITING_SINCE] = in_due[lo + nxt]
@@ -234,11 +284,11 @@ def _absorb(q, now, in_due, in_rows, in_lo, bufs, QI, QF, concurrent):
         QI[q, NXT] = hi
 
 
-@njit(cache=True)
-def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, heap, G):
+@njit(cache=True, inline="always")
+def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G):
     """Queue.rewake: the next wake-up, at the arrival that starts or fills a batch."""
     lo, n_in = in_lo[q], in_lo[q + 1] - in_lo[q]
-    i, n, size = QI[q, NXT], QI[q, TAIL] - QI[q, HEAD], SI[q, SIZE]
+    i, n, size = QI[q, NXT], QI[q, COUNT], SI[q, SIZE]
     target, has_target = 0.0, False
     j = i + size - n - 1
     if n < size and j < n_in:
@@ -249,35 +299,36 @@ def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, heap, G):
             target = first
         has_target = True
     if has_target != (QI[q, HAS_WAKE] == 1) or (has_target and target != QF[q, WAKE_TIME]):
-        QI[q, WAKE_SEQ] = _push(heap, G, target, _WAKE, q, 0) if has_target else -1
+        QI[q, WAKE_SEQ] = _push(HT, HK, G, target, _WAKE, q, 0) if has_target else -1
         QF[q, WAKE_TIME] = target
         QI[q, HAS_WAKE] = 1 if has_target else 0
 
 
-@njit(cache=True)
-def _flush(q, now, bufs, QI, QF, SI, SF, keys, delays, LI, LF, per_x, heap, G, B):
+@njit(cache=True, inline="always")
+def _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, BF, brows, fails, fdelay):
     """Queue.flush, then SpecConsumer.start: cut a batch from the front of queue ``q``'s
-    buffer, draw its service time and failures, schedule its end. False if it was empty."""
-    b_rows, b_lo, b_start, b_end, b_queue, b_fail_lo, fails, fail_delay, b_retry_all, b_delay_all = B
-    take = min(SI[q, SIZE], QI[q, TAIL] - QI[q, HEAD])
+    buffer, draw its service time and failures, schedule its end. False if it was empty.
+    (The caller made room in the batch tables.)"""
+    take = min(SI[q, SIZE], QI[q, COUNT])
     if take == 0:
         return False
-    buf = bufs[q]
     retention = SF[q, RETENTION]
-    lo = len(b_rows)
+    lo = G[NBR]
+    m = QI[q, HEAD]
     for k in range(take):
-        m = buf[(QI[q, HEAD] + k) % len(buf)]
         if now - retention > 0 and LF[m, STAMP] < now - retention:
             G[ABORT] = 1
-        b_rows.append(m)
-    QI[q, HEAD] += take
-    b_lo.append(len(b_rows))
+        brows[lo + k] = m
+        m = LI[m, NEXT]
+    QI[q, HEAD] = m
+    QI[q, COUNT] -= take
+    G[NBR] = lo + take
     QI[q, RUNNING] += 1
     QI[q, BATCHES] += 1
-    b = len(b_start)
-    b_start.append(now)
-    b_end.append(np.nan)
-    b_queue.append(q)
+    b = G[NB]
+    G[NB] = b + 1
+    BI[b, B_LO], BI[b, B_HI], BI[b, B_Q], BI[b, B_FLO] = lo, lo + take, q, G[NF]
+    BF[b, 0], BF[b, 1] = now, np.nan
     bv, used = _draw(SI[q, BASE_KIND], SF[q, BASE_A], SF[q, BASE_B], keys[q, 0], QI[q, N_BASE])
     QI[q, N_BASE] += used
     if SI[q, PER_KIND] == 0:
@@ -290,63 +341,51 @@ def _flush(q, now, bufs, QI, QF, SI, SF, keys, delays, LI, LF, per_x, heap, G, B
         cpu = bv + _np_sum(per_x, take)
     transient, poison = SF[q, TRANSIENT], SF[q, POISON]
     retry_all, last = False, np.int64(-1)
-    for k in range(take):
-        m = b_rows[lo + k]
-        hit = transient > 0 and _uniform(keys[q, 2], QI[q, N_TRIAL] + k) < transient
-        if not hit and poison > 0:
-            hit = _uniform(keys[q, 3], LI[m, ORIGIN]) < poison
-        if hit:
-            d = delays[q, LI[m, FAILED] + 1]
-            fails.append(k)
-            fail_delay.append(d)
-            last = d
-            if SI[q, RETRY_ALL] == 1:
-                retry_all = True
-    if transient > 0:
-        QI[q, N_TRIAL] += take
-    b_fail_lo.append(len(fails))
-    b_retry_all.append(retry_all)
-    b_delay_all.append(last if retry_all else np.int64(-1))
+    nf = G[NF]
+    if transient > 0 or poison > 0:
+        for k in range(take):
+            m = brows[lo + k]
+            hit = transient > 0 and _uniform(keys[q, 2], QI[q, N_TRIAL] + k) < transient
+            if not hit and poison > 0:
+                hit = _uniform(keys[q, 3], LI[m, ORIGIN]) < poison
+            if hit:
+                d = delays[q, LI[m, FAILED] + 1]
+                fails[nf] = k
+                fdelay[nf] = d
+                nf += 1
+                last = d
+                if SI[q, RETRY_ALL] == 1:
+                    retry_all = True
+        if transient > 0:
+            QI[q, N_TRIAL] += take
+    G[NF] = nf
+    BI[b, B_FHI], BI[b, B_RA], BI[b, B_DA] = nf, retry_all, last if retry_all else -1
     QF[q, CPU] += cpu
-    _push(heap, G, now + cpu, _DONE, q, b)
+    _push(HT, HK, G, now + cpu, _DONE, q, b)
     return True
 
 
-@njit(cache=True)
-def _new_rows(LI, LF, G, q, n, now):
-    """``n`` ledger rows for messages entering queue ``q`` now (the columns double when
-    full); returns the columns and the first row. The caller fills in origin and stamp."""
-    lo = G[ROWS]
-    if lo + n > LI.shape[0]:
-        size = max(2 * LI.shape[0], lo + n)
-        bigger_i, bigger_f = np.zeros((size, LI.shape[1]), np.int64), np.full((size, LF.shape[1]), np.nan)
-        bigger_i[:lo] = LI[:lo]
-        bigger_f[:lo] = LF[:lo]
-        LI, LF = bigger_i, bigger_f
-    for r in range(lo, lo + n):
-        LI[r, ROWQ] = q
-        LI[r, SRC] = -1
-        LF[r, SENT] = now
-    G[ROWS] = lo + n
-    return LI, LF, lo
+@njit(cache=True, inline="always")
+def _land(HT, HK, G, QI, q, now, delay, rows, n, lrows, LG):
+    """The broker's ``_enqueue``: ``rows[:n]`` land in queue ``q`` after ``delay`` (the
+    caller made room in lrows and LG)."""
+    lo = G[NL]
+    for i in range(n):
+        lrows[lo + i] = rows[i]
+    g = G[NG]
+    LG[g, 0], LG[g, 1] = lo, lo + n
+    G[NL], G[NG] = lo + n, g + 1
+    QI[q, LANDING] += n
+    _push(HT, HK, G, now + delay, _LAND, q, g)
 
 
-@njit(cache=True)
-def _land_group(heap, G, QI, q, now, delay, lo, hi, land_lo, land_rows):
-    """The broker's ``_enqueue``: rows ``lo..hi-1`` land in queue ``q`` after ``delay``."""
-    for r in range(lo, hi):
-        land_rows.append(r)
-    land_lo.append(len(land_rows))
-    QI[q, LANDING] += hi - lo
-    _push(heap, G, now + delay, _LAND, q, len(land_lo) - 2)
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _call(a, left, batch, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, CI, CF, p_picks, p_waiting,
-          p_holding, period, heap, G):
+          p_holding, period, HT, HK, G):
     """SpecActors._enter: a call to pool ``a`` (its next picked key) arrives now; it enters
     the instance's gate (an entry event now) or waits behind the call holding it. Past the
-    soft limit it would be held: the kernel gives the run back (ABORT 4)."""
+    soft limit it would be held: the kernel gives the run back (ABORT 4). (The caller made
+    room in CI/CF.)"""
     lo, n = P[a, 1], P[a, 0]
     u = _uniform(pkeys[a, 0], p_picks[a])
     p_picks[a] += 1
@@ -354,8 +393,6 @@ def _call(a, left, batch, now, P, pkeys, cumulative, busy, w_head, w_tail, tats,
     if k > n - 1:
         k = n - 1
     c = G[CALLS_MADE]
-    if c == CI.shape[0]:                              # the call columns double when full
-        CI, CF = np.concatenate((CI, np.zeros_like(CI))), np.concatenate((CF, np.zeros_like(CF)))
     G[CALLS_MADE] = c + 1
     CI[c, C_POOL], CI[c, C_KEY], CI[c, C_LEFT], CI[c, C_BATCH], CI[c, C_NEXT] = a, k, left, batch, -1
     CF[c, 0] = CF[c, 1] = CF[c, 2] = now              # arrived, started, finished
@@ -365,7 +402,7 @@ def _call(a, left, batch, now, P, pkeys, cumulative, busy, w_head, w_tail, tats,
         tats[i] = tat
         if tat - now - 1.0 > 0:
             G[ABORT] = 4
-            return CI, CF
+            return
     if busy[i]:
         if w_tail[i] >= 0:
             CI[w_tail[i], C_NEXT] = c
@@ -376,84 +413,46 @@ def _call(a, left, batch, now, P, pkeys, cumulative, busy, w_head, w_tail, tats,
     else:
         busy[i] = True
         p_holding[a] += 1
-        _push(heap, G, now, _ENTRY, 0, c)
-    return CI, CF
+        _push(HT, HK, G, now, _ENTRY, 0, c)
 
 
-@njit(cache=True)
-def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_outcome, row_finished, SI, SF,
-            keys, delays,
-            pub, gi, gf, sends_init, P, PF, pkeys, cumulative):
-    """Every queue, spec consumer and service-only spec actor of a covered pipeline, as the
-    runtime runs them (see the module's docstring). Arguments: the queues' known arrivals
-    (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger so far, the queues' settings
-    (``SI``, ``SF``), stream keys and retry delays, publish targets, global settings
-    (``gi``: concurrent, autoscale, start, step_up, step_down, memory, max events,
-    discard; ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
-    window, actor period (0: no soft limit)), the sends already counted per throughput
-    window, and the pools (``P[a]``: instances, first instance, service kind; ``PF[a]``:
-    service a, b; ``pkeys[a]``: key and service stream keys; ``cumulative``: key weights)."""
+@njit(cache=True, inline="always")
+def _uncancel(CX, q, seq):
+    """Whether timer ``seq`` of queue ``q`` was cancelled (then forgotten: it has fired)."""
+    for slot in range(CX.shape[1]):
+        if CX[q, slot] == seq:
+            CX[q, slot] = -1
+            return True
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows, in_lo, LI, LF, BI, BF, done_order,
+         brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
+         w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT, HK, CX, row_margin):
+    """Process events (see :func:`_engine`) until none are left (returns False) or a table is
+    short of room for the next one (returns True: the caller makes room and calls again).
+    Nothing here allocates or reassigns an array (it is compiled without numba's reference
+    counting, which took two thirds of the time): the timeline samples SM, autoscaler levels
+    LV (queue, time, level), sends per throughput window SD[q, window] and each queue's
+    cancelled timers CX[q] are preallocated tables like the rest."""
     nq, na = SI.shape[0], P.shape[0]
     concurrent, autoscale = gi[0] == 1, gi[1] == 1
     step_up, step_down, max_events, discard = gi[3], gi[4], gi[6], gi[7] == 1
     window, drain_s, wall, step, duration, rate_window, period = gf[0], gf[1], gf[2], gf[3], gf[4], gf[5], gf[6]
     k_weight = 1.0 / gi[5]
-    G = np.zeros(5, np.int64)
-    QI = np.zeros((nq, 21), np.int64)
-    QF = np.zeros((nq, 7), np.float64)
-    for q in range(nq):
-        QI[q, WAKE_SEQ] = QI[q, PENDING_SEQ] = QI[q, TIMER_SEQ] = -1
-        QI[q, LEVEL] = min(gi[2], SI[q, MAX_CONC])
-    bufs = [np.empty(16, np.int64) for _ in range(nq)]
-    # the ledger: rows so far, then the rows sends and dead letters add
-    n0 = len(row_origin)
-    LI = np.zeros((2 * n0 + 1024, 6), np.int64)       # origin, failed, outcome, reason, queue, copied from
-    LF = np.full((2 * n0 + 1024, 3), np.nan)          # stamp, finished, sent
-    LI[:n0, ORIGIN], LI[:n0, OUTCOME], LI[:n0, ROWQ], LI[:n0, SRC] = row_origin, row_outcome, row_queue, -1
-    LF[:n0, STAMP], LF[:n0, FINISHED], LF[:n0, SENT] = row_stamp, row_finished, row_stamp
-    G[ROWS] = n0
-    B = ([np.int64(0)][:0], [np.int64(0)], [0.0][:0], [0.0][:0], [np.int64(0)][:0], [np.int64(0)],
-         [np.int64(0)][:0], [np.int64(0)][:0], [False][:0], [np.int64(0)][:0])
-    b_rows, b_lo, b_start, b_end, b_queue, b_fail_lo, fails, fail_delay, b_retry_all, b_delay_all = B
-    b_counts, done_order = [np.int64(0)][:0], [np.int64(0)][:0]
-    land_rows, land_lo = [np.int64(0)][:0], [np.int64(0)]
-    samples = [0.0][:0]
-    lv_q, lv_t, lv_v = [np.int64(0)][:0], [0.0][:0], [np.int64(0)][:0]
-    sends = {np.int64(0): np.int64(0)}       # (window * nq + q) -> messages sent in that window
-    sends.clear()
-    for i in range(sends_init.shape[0]):
-        sends[sends_init[i, 1] * nq + sends_init[i, 0]] = sends_init[i, 2]
-    per_x = np.empty(128, np.float64)
-    d_vals, d_rows, d_of = [np.int64(0)][:0], [np.int64(0)][:0], [np.int64(0)][:0]
-    dead = [np.int64(0)][:0]
-    counts = np.zeros(4, np.int64)
-    # pools: instances' gates (busy, FIFO of waiting calls through c_next), calls
-    n_inst = 0
-    for a in range(na):
-        n_inst += P[a, 0]
-    busy = np.zeros(max(n_inst, 1), np.bool_)
-    w_head = np.full(max(n_inst, 1), -1, np.int64)
-    w_tail = np.full(max(n_inst, 1), -1, np.int64)
-    tats = np.zeros(max(n_inst, 1), np.float64)
-    CI = np.zeros((1024, 5), np.int64)                # calls: pool, key, calls left, batch, next waiting
-    CF = np.zeros((1024, 3), np.float64)              # calls: arrived, started, finished
-    p_picks = np.zeros(max(na, 1), np.int64)
-    p_draws = np.zeros(max(na, 1), np.int64)
-    p_busy_s = np.zeros(max(na, 1), np.float64)
-    p_waiting = np.zeros(max(na, 1), np.int64)
-    p_holding = np.zeros(max(na, 1), np.int64)
-    heap = [(0.0, np.int64(0), np.int64(0))][:0]      # (time, seq, arg << 12 | queue << 4 | kind)
-    cancelled = {np.int64(-1)}                        # SingleFlush pendings cancelled (by seq)
-
-    # simulate: each fed queue's attach_inflow (a rewake), in feeding order, then _sample's call_at(0.0)
-    for q in fed:
-        _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, heap, G)
-    _push(heap, G, 0.0, _SAMPLE, 0, 0)
-    now = 0.0
-    while len(heap) > 0:
-        t, s, code = heapq.heappop(heap)
+    now = GF[0]
+    while G[HN] > 0:
+        if (G[NB] + 256 > BI.shape[0] or G[NBR] + 25_600 > brows.shape[0] or G[NF] + 25_600 > fails.shape[0]
+                or G[ROWS] + row_margin > LI.shape[0] or G[NL] + row_margin + 128 > lrows.shape[0]
+                or G[NG] + 256 > LG.shape[0] or G[CALLS_MADE] + 1 > CI.shape[0] or G[HN] + 600 > HT.shape[0]
+                or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
+                or HT[0] // rate_window + 2 > SD.shape[1]):
+            GF[0] = now
+            return True
+        t, s, code = _pop(HT, HK, G)
         kind, q, arg = code & 15, (code >> 4) & 255, code >> 12
-        if (kind == _WAKE and s != QI[q, WAKE_SEQ]) or (kind == _PENDING and s in cancelled) or (
+        if (kind == _WAKE and s != QI[q, WAKE_SEQ]) or (kind == _PENDING and _uncancel(CX, q, s)) or (
                 kind == _TIMER and s != QI[q, TIMER_SEQ]):
             continue                                  # cancelled
         now = t
@@ -463,100 +462,110 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
             break
         finished_batch = -1                           # a batch whose handler returns now
         landed = rewake = False
+        n_dead = 0
         if kind == _WAKE:                             # land(()): absorb, landed, rewake
-            _absorb(q, now, in_due, in_rows, in_lo, bufs, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
             landed = SI[q, HAS_CONSUMER] == 1
             rewake = True
         elif kind == _LAND:                           # _land(rows): land them
-            lo, hi = land_lo[arg], land_lo[arg + 1]
+            lo, hi = LG[arg, 0], LG[arg, 1]
             QI[q, LANDING] -= hi - lo
-            _absorb(q, now, in_due, in_rows, in_lo, bufs, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
             if SI[q, HAS_CONSUMER] == 0 and discard:  # wrangler dev forgets what has no consumer
                 for i in range(lo, hi):
-                    m = land_rows[i]
+                    m = lrows[i]
                     LI[m, OUTCOME], LF[m, FINISHED], LI[m, REASON] = DROPPED, now, DISCARDED
             else:
                 for i in range(lo, hi):
-                    _buffer_put(bufs, QI, q, land_rows[i])
+                    _put(LI, QI, q, lrows[i])
                 QI[q, ARRIVED] += hi - lo
             landed = SI[q, HAS_CONSUMER] == 1
             rewake = True
         elif kind == _PENDING:                        # SingleFlush._fire
-            _absorb(q, now, in_due, in_rows, in_lo, bufs, QI, QF, concurrent)
-            if QI[q, TAIL] - QI[q, HEAD] >= SI[q, SIZE]:
+            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
+            if QI[q, COUNT] >= SI[q, SIZE]:
                 QI[q, IMMEDIATE] = 1
-            if not _flush(q, now, bufs, QI, QF, SI, SF, keys, delays, LI, LF, per_x, heap, G, B):
+            if not _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, BF, brows, fails,
+                          fdelay):
                 QI[q, PENDING_SEQ] = -1               # an empty flush: finished (the buffer is empty)
             rewake = True
         elif kind == _TIMER:                          # ConcurrentFlush._expire
             QI[q, TIMER_SEQ] = -1
             QI[q, DUE] = 1
-            _absorb(q, now, in_due, in_rows, in_lo, bufs, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
             landed = rewake = True
         elif kind == _SAMPLE:                         # simulate._sample
-            samples.append(now)
+            i = G[NSM]
+            SM[i] = now
             for r in range(nq):
-                _absorb(r, now, in_due, in_rows, in_lo, bufs, QI, QF, concurrent)
-                samples.append(float(QI[r, TAIL] - QI[r, HEAD]))
-                samples.append(float(QI[r, LANDING]))
-                samples.append(float(QI[r, RUNNING]))
-                samples.append(float((QI[r, LEVEL] if autoscale else SI[r, MAX_CONC]) if concurrent else 1))
+                _absorb(r, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
+                SM[i + 1], SM[i + 2], SM[i + 3] = QI[r, COUNT], QI[r, LANDING], QI[r, RUNNING]
+                SM[i + 4] = (QI[r, LEVEL] if autoscale else SI[r, MAX_CONC]) if concurrent else 1
+                i += 4
             for a in range(na):
-                samples.append(float(p_waiting[a]))
-                samples.append(float(p_holding[a]))
-            while len(heap) > 0:                      # clock.peek: drop cancelled entries
-                s2, code = heap[0][1], heap[0][2]
-                k2, q2 = code & 15, (code >> 4) & 255
-                if (k2 == _WAKE and s2 != QI[q2, WAKE_SEQ]) or (k2 == _PENDING and s2 in cancelled) or (
+                SM[i + 1], SM[i + 2] = p_waiting[a], p_holding[a]
+                i += 2
+            G[NSM] = i + 1
+            while G[HN] > 0:                          # clock.peek: drop cancelled entries
+                s2, code2 = HK[0, 0], HK[0, 1]
+                k2, q2 = code2 & 15, (code2 >> 4) & 255
+                if (k2 == _WAKE and s2 != QI[q2, WAKE_SEQ]) or (k2 == _PENDING and _uncancel(CX, q2, s2)) or (
                         k2 == _TIMER and s2 != QI[q2, TIMER_SEQ]):
-                    heapq.heappop(heap)
+                    _pop(HT, HK, G)
                 else:
                     break
-            if now + step <= duration or len(heap) > 0:
-                _push(heap, G, now + step, _SAMPLE, 0, 0)
+            if now + step <= duration or G[HN] > 0:
+                _push(HT, HK, G, now + step, _SAMPLE, 0, 0)
             continue
         elif kind == _DONE:                           # SpecConsumer._downstream
             b = arg
-            lo, hi = b_lo[b], b_lo[b + 1]
+            lo, hi = BI[b, B_LO], BI[b, B_HI]
             n_acked = 0
-            if not b_retry_all[b]:
-                fl, fh = b_fail_lo[b], b_fail_lo[b + 1]
-                n_acked = (hi - lo) - (fh - fl)
-            if n_acked:
-                origins = np.empty(n_acked, np.int64)
-                f, j = b_fail_lo[b], 0
+            if not BI[b, B_RA]:                       # the acked messages' bodies
+                f, fh = BI[b, B_FLO], BI[b, B_FHI]
                 for k in range(hi - lo):
-                    if f < b_fail_lo[b + 1] and fails[f] == k:
+                    if f < fh and fails[f] == k:
                         f += 1
                         continue
-                    origins[j] = LI[b_rows[lo + k], ORIGIN]
-                    j += 1
+                    scratch[n_acked] = LI[brows[lo + k], ORIGIN]
+                    n_acked += 1
+            if n_acked:
                 for p in range(SI[q, PUB_LO], SI[q, PUB_HI]):   # publish: sendBatch calls of 100
                     target = pub[p]
                     for c in range(0, n_acked, 100):
-                        chunk = origins[c:c + 100]
-                        LI, LF, first = _new_rows(LI, LF, G, target, len(chunk), now)
-                        for i in range(len(chunk)):
-                            LI[first + i, ORIGIN] = chunk[i]
-                            LF[first + i, STAMP] = now
-                        last = first + len(chunk)
+                        n = min(100, n_acked - c)
+                        first = G[ROWS]
+                        for i in range(n):
+                            r = first + i
+                            LI[r, ORIGIN], LI[r, ROWQ], LI[r, SRC], LI[r, FAILED], LI[r, OUTCOME] = \
+                                scratch[c + i], target, -1, 0, 0
+                            LF[r, STAMP], LF[r, SENT], LF[r, FINISHED] = now, now, np.nan
+                        G[ROWS] = first + n
+                        last = first + n
                         per_window = SI[target, PER_WINDOW]
                         if per_window >= 0:           # Queue.enqueue's throughput limit
-                            w = np.int64(now // rate_window) * nq + target
-                            sent = sends.get(w, 0)
-                            if sent + len(chunk) > per_window:
+                            w = np.int64(now // rate_window)
+                            sent = SD[target, w]
+                            if sent + n > per_window:
                                 fits = per_window - sent if per_window > sent else 0
                                 for m in range(first + fits, last):
                                     LI[m, OUTCOME], LF[m, FINISHED], LI[m, REASON] = REJECTED, now, TOO_MANY
                                 last = first + fits
-                            sends[w] = sent + (last - first)
+                            SD[target, w] = sent + (last - first)
                             if last == first:
                                 continue
-                        _land_group(heap, G, QI, target, now, SF[target, DELAY], first, last, land_lo, land_rows)
+                        lo2 = G[NL]
+                        for i in range(last - first):
+                            lrows[lo2 + i] = first + i
+                        LG[G[NG], 0], LG[G[NG], 1] = lo2, lo2 + last - first
+                        G[NL] += last - first
+                        G[NG] += 1
+                        QI[target, LANDING] += last - first
+                        _push(HT, HK, G, now + SF[target, DELAY], _LAND, target, G[NG] - 1)
                 a = SI[q, CALLS]
                 if a >= 0:                            # call_each: the first call now
-                    CI, CF = _call(a, n_acked - 1, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, CI, CF,
-                                   p_picks, p_waiting, p_holding, period, heap, G)
+                    _call(a, n_acked - 1, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, CI,
+                                   CF, p_picks, p_waiting, p_holding, period, HT, HK, G)
                     if G[ABORT]:
                         break
                     continue
@@ -568,92 +577,93 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
             seconds, used = _draw(P[a, 2], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
             p_draws[a] += used
             p_busy_s[a] += seconds
-            _push(heap, G, now + seconds, _EXIT, q, c)
+            _push(HT, HK, G, now + seconds, _EXIT, 0, c)
             continue
         else:                                         # _EXIT: the call is done; Gate.leave
             c = arg
             a = CI[c, C_POOL]
             CF[c, 2] = now
             k = P[a, 1] + CI[c, C_KEY]
-            nxt_call = w_head[k]
-            if nxt_call >= 0:                         # the next waiting call gets the gate now
-                w_head[k] = CI[nxt_call, C_NEXT]
+            waiting = w_head[k]
+            if waiting >= 0:                          # the next waiting call gets the gate now
+                w_head[k] = CI[waiting, C_NEXT]
                 if w_head[k] < 0:
                     w_tail[k] = -1
                 p_waiting[a] -= 1
-                _push(heap, G, now, _ENTRY, q, nxt_call)
+                _push(HT, HK, G, now, _ENTRY, 0, waiting)
             else:
                 busy[k] = False
                 p_holding[a] -= 1
             if CI[c, C_LEFT] > 0:                     # the caller's next call, at once
-                CI, CF = _call(a, CI[c, C_LEFT] - 1, CI[c, C_BATCH], now, P, pkeys, cumulative, busy, w_head,
-                               w_tail, tats, CI, CF, p_picks, p_waiting, p_holding, period, heap, G)
+                _call(a, CI[c, C_LEFT] - 1, CI[c, C_BATCH], now, P, pkeys, cumulative, busy, w_head,
+                               w_tail, tats, CI, CF, p_picks, p_waiting, p_holding, period, HT, HK, G)
                 if G[ABORT]:
                     break
                 continue
             finished_batch = CI[c, C_BATCH]
-            q = b_queue[finished_batch]
+            q = BI[finished_batch, B_Q]
         if finished_batch >= 0:                       # Queue._batch_done
             b = finished_batch
             QI[q, RUNNING] -= 1
-            lo, hi = b_lo[b], b_lo[b + 1]
-            started, n = b_start[b], hi - lo
+            lo, hi = BI[b, B_LO], BI[b, B_HI]
+            started, n = BF[b, 0], hi - lo
             if now - started > wall:
                 G[ABORT] = 2
                 break
-            fl, fh = b_fail_lo[b], b_fail_lo[b + 1]
-            counts[:] = 0
-            dead.clear()
+            fl, fh = BI[b, B_FLO], BI[b, B_FHI]
+            acked = retried = dropped = 0
             if fh == fl:
                 for i in range(lo, hi):
-                    LI[b_rows[i], OUTCOME] = ACKED
-                    LF[b_rows[i], FINISHED] = now
-                counts[0] = n
+                    LI[brows[i], OUTCOME] = ACKED
+                    LF[brows[i], FINISHED] = now
+                acked = n
             else:
-                retry_all = b_retry_all[b]
-                d_vals.clear()
-                d_rows.clear()
-                d_of.clear()
+                retry_all = BI[b, B_RA] == 1
+                n_vals = 0
                 f = fl
                 for j in range(n):
-                    m = b_rows[lo + j]
-                    again, delay = retry_all, b_delay_all[b]
+                    m = brows[lo + j]
+                    again, delay = retry_all, BI[b, B_DA]
                     if not retry_all and f < fh and fails[f] == j:
-                        again, delay = True, fail_delay[f]
+                        again, delay = True, fdelay[f]
                         f += 1
                     if not again:
                         LI[m, OUTCOME], LF[m, FINISHED] = ACKED, now
-                        counts[0] += 1
+                        acked += 1
                         continue
                     LI[m, FAILED] += 1
                     if LI[m, FAILED] < SI[q, MAX_ATTEMPTS]:
                         v = 0
-                        while v < len(d_vals) and d_vals[v] != delay:
+                        while v < n_vals and d_vals[v] != delay:
                             v += 1
-                        if v == len(d_vals):
-                            d_vals.append(delay)
-                        d_rows.append(m)
-                        d_of.append(v)
-                        counts[1] += 1
+                        if v == n_vals:
+                            d_vals[v] = delay
+                            n_vals += 1
+                        scratch[retried] = m
+                        d_of[retried] = v
+                        retried += 1
                     elif SI[q, DLQ] >= 0:
                         LI[m, OUTCOME], LF[m, FINISHED] = DEAD, now
-                        dead.append(m)
-                        counts[2] += 1
+                        scratch[128 + n_dead] = m
+                        n_dead += 1
                     else:
                         LI[m, OUTCOME], LF[m, FINISHED], LI[m, REASON] = DROPPED, now, NO_DLQ
-                        counts[3] += 1
-                for v in range(len(d_vals)):          # a landing per delay, in first-seen order
-                    for r in range(len(d_rows)):
+                        dropped += 1
+                for v in range(n_vals):               # a landing per delay, in first-seen order
+                    g, lo2 = G[NG], G[NL]
+                    for r in range(retried):
                         if d_of[r] == v:
-                            land_rows.append(d_rows[r])
-                    land_lo.append(len(land_rows))
-                    QI[q, LANDING] += land_lo[len(land_lo) - 1] - land_lo[len(land_lo) - 2]
-                    _push(heap, G, now + d_vals[v], _LAND, q, len(land_lo) - 2)
-            for c in range(4):
-                b_counts.append(counts[c])
-            b_end[b] = now
-            done_order.append(b)
-            _absorb(q, now, in_due, in_rows, in_lo, bufs, QI, QF, concurrent)
+                            lrows[G[NL]] = scratch[r]
+                            G[NL] += 1
+                    LG[g, 0], LG[g, 1] = lo2, G[NL]
+                    G[NG] = g + 1
+                    QI[q, LANDING] += G[NL] - lo2
+                    _push(HT, HK, G, now + d_vals[v], _LAND, q, g)
+            BI[b, B_ACK], BI[b, B_RET], BI[b, B_DEAD], BI[b, B_DROP] = acked, retried, n_dead, dropped
+            BF[b, 1] = now
+            done_order[G[NDONE]] = b
+            G[NDONE] += 1
+            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
             if autoscale:                             # Scaler.decide, operation for operation
                 dt = now - QF[q, SEEN]
                 weight = -math.expm1(-dt / window)
@@ -669,8 +679,7 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
                 else:
                     QF[q, PER_MSG] = QF[q, PER_MSG] + k_weight * (sample - QF[q, PER_MSG])
                 QF[q, FAILED_SHARE] = QF[q, FAILED_SHARE] + k_weight * (False - QF[q, FAILED_SHARE])
-                need = (QF[q, RATE] + (QI[q, TAIL] - QI[q, HEAD]) / drain_s) * QF[q, PER_MSG] * (
-                    1.0 - QF[q, FAILED_SHARE])
+                need = (QF[q, RATE] + QI[q, COUNT] / drain_s) * QF[q, PER_MSG] * (1.0 - QF[q, FAILED_SHARE])
                 target = math.ceil(need - 1e-9)
                 level = QI[q, LEVEL]
                 if target != level:
@@ -682,15 +691,14 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
                         new = max(target, level - step_down)
                     if new != level:
                         QI[q, LEVEL] = new
-                        lv_q.append(q)
-                        lv_t.append(now)
-                        lv_v.append(new)
+                        LV[G[NLV], 0], LV[G[NLV], 1], LV[G[NLV], 2] = q, now, new
+                        G[NLV] += 1
             if concurrent:                            # flusher.finished
                 QI[q, F_RUNNING] -= 1
                 landed = True
             else:
                 QI[q, PENDING_SEQ] = -1
-                landed = QI[q, TAIL] > QI[q, HEAD]
+                landed = QI[q, COUNT] > 0
             rewake = True
         if landed and concurrent:                     # ConcurrentFlush.landed
             has_since = QI[q, HAS_WAITING] == 1
@@ -699,67 +707,174 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
             if has_since and QI[q, TIMER_SEQ] < 0 and since + SF[q, TIMEOUT] <= now:
                 QI[q, DUE] = 1
             cap = QI[q, LEVEL] if autoscale else SI[q, MAX_CONC]
-            while QI[q, TAIL] > QI[q, HEAD] and QI[q, F_RUNNING] < cap and (
-                    QI[q, DUE] == 1 or QI[q, TAIL] - QI[q, HEAD] >= SI[q, SIZE]):
+            while QI[q, COUNT] > 0 and QI[q, F_RUNNING] < cap and (QI[q, DUE] == 1 or QI[q, COUNT] >= SI[q, SIZE]):
                 QI[q, DUE] = 0
                 has_since = False
                 QI[q, TIMER_SEQ] = -1
                 QI[q, F_RUNNING] += 1
-                _flush(q, now, bufs, QI, QF, SI, SF, keys, delays, LI, LF, per_x, heap, G, B)
-            if QI[q, TAIL] == QI[q, HEAD]:
+                _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, BF, brows, fails, fdelay)
+            if QI[q, COUNT] == 0:
                 QI[q, DUE] = 0
             elif QI[q, TIMER_SEQ] < 0 and QI[q, DUE] == 0:
-                QI[q, TIMER_SEQ] = _push(heap, G, (since if has_since else now) + SF[q, TIMEOUT], _TIMER, q, 0)
+                QI[q, TIMER_SEQ] = _push(HT, HK, G, (since if has_since else now) + SF[q, TIMEOUT], _TIMER, q, 0)
         elif landed:                                  # SingleFlush.landed
-            has_space = QI[q, TAIL] - QI[q, HEAD] < SI[q, SIZE]
+            has_space = QI[q, COUNT] < SI[q, SIZE]
             if QI[q, PENDING_SEQ] < 0 or not (QI[q, IMMEDIATE] == 1 or has_space):
                 if QI[q, PENDING_SEQ] >= 0:           # clock.cancel(self.pending): only here. (finished()
-                    cancelled.add(QI[q, PENDING_SEQ])     # forgets a pending without cancelling it: it fires)
+                    slot = 0                              # forgets a pending without cancelling it: it fires)
+                    while slot < CX.shape[1] and CX[q, slot] >= 0:
+                        slot += 1
+                    if slot == CX.shape[1]:
+                        G[ABORT] = 5
+                        break
+                    CX[q, slot] = QI[q, PENDING_SEQ]
                 delay = SF[q, TIMEOUT] if has_space else 0.0
-                QI[q, PENDING_SEQ] = _push(heap, G, now + delay, _PENDING, q, 0)
+                QI[q, PENDING_SEQ] = _push(HT, HK, G, now + delay, _PENDING, q, 0)
                 QI[q, IMMEDIATE] = 1 if delay == 0 else 0
         if rewake:
-            _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, heap, G)
-        if finished_batch >= 0 and len(dead):         # receive_dead_letters, after the rest
+            _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
+        if n_dead:                                    # receive_dead_letters, after the rest
             d = SI[q, DLQ]
-            LI, LF, first = _new_rows(LI, LF, G, d, len(dead), now)
-            for i in range(len(dead)):             # Ledger.copy_to: the same body and timestamp
-                LI[first + i, ORIGIN] = LI[dead[i], ORIGIN]
-                LI[first + i, SRC] = dead[i]
-                LF[first + i, STAMP] = LF[dead[i], STAMP]
-            _land_group(heap, G, QI, d, now, SF[d, DELAY], first, first + len(dead), land_lo, land_rows)
+            first = G[ROWS]
+            for i in range(n_dead):                   # Ledger.copy_to: the same body and timestamp
+                m, r = scratch[128 + i], first + i
+                LI[r, ORIGIN], LI[r, ROWQ], LI[r, SRC], LI[r, FAILED], LI[r, OUTCOME] = LI[m, ORIGIN], d, m, 0, 0
+                LF[r, STAMP], LF[r, SENT], LF[r, FINISHED] = LF[m, STAMP], now, np.nan
+                scratch[i] = r
+            G[ROWS] = first + n_dead
+            _land(HT, HK, G, QI, d, now, SF[d, DELAY], scratch, n_dead, lrows, LG)
         if G[ABORT]:
             break
-    buffered = [np.int64(0)][:0]                      # what is left in queues without a consumer
-    buffered_q = [np.int64(0)][:0]
+    GF[0] = now
+    return False
+
+
+@njit(cache=True)
+def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_outcome, row_finished, SI, SF,
+            keys, delays, pub, gi, gf, sends_init, P, PF, pkeys, cumulative):
+    """Every queue, spec consumer and service-only spec actor of a covered pipeline, as the
+    runtime runs them (see the module's docstring). Arguments: the queues' known arrivals
+    (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger so far, the queues' settings
+    (``SI``, ``SF``), stream keys and retry delays, publish targets, global settings
+    (``gi``: concurrent, autoscale, start, step_up, step_down, memory, max events,
+    discard; ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
+    window, actor period (0: no soft limit)), the sends already counted per throughput
+    window, and the pools (``P[a]``: instances, first instance, service kind; ``PF[a]``:
+    service a, b; ``pkeys[a]``: key and service stream keys; ``cumulative``: key weights)."""
+    nq, na = SI.shape[0], P.shape[0]
+    concurrent = gi[0] == 1
+    G = np.zeros(14, np.int64)
+    QI = np.zeros((nq, 22), np.int64)
+    QF = np.zeros((nq, 7), np.float64)
     for q in range(nq):
-        buf = bufs[q]
-        for i in range(QI[q, HEAD], QI[q, TAIL]):
-            buffered.append(buf[i % len(buf)])
-            buffered_q.append(q)
-    sends_out = np.empty((len(sends), 3), np.int64)
+        QI[q, WAKE_SEQ] = QI[q, PENDING_SEQ] = QI[q, TIMER_SEQ] = QI[q, HEAD] = QI[q, TAIL] = -1
+        QI[q, LEVEL] = min(gi[2], SI[q, MAX_CONC])
+    # the ledger: the rows so far, then those sends and dead letters add
+    n0 = len(row_origin)
+    LI = np.zeros((n0 + n0 // 2 + 1024, 7), np.int64)
+    LF = np.full((n0 + n0 // 2 + 1024, 3), np.nan)
+    LI[:n0, ORIGIN], LI[:n0, OUTCOME], LI[:n0, ROWQ], LI[:n0, SRC] = row_origin, row_outcome, row_queue, -1
+    LF[:n0, STAMP], LF[:n0, FINISHED], LF[:n0, SENT] = row_stamp, row_finished, row_stamp
+    G[ROWS] = n0
+    # batches, landing groups
+    BI = np.zeros((1024, 11), np.int64)
+    BF = np.zeros((1024, 2), np.float64)
+    done_order = np.zeros(1024, np.int64)
+    brows = np.zeros(4096, np.int64)
+    fails = np.zeros(4096, np.int64)
+    fdelay = np.zeros(4096, np.int64)
+    lrows = np.zeros(4096, np.int64)
+    LG = np.zeros((1024, 2), np.int64)
+    SM = np.zeros(64 * (1 + 4 * nq + 2 * na), np.float64)   # timeline samples, one after another
+    LV = np.zeros((64, 3), np.float64)                       # autoscaler levels: queue, time, level
+    windows = int(sends_init[:, 1].max()) + 2 if sends_init.shape[0] else 2
+    SD = np.zeros((nq, windows), np.int64)                   # sends per queue and throughput window
+    for i in range(sends_init.shape[0]):
+        SD[sends_init[i, 0], sends_init[i, 1]] = sends_init[i, 2]
+    CX = np.full((nq, 8), -1, np.int64)                      # each queue's cancelled SingleFlush timers
+    per_x = np.empty(128, np.float64)
+    scratch = np.empty(256, np.int64)        # a batch's acked origins, dead letters, retried rows
+    d_vals = np.empty(128, np.int64)
+    d_of = np.empty(128, np.int64)
+    # pools: instances' gates (busy, FIFO of waiting calls through C_NEXT), calls
+    n_inst = max(int(P[:, 0].sum()), 1) if na else 1
+    busy = np.zeros(n_inst, np.bool_)
+    w_head = np.full(n_inst, -1, np.int64)
+    w_tail = np.full(n_inst, -1, np.int64)
+    tats = np.zeros(n_inst, np.float64)
+    CI = np.zeros((1024, 5), np.int64)                # calls: pool, key, calls left, batch, next waiting
+    CF = np.zeros((1024, 3), np.float64)              # calls: arrived, started, finished
+    p_picks = np.zeros(max(na, 1), np.int64)
+    p_draws = np.zeros(max(na, 1), np.int64)
+    p_busy_s = np.zeros(max(na, 1), np.float64)
+    p_waiting = np.zeros(max(na, 1), np.int64)
+    p_holding = np.zeros(max(na, 1), np.int64)
+    HT = np.zeros(1024, np.float64)                   # the event heap: times,
+    HK = np.zeros((1024, 2), np.int64)                # ... sequence numbers and codes
+    GF = np.zeros(1, np.float64)                      # now
+    row_margin = 100 * max(1, int((SI[:, PUB_HI] - SI[:, PUB_LO]).max()) if nq else 1) + 108
+
+    # simulate: each fed queue's attach_inflow (a rewake), in feeding order, then _sample's call_at(0.0)
+    for q in fed:
+        _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
+    _push(HT, HK, G, 0.0, _SAMPLE, 0, 0)
+    while _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows, in_lo, LI, LF, BI, BF,
+               done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
+               cumulative, busy, w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT,
+               HK, CX, row_margin):
+        # a table is short of room for one more event: double it, then go on
+        if G[NB] + 256 > BI.shape[0]:
+            BI, BF, done_order = _bigger(BI, G[NB] + 256), _bigger(BF, G[NB] + 256), _bigger(done_order, G[NB] + 256)
+        if G[NBR] + 25_600 > brows.shape[0]:
+            brows = _bigger(brows, G[NBR] + 25_600)
+        if G[NF] + 25_600 > fails.shape[0]:
+            fails, fdelay = _bigger(fails, G[NF] + 25_600), _bigger(fdelay, G[NF] + 25_600)
+        if G[ROWS] + row_margin > LI.shape[0]:
+            LI, LF = _bigger(LI, G[ROWS] + row_margin), _bigger(LF, G[ROWS] + row_margin)
+        if G[NL] + row_margin + 128 > lrows.shape[0]:
+            lrows = _bigger(lrows, G[NL] + row_margin + 128)
+        if G[NG] + 256 > LG.shape[0]:
+            LG = _bigger(LG, G[NG] + 256)
+        if G[CALLS_MADE] + 1 > CI.shape[0]:
+            CI, CF = _bigger(CI, G[CALLS_MADE] + 1), _bigger(CF, G[CALLS_MADE] + 1)
+        if G[HN] + 600 > HT.shape[0]:
+            HT, HK = _bigger(HT, G[HN] + 600), _bigger(HK, G[HN] + 600)
+        if G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0]:
+            SM = _bigger(SM, 2 * SM.shape[0])
+        if G[NLV] + 1 > LV.shape[0]:
+            LV = _bigger(LV, G[NLV] + 1)
+        if HT[0] // gf[5] + 2 > SD.shape[1]:
+            wider = np.zeros((nq, 2 * SD.shape[1] + int(HT[0] // gf[5]) + 2), np.int64)
+            wider[:, :SD.shape[1]] = SD
+            SD = wider
+    now = GF[0]
+    buffered = np.zeros(int(QI[:, COUNT].sum()), np.int64)   # left in queues without a consumer
+    buffered_q = np.zeros(len(buffered), np.int64)
     i = 0
-    for w, count in sends.items():
-        sends_out[i, 0], sends_out[i, 1], sends_out[i, 2] = w % nq, w // nq, count
-        i += 1
-    n = G[ROWS]
+    for q in range(nq):
+        m = QI[q, HEAD]
+        for _ in range(QI[q, COUNT]):
+            buffered[i], buffered_q[i] = m, q
+            m = LI[m, NEXT]
+            i += 1
+    sends_out = np.argwhere(SD > 0)               # (queue, window) of each window something was sent in
+    counts = np.empty((len(sends_out), 3), np.int64)
+    for i in range(len(sends_out)):
+        counts[i, 0], counts[i, 1] = sends_out[i, 0], sends_out[i, 1]
+        counts[i, 2] = SD[sends_out[i, 0], sends_out[i, 1]]
+    n, nb, nc = G[ROWS], G[NB], G[CALLS_MADE]
     return (G, QI, QF, now, LI[:n, FAILED].copy(), LI[:n, OUTCOME].copy(), LF[:n, FINISHED].copy(),
             LI[:n, REASON].copy(), LI[:n, ORIGIN].copy(), LF[:n, STAMP].copy(), LF[:n, SENT].copy(),
-            LI[:n, SRC].copy(), LI[:n, ROWQ].copy(),
-            np.array(b_rows), np.array(b_lo), np.array(b_start), np.array(b_end), np.array(b_queue),
-            np.array(b_retry_all), np.array(b_counts), np.array(done_order), np.array(samples),
-            np.array(lv_q), np.array(lv_t), np.array(lv_v), sends_out, np.array(buffered), np.array(buffered_q),
-            CI[:G[CALLS_MADE], C_POOL].copy(), CI[:G[CALLS_MADE], C_KEY].copy(), CF[:G[CALLS_MADE], 0].copy(),
-            CF[:G[CALLS_MADE], 1].copy(), CF[:G[CALLS_MADE], 2].copy(),
-            p_busy_s, tats, busy)
-
-
+            LI[:n, SRC].copy(), LI[:n, ROWQ].copy(), brows[:G[NBR]].copy(), BI[:nb].copy(), BF[:nb].copy(),
+            done_order[:G[NDONE]].copy(), SM[:G[NSM]].copy(), LV[:G[NLV], 0].astype(np.int64),
+            LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, CI[:nc, C_POOL].copy(), CI[:nc, C_KEY].copy(), CF[:nc, 0].copy(),
+            CF[:nc, 1].copy(), CF[:nc, 2].copy(), p_busy_s, tats, busy)
 
 
 # ---------------------------------------------------------------------------- the glue
 
 
-def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[list[float], Sequence[int]]],
+def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, Sequence[int]]],
         pools: dict[str, SpecActors], bodies: SpecBodies, timeline: list, duration: float, step: float,
         max_events: int) -> str | None:
     """Run the covered pipeline built in ``rt`` with the kernel, its queues fed as simulate's
@@ -774,12 +889,12 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[list[float], 
     pool_index = {id(pool): a for a, pool in enumerate(pools.values())}
     nq = len(names)
     # the queues' known arrivals, in queue order
-    in_due, in_rows, in_lo = [], [], [0]
+    in_due, in_rows, in_lo = [np.zeros(0)], [np.zeros(0, np.int64)], [0]
     for name in names:
-        due, rows = admitted.get(name, ([], []))
-        in_due.extend(due)
-        in_rows.extend(rows)
-        in_lo.append(len(in_due))
+        due, rows = admitted.get(name, (np.zeros(0), ()))
+        in_due.append(np.asarray(due, dtype=np.float64))
+        in_rows.append(np.asarray(rows, dtype=np.int64))
+        in_lo.append(in_lo[-1] + len(due))
     fed = np.array([index[name] for name in admitted], dtype=np.int64)
     # the queues' settings and their consumers' specs
     attempts = max((q.settings.max_retries + 1 for q in rt.queues.values()), default=1)
@@ -841,7 +956,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[list[float], 
     # the ledger so far (the workload's arrivals)
     n0 = len(ledger)
     queue_of = np.array([index[name] for name in ledger._queue_names] or [0], dtype=np.int64)
-    out = _engine(fed, np.array(in_due, dtype=np.float64), np.array(in_rows, dtype=np.int64),
+    out = _engine(fed, np.concatenate(in_due), np.concatenate(in_rows),
                   np.array(in_lo, dtype=np.int64), np.array(ledger.payload, dtype=np.int64),
                   np.frombuffer(ledger.timestamp, dtype=np.float64)[:n0].copy(),
                   queue_of[np.frombuffer(ledger.queue, dtype=np.uint16)[:n0]],
@@ -858,9 +973,9 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[list[float], 
 def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bodies: SpecBodies,
                 timeline: list, duration: float, out: tuple) -> None:
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
-    (G, QI, QF, now, failed, outcome, finished, reason, origin, stamp, sent, src, row_queue, b_rows, b_lo, b_start,
-     b_end, b_queue, b_retry_all, b_counts, done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q,
-     c_pool, c_key, c_arrived, c_started, c_finished, p_busy_s, tats, busy) = out
+    (G, QI, QF, now, failed, outcome, finished, reason, origin, stamp, sent, src, row_queue, brows, BI, BF,
+     done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
+     c_finished, p_busy_s, tats, busy) = out
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
     # rows the run added, in the order it added them: sends, and dead letters' copies
     n0 = len(ledger)
@@ -885,17 +1000,16 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bod
                 ledger.drop_reasons[row] = why
     # batches: delivered in start order (ids in that order), recorded in finish order
     first_id = rt.next_batch_id()
-    rt._batch_seq += len(b_start) - 1          # ids first_id .. first_id + batches - 1
-    sizes = np.diff(b_lo)
-    ledger.delivered_batches(b_rows, sizes, b_start)
-    order = done_order
-    counts = b_counts.reshape(-1, 4)
-    queue_names = np.array(names, dtype=object)
+    rt._batch_seq += len(BI) - 1          # ids first_id .. first_id + batches - 1
+    sizes = BI[:, B_HI] - BI[:, B_LO]
+    ledger.delivered_batches(brows, sizes, BF[:, 0])
+    done = BI[done_order]
     rt.recorder.batches_finished({
-        "queue": queue_names[b_queue[order]], "batch": first_id + order, "delivered_at": b_start[order],
-        "finished_at": b_end[order], "size": sizes[order], "outcome": np.full(len(order), "ok", dtype=object),
-        "retry_all": b_retry_all[order], "ack_all": np.zeros(len(order), dtype=bool), "acked": counts[:, 0],
-        "retried": counts[:, 1], "dead_lettered": counts[:, 2], "dropped": counts[:, 3]})
+        "queue": np.array(names, dtype=object)[done[:, B_Q]], "batch": first_id + done_order,
+        "delivered_at": BF[done_order, 0], "finished_at": BF[done_order, 1], "size": sizes[done_order],
+        "outcome": np.full(len(done_order), "ok", dtype=object), "retry_all": done[:, B_RA].astype(bool),
+        "ack_all": np.zeros(len(done_order), dtype=bool), "acked": done[:, B_ACK], "retried": done[:, B_RET],
+        "dead_lettered": done[:, B_DEAD], "dropped": done[:, B_DROP]})
     # the queues' state
     for queue in queues:
         queue.sends.clear()

@@ -267,7 +267,7 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
             bar.update(duration)
         else:
             for queue, (due, rows) in admitted.items():
-                rt.queues[queue].attach_inflow(due, lambda lo, hi, rows=rows: rows[lo:hi])
+                rt.queues[queue].attach_inflow(due.tolist(), lambda lo, hi, rows=rows: rows[lo:hi])
             _sample(rt, pools, timeline, step, duration, bar)
             rt.clock.run(until=duration)
             if drain:
@@ -435,7 +435,7 @@ def _cycles(pipeline: Pipeline) -> str:
     return "; ".join(sorted(" -> ".join([*c, c[0]]) for c in cycles))
 
 
-def _admit(rt: Runtime, queue, arrivals, indices: np.ndarray) -> tuple[list[float], Sequence[int]]:
+def _admit(rt: Runtime, queue, arrivals, indices: np.ndarray) -> tuple[np.ndarray, Sequence[int]]:
     """Arrivals ``indices`` are sent to ``queue`` at their times: entered in the ledger
     now, all at once (those over the size or throughput limit rejected); returns when the
     rest land and their rows, for the queue to take in by index when their time comes
@@ -446,7 +446,7 @@ def _admit(rt: Runtime, queue, arrivals, indices: np.ndarray) -> tuple[list[floa
     if len(rows) < len(bodies):      # over the size limit: dropped at send
         times = rt.ledger.column("sent")[np.asarray(rows, dtype=np.int64)]
     times, rows = queue.admit_arrivals(times, rows)    # over the throughput limit: rejected
-    return (times + (queue.delivery_delay or 0)).tolist(), rows
+    return times + (queue.delivery_delay or 0), rows
 
 
 def _sample(rt: Runtime, pools: dict[str, SpecActors], timeline: list, step: float,
