@@ -1,23 +1,28 @@
-"""The compiled engine: a spec pipeline's queue run in numba, event for event as the
-reference runtime runs it.
+"""The compiled engine: a spec pipeline run in numba, event for event as the reference
+runtime runs it.
 
 The Python runtime is the reference semantics (DESIGN.md, "One semantics, proven"); this
 engine repeats, for the pipelines it covers (:func:`not_covered` says which and why not),
-exactly what the runtime's broker and a spec consumer do: the same events
-(:class:`~cdpkit.runtime.queues.Queue`'s inflow wake-ups, the flushers' timers, batch
-completions, retry landings, dead-letter landings, the timeline's samples) scheduled in the
-same order, so that ties fall the same way; the same counter-based draws
-(:mod:`cdpkit.sim.draws`); the autoscaler's arithmetic written as
-:class:`~cdpkit.runtime.queues.Scaler` writes it. It fills the runtime's ledger, batch
-records and queue state, so :class:`~cdpkit.sim.results.Results` reads a compiled run as a
-Python one. ``tests/test_engine_property.py`` requires the two engines' ledgers, batches and
-summaries to be identical on random covered pipelines.
+exactly what the runtime's brokers, spec consumers and service-only spec actors do: the same
+events (:class:`~cdpkit.runtime.queues.Queue`'s inflow wake-ups, the flushers' timers, batch
+completions, publish, retry and dead-letter landings, the actors' gate entries and exits,
+the timeline's samples) scheduled in the same order with the clock's (time, sequence)
+keys, so that ties fall the same way; the same counter-based draws
+(:mod:`cdpkit.sim.draws`); the autoscaler's arithmetic operation for operation. It fills the
+runtime's ledger, batch records, call logs and queue state, so
+:class:`~cdpkit.sim.results.Results` reads a compiled run as a Python one.
+``tests/test_engine_property.py`` requires the two engines' ledgers, batches, actor calls,
+timelines, summaries, costs and warnings to be equal on random covered pipelines.
 
-Covered (first step): sources into one queue with a push spec consumer that computes
-(base and per-message service, failures, poison, either retry policy), its dead letter
-queue (if any) without a consumer, either semantics profile (autoscaled or every slot),
-the throughput limit and message size limit at send, ``drain=True``, no fault timeline,
-no trace. Anything else runs on the Python engine, with the reason in ``res.engine``.
+Covered: sources (shares, types), queues under any profile (autoscaling or every slot, the
+throughput limit), push spec consumers that compute (base and per-message service, any
+distribution), fail (transient and poison), retry (either policy and mode), publish and
+dead-letter, service-only spec actors (keys with skew, the object gate), ``drain=True``.
+Not covered (the Python engine runs them, ``res.engine`` says why): stores, handler or actor
+code, routes, parallel steps, actors that write, call or publish, pull consumers, fault
+timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
+the consumer wall time or the Durable Object soft limit is given back to the Python engine,
+which reports them as the platform does.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ ACKED, DEAD, DROPPED = 1, 2, 3
 # why a compiled run gave up (then the Python engine runs it): the runtime handles these
 ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran past the consumer wall time",
                  3: "the run's event budget", 4: "an actor past the Durable Object soft limit",
-                 5: "more than 8 cancelled batch timers pending on one queue"}
+                 5: "more than 4,096 cancelled batch timers pending on one queue"}
 
 
 def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, drain: bool) -> str | None:
@@ -178,7 +183,7 @@ def _np_sum(x, n):
 
 # a queue's integer state QI[q, ...] and float state QF[q, ...]
 (NXT, HEAD, TAIL, COUNT, ARRIVED, HAS_WAITING, LANDING, RUNNING, WAKE_SEQ, HAS_WAKE, PENDING_SEQ, IMMEDIATE,
- F_RUNNING, TIMER_SEQ, DUE, LEVEL, N_BASE, N_PER, N_TRIAL, HAS_PER, SEEN_ARRIVED, BATCHES) = range(22)
+ F_RUNNING, TIMER_SEQ, DUE, LEVEL, N_BASE, N_PER, N_TRIAL, HAS_PER, SEEN_ARRIVED, BATCHES, CX_HEAD, CX_TAIL, FIRED) = range(25)
 (WAITING_SINCE, WAKE_TIME, RATE, SEEN, PER_MSG, FAILED_SHARE, CPU) = range(7)
 # a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats)
 (SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, HAS_CONSUMER, PER_WINDOW, CALLS, PUB_LO, PUB_HI, RETRY_ALL,
@@ -249,7 +254,7 @@ def _bigger(a, need):
     """``a`` with at least ``need`` rows (doubled), its contents kept."""
     if need <= a.shape[0]:
         return a
-    size = max(2 * a.shape[0], need)
+    size = max(a.shape[0] + a.shape[0] // 2, need)      # half as much again
     out = np.zeros((size,) + a.shape[1:], a.dtype)
     out[:a.shape[0]] = a
     return out
@@ -417,12 +422,14 @@ def _call(a, left, batch, now, P, pkeys, cumulative, busy, w_head, w_tail, tats,
 
 
 @njit(cache=True, inline="always")
-def _uncancel(CX, q, seq):
-    """Whether timer ``seq`` of queue ``q`` was cancelled (then forgotten: it has fired)."""
-    for slot in range(CX.shape[1]):
-        if CX[q, slot] == seq:
-            CX[q, slot] = -1
-            return True
+def _uncancel(CX, QI, q, seq):
+    """Whether SingleFlush timer ``seq`` of queue ``q`` was cancelled (then it is forgotten:
+    it has fired). Only timeout timers are cancelled, all ``max_batch_timeout`` after they
+    were set: they fire in the order they were cancelled, so CX[q] is a FIFO."""
+    head = QI[q, CX_HEAD]
+    if head < QI[q, CX_TAIL] and CX[q, head % CX.shape[1]] == seq:
+        QI[q, CX_HEAD] = head + 1
+        return True
     return False
 
 
@@ -452,7 +459,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
             return True
         t, s, code = _pop(HT, HK, G)
         kind, q, arg = code & 15, (code >> 4) & 255, code >> 12
-        if (kind == _WAKE and s != QI[q, WAKE_SEQ]) or (kind == _PENDING and _uncancel(CX, q, s)) or (
+        if (kind == _WAKE and s != QI[q, WAKE_SEQ]) or (kind == _PENDING and _uncancel(CX, QI, q, s)) or (
                 kind == _TIMER and s != QI[q, TIMER_SEQ]):
             continue                                  # cancelled
         now = t
@@ -482,6 +489,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
             landed = SI[q, HAS_CONSUMER] == 1
             rewake = True
         elif kind == _PENDING:                        # SingleFlush._fire
+            if s == QI[q, PENDING_SEQ]:
+                QI[q, FIRED] = 1                      # (cancelling it now changes nothing)
             _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
             if QI[q, COUNT] >= SI[q, SIZE]:
                 QI[q, IMMEDIATE] = 1
@@ -509,7 +518,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
             while G[HN] > 0:                          # clock.peek: drop cancelled entries
                 s2, code2 = HK[0, 0], HK[0, 1]
                 k2, q2 = code2 & 15, (code2 >> 4) & 255
-                if (k2 == _WAKE and s2 != QI[q2, WAKE_SEQ]) or (k2 == _PENDING and _uncancel(CX, q2, s2)) or (
+                if (k2 == _WAKE and s2 != QI[q2, WAKE_SEQ]) or (k2 == _PENDING and _uncancel(CX, QI, q2, s2)) or (
                         k2 == _TIMER and s2 != QI[q2, TIMER_SEQ]):
                     _pop(HT, HK, G)
                 else:
@@ -721,15 +730,16 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
             has_space = QI[q, COUNT] < SI[q, SIZE]
             if QI[q, PENDING_SEQ] < 0 or not (QI[q, IMMEDIATE] == 1 or has_space):
                 if QI[q, PENDING_SEQ] >= 0:           # clock.cancel(self.pending): only here. (finished()
-                    slot = 0                              # forgets a pending without cancelling it: it fires)
-                    while slot < CX.shape[1] and CX[q, slot] >= 0:
-                        slot += 1
-                    if slot == CX.shape[1]:
-                        G[ABORT] = 5
-                        break
-                    CX[q, slot] = QI[q, PENDING_SEQ]
+                    tail = QI[q, CX_TAIL]                 # forgets a pending without cancelling it: it fires)
+                    if QI[q, FIRED] == 0:
+                        if tail - QI[q, CX_HEAD] == CX.shape[1]:
+                            G[ABORT] = 5
+                            break
+                        CX[q, tail % CX.shape[1]] = QI[q, PENDING_SEQ]
+                        QI[q, CX_TAIL] = tail + 1
                 delay = SF[q, TIMEOUT] if has_space else 0.0
                 QI[q, PENDING_SEQ] = _push(HT, HK, G, now + delay, _PENDING, q, 0)
+                QI[q, FIRED] = 0
                 QI[q, IMMEDIATE] = 1 if delay == 0 else 0
         if rewake:
             _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
@@ -764,7 +774,7 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     nq, na = SI.shape[0], P.shape[0]
     concurrent = gi[0] == 1
     G = np.zeros(14, np.int64)
-    QI = np.zeros((nq, 22), np.int64)
+    QI = np.zeros((nq, 25), np.int64)
     QF = np.zeros((nq, 7), np.float64)
     for q in range(nq):
         QI[q, WAKE_SEQ] = QI[q, PENDING_SEQ] = QI[q, TIMER_SEQ] = QI[q, HEAD] = QI[q, TAIL] = -1
@@ -791,7 +801,7 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     SD = np.zeros((nq, windows), np.int64)                   # sends per queue and throughput window
     for i in range(sends_init.shape[0]):
         SD[sends_init[i, 0], sends_init[i, 1]] = sends_init[i, 2]
-    CX = np.full((nq, 8), -1, np.int64)                      # each queue's cancelled SingleFlush timers
+    CX = np.full((nq, 4096), -1, np.int64)                   # each queue's cancelled SingleFlush timers
     per_x = np.empty(128, np.float64)
     scratch = np.empty(256, np.int64)        # a batch's acked origins, dead letters, retried rows
     d_vals = np.empty(128, np.int64)
@@ -863,12 +873,13 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
         counts[i, 0], counts[i, 1] = sends_out[i, 0], sends_out[i, 1]
         counts[i, 2] = SD[sends_out[i, 0], sends_out[i, 1]]
     n, nb, nc = G[ROWS], G[NB], G[CALLS_MADE]
-    return (G, QI, QF, now, LI[:n, FAILED].copy(), LI[:n, OUTCOME].copy(), LF[:n, FINISHED].copy(),
-            LI[:n, REASON].copy(), LI[:n, ORIGIN].copy(), LF[:n, STAMP].copy(), LF[:n, SENT].copy(),
-            LI[:n, SRC].copy(), LI[:n, ROWQ].copy(), brows[:G[NBR]].copy(), BI[:nb].copy(), BF[:nb].copy(),
-            done_order[:G[NDONE]].copy(), SM[:G[NSM]].copy(), LV[:G[NLV], 0].astype(np.int64),
-            LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, CI[:nc, C_POOL].copy(), CI[:nc, C_KEY].copy(), CF[:nc, 0].copy(),
-            CF[:nc, 1].copy(), CF[:nc, 2].copy(), p_busy_s, tats, busy)
+    # (views, not copies: a million-message run's columns are hundreds of MB)
+    return (G, QI, QF, now, LI[:n, FAILED], LI[:n, OUTCOME], LF[:n, FINISHED],
+            LI[:n, REASON], LI[:n, ORIGIN], LF[:n, STAMP], LF[:n, SENT],
+            LI[:n, SRC], LI[:n, ROWQ], brows[:G[NBR]], BI[:nb], BF[:nb],
+            done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
+            LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, CI[:nc, C_POOL],
+            CI[:nc, C_KEY], CF[:nc, 0], CF[:nc, 1], CF[:nc, 2], p_busy_s, tats, busy)
 
 
 # ---------------------------------------------------------------------------- the glue

@@ -112,9 +112,9 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         Which engine runs it. ``"python"``: the reference runtime (the one checked against
         ``wrangler dev`` and queueing theory; it runs everything). ``"compiled"``: the numba
         engine (:mod:`cdpkit.sim.compiled`), proven to give the same ledger, batches and
-        summary on the pipelines it covers (today: sources into one queue whose spec
-        consumer computes, fails and retries, with its dead letter queue; no faults, trace
-        or ``drain=False``); ConfigError if it does not cover the run. ``"auto"`` (default):
+        summary on the pipelines it covers (spec consumers that compute, fail, retry,
+        publish and dead-letter, service-only spec actors; no stores, code, routes, pull
+        consumers, faults, trace or ``drain=False``); ConfigError if it does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
         which ran and, when ``auto`` fell back, why. Without numba every run uses the Python
         engine (a one-line notice, once).
