@@ -787,15 +787,16 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     LF[:n0, STAMP], LF[:n0, FINISHED], LF[:n0, SENT] = row_stamp, row_finished, row_stamp
     G[ROWS] = n0
     # batches, landing groups
-    BI = np.zeros((1024, 11), np.int64)
-    BF = np.zeros((1024, 2), np.float64)
-    done_order = np.zeros(1024, np.int64)
-    brows = np.zeros(4096, np.int64)
-    fails = np.zeros(4096, np.int64)
-    fdelay = np.zeros(4096, np.int64)
-    lrows = np.zeros(4096, np.int64)
-    LG = np.zeros((1024, 2), np.int64)
-    SM = np.zeros(64 * (1 + 4 * nq + 2 * na), np.float64)   # timeline samples, one after another
+    # (sized for a typical run of n0 arrivals, so that they rarely grow)
+    BI = np.zeros((n0 // 4 + 1024, 11), np.int64)
+    BF = np.zeros((n0 // 4 + 1024, 2), np.float64)
+    done_order = np.zeros(n0 // 4 + 1024, np.int64)
+    brows = np.zeros(2 * n0 + 30_000, np.int64)
+    fails = np.zeros(n0 // 8 + 30_000, np.int64)
+    fdelay = np.zeros(n0 // 8 + 30_000, np.int64)
+    lrows = np.zeros(n0 + 30_000, np.int64)
+    LG = np.zeros((n0 // 4 + 1024, 2), np.int64)
+    SM = np.zeros(512 * (1 + 4 * nq + 2 * na), np.float64)  # timeline samples, one after another
     LV = np.zeros((64, 3), np.float64)                       # autoscaler levels: queue, time, level
     windows = int(sends_init[:, 1].max()) + 2 if sends_init.shape[0] else 2
     SD = np.zeros((nq, windows), np.int64)                   # sends per queue and throughput window
@@ -812,15 +813,15 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     w_head = np.full(n_inst, -1, np.int64)
     w_tail = np.full(n_inst, -1, np.int64)
     tats = np.zeros(n_inst, np.float64)
-    CI = np.zeros((1024, 5), np.int64)                # calls: pool, key, calls left, batch, next waiting
-    CF = np.zeros((1024, 3), np.float64)              # calls: arrived, started, finished
+    CI = np.zeros((n0 + 1024 if na else 1024, 5), np.int64)    # calls: pool, key, calls left, batch, next waiting
+    CF = np.zeros((n0 + 1024 if na else 1024, 3), np.float64)  # calls: arrived, started, finished
     p_picks = np.zeros(max(na, 1), np.int64)
     p_draws = np.zeros(max(na, 1), np.int64)
     p_busy_s = np.zeros(max(na, 1), np.float64)
     p_waiting = np.zeros(max(na, 1), np.int64)
     p_holding = np.zeros(max(na, 1), np.int64)
-    HT = np.zeros(1024, np.float64)                   # the event heap: times,
-    HK = np.zeros((1024, 2), np.int64)                # ... sequence numbers and codes
+    HT = np.zeros(4096, np.float64)                   # the event heap: times,
+    HK = np.zeros((4096, 2), np.int64)                # ... sequence numbers and codes
     GF = np.zeros(1, np.float64)                      # now
     row_margin = 100 * max(1, int((SI[:, PUB_HI] - SI[:, PUB_LO]).max()) if nq else 1) + 108
 
@@ -977,12 +978,12 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                   np.concatenate(cumulative))
     if out[0][ABORT]:
         return ABORT_REASONS[int(out[0][ABORT])]
-    _write_back(rt, names, pools, bodies, timeline, duration, out)
+    _write_back(rt, names, pools, bodies, timeline, duration, out, sends_init)
     return None
 
 
 def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bodies: SpecBodies,
-                timeline: list, duration: float, out: tuple) -> None:
+                timeline: list, duration: float, out: tuple, sends_init: np.ndarray) -> None:
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
     (G, QI, QF, now, failed, outcome, finished, reason, origin, stamp, sent, src, row_queue, brows, BI, BF,
      done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
@@ -1022,10 +1023,11 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bod
         "ack_all": np.zeros(len(done_order), dtype=bool), "acked": done[:, B_ACK], "retried": done[:, B_RET],
         "dead_lettered": done[:, B_DEAD], "dropped": done[:, B_DROP]})
     # the queues' state
-    for queue in queues:
-        queue.sends.clear()
-    for q, w, c in sends.tolist():
-        queues[q].sends[w] = c
+    if not np.array_equal(sends, sends_init):     # (usually only the arrivals counted: as they were)
+        for queue in queues:
+            queue.sends.clear()
+        for q, w, c in sends.tolist():
+            queues[q].sends[w] = c
     for q, queue in enumerate(queues):
         queue.batches += int(QI[q, BATCHES])
         queue.arrived = int(QI[q, ARRIVED])
