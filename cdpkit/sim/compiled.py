@@ -255,7 +255,7 @@ def _bigger(a, need):
     if need <= a.shape[0]:
         return a
     size = max(a.shape[0] + a.shape[0] // 2, need)      # half as much again
-    out = np.zeros((size,) + a.shape[1:], a.dtype)
+    out = np.empty((size,) + a.shape[1:], a.dtype)      # (rows past the old ones are written before read)
     out[:a.shape[0]] = a
     return out
 
@@ -454,7 +454,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
                 or G[ROWS] + row_margin > LI.shape[0] or G[NL] + row_margin + 128 > lrows.shape[0]
                 or G[NG] + 256 > LG.shape[0] or G[CALLS_MADE] + 1 > CI.shape[0] or G[HN] + 600 > HT.shape[0]
                 or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
-                or HT[0] // rate_window + 2 > SD.shape[1]):
+                or HT[0] / rate_window + 3 > SD.shape[1]):
             GF[0] = now
             return True
         t, s, code = _pop(HT, HK, G)
@@ -548,6 +548,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
                             r = first + i
                             LI[r, ORIGIN], LI[r, ROWQ], LI[r, SRC], LI[r, FAILED], LI[r, OUTCOME] = \
                                 scratch[c + i], target, -1, 0, 0
+                            LI[r, REASON] = 0
                             LF[r, STAMP], LF[r, SENT], LF[r, FINISHED] = now, now, np.nan
                         G[ROWS] = first + n
                         last = first + n
@@ -749,6 +750,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
             for i in range(n_dead):                   # Ledger.copy_to: the same body and timestamp
                 m, r = scratch[128 + i], first + i
                 LI[r, ORIGIN], LI[r, ROWQ], LI[r, SRC], LI[r, FAILED], LI[r, OUTCOME] = LI[m, ORIGIN], d, m, 0, 0
+                LI[r, REASON] = 0
                 LF[r, STAMP], LF[r, SENT], LF[r, FINISHED] = LF[m, STAMP], now, np.nan
                 scratch[i] = r
             G[ROWS] = first + n_dead
@@ -781,21 +783,23 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
         QI[q, LEVEL] = min(gi[2], SI[q, MAX_CONC])
     # the ledger: the rows so far, then those sends and dead letters add
     n0 = len(row_origin)
-    LI = np.zeros((n0 + n0 // 2 + 1024, 7), np.int64)
-    LF = np.full((n0 + n0 // 2 + 1024, 3), np.nan)
+    LI = np.empty((n0 + n0 // 2 + 1024, 7), np.int64)         # (rows are written as they are made)
+    LF = np.empty((n0 + n0 // 2 + 1024, 3), np.float64)
     LI[:n0, ORIGIN], LI[:n0, OUTCOME], LI[:n0, ROWQ], LI[:n0, SRC] = row_origin, row_outcome, row_queue, -1
+    LI[:n0, FAILED], LI[:n0, REASON], LI[:n0, NEXT] = 0, 0, -1
     LF[:n0, STAMP], LF[:n0, FINISHED], LF[:n0, SENT] = row_stamp, row_finished, row_stamp
     G[ROWS] = n0
     # batches, landing groups
     # (sized for a typical run of n0 arrivals, so that they rarely grow)
-    BI = np.zeros((n0 // 4 + 1024, 11), np.int64)
-    BF = np.zeros((n0 // 4 + 1024, 2), np.float64)
-    done_order = np.zeros(n0 // 4 + 1024, np.int64)
-    brows = np.zeros(2 * n0 + 30_000, np.int64)
-    fails = np.zeros(n0 // 8 + 30_000, np.int64)
-    fdelay = np.zeros(n0 // 8 + 30_000, np.int64)
-    lrows = np.zeros(n0 + 30_000, np.int64)
-    LG = np.zeros((n0 // 4 + 1024, 2), np.int64)
+    # (np.empty: every entry is written before it is read; untouched pages cost nothing)
+    BI = np.empty((n0 // 4 + 1024, 11), np.int64)
+    BF = np.empty((n0 // 4 + 1024, 2), np.float64)
+    done_order = np.empty(n0 // 4 + 1024, np.int64)
+    brows = np.empty(2 * n0 + 30_000, np.int64)
+    fails = np.empty(n0 // 8 + 30_000, np.int64)
+    fdelay = np.empty(n0 // 8 + 30_000, np.int64)
+    lrows = np.empty(n0 + 30_000, np.int64)
+    LG = np.empty((n0 // 4 + 1024, 2), np.int64)
     SM = np.zeros(512 * (1 + 4 * nq + 2 * na), np.float64)  # timeline samples, one after another
     LV = np.zeros((64, 3), np.float64)                       # autoscaler levels: queue, time, level
     windows = int(sends_init[:, 1].max()) + 2 if sends_init.shape[0] else 2
@@ -813,15 +817,15 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     w_head = np.full(n_inst, -1, np.int64)
     w_tail = np.full(n_inst, -1, np.int64)
     tats = np.zeros(n_inst, np.float64)
-    CI = np.zeros((n0 + 1024 if na else 1024, 5), np.int64)    # calls: pool, key, calls left, batch, next waiting
-    CF = np.zeros((n0 + 1024 if na else 1024, 3), np.float64)  # calls: arrived, started, finished
+    CI = np.empty((n0 + 1024 if na else 1024, 5), np.int64)    # calls: pool, key, calls left, batch, next waiting
+    CF = np.empty((n0 + 1024 if na else 1024, 3), np.float64)  # calls: arrived, started, finished
     p_picks = np.zeros(max(na, 1), np.int64)
     p_draws = np.zeros(max(na, 1), np.int64)
     p_busy_s = np.zeros(max(na, 1), np.float64)
     p_waiting = np.zeros(max(na, 1), np.int64)
     p_holding = np.zeros(max(na, 1), np.int64)
-    HT = np.zeros(4096, np.float64)                   # the event heap: times,
-    HK = np.zeros((4096, 2), np.int64)                # ... sequence numbers and codes
+    HT = np.empty(4096, np.float64)                   # the event heap: times,
+    HK = np.empty((4096, 2), np.int64)                # ... sequence numbers and codes
     GF = np.zeros(1, np.float64)                      # now
     row_margin = 100 * max(1, int((SI[:, PUB_HI] - SI[:, PUB_LO]).max()) if nq else 1) + 108
 
@@ -854,8 +858,8 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
             SM = _bigger(SM, 2 * SM.shape[0])
         if G[NLV] + 1 > LV.shape[0]:
             LV = _bigger(LV, G[NLV] + 1)
-        if HT[0] // gf[5] + 2 > SD.shape[1]:
-            wider = np.zeros((nq, 2 * SD.shape[1] + int(HT[0] // gf[5]) + 2), np.int64)
+        if HT[0] / gf[5] + 3 > SD.shape[1]:
+            wider = np.zeros((nq, 2 * SD.shape[1] + int(HT[0] / gf[5]) + 3), np.int64)
             wider[:, :SD.shape[1]] = SD
             SD = wider
     now = GF[0]
