@@ -45,8 +45,8 @@ class Results:
     >>> p.add_queue("jobs", max_batch_size=10, max_batch_timeout=1)
     >>> p.add_consumer("jobs", service={"base": 0.01, "per_message": 0.002})
     >>> res = cdp.simulate(p, cdp.Poisson(rate=20), duration=30, seed=1)
-    >>> int(res.summary()["acked"]), len(res.messages), res.plan
-    (631, 631, 'paid')
+    >>> int(res.summary()["acked"]), len(res.messages), res.plan, res.engine
+    (631, 631, 'paid', 'compiled')
     """
 
     def __init__(self, pipeline: Pipeline, runtime: Runtime, arrivals: Arrivals, duration: float,
@@ -57,6 +57,9 @@ class Results:
         self.duration = duration
         self._timeline = timeline
         self.actor_pools = actor_pools or {}     # spec actor class -> SpecActors
+        # which engine ran it: "compiled", "python", or "python (the compiled engine does not
+        # cover: ...)" when engine="auto" fell back (simulate sets it)
+        self.engine = "python"
         self.entry_queues = sorted({pipeline.spec(s).queue for s in pipeline.nodes("source")})
         runtime.failures.report()     # the run is over: how many handler errors, if any
 

@@ -54,7 +54,7 @@ def run_one(pipeline: Pipeline, config: dict[str, Any], workload: Workload, dura
 
     ``config`` maps ``"<node>.<setting>"`` to a value (applied with :meth:`Pipeline.set`);
     the row holds the configuration, every :meth:`Results.summary` number, ``run_cost`` and
-    ``monthly_cost`` (dollars). Picklable, so any executor can run it.
+    ``monthly_cost`` (dollars) and which ``engine`` ran it (``res.engine``). Picklable, so any executor can run it.
     """
     for key, value in config.items():
         pipeline = pipeline.set(key, value)
@@ -64,6 +64,7 @@ def run_one(pipeline: Pipeline, config: dict[str, Any], workload: Workload, dura
     cost = res.cost()
     row["run_cost"] = float(cost["run_cost"].sum())
     row["monthly_cost"] = float(cost["monthly_cost"].sum())
+    row["engine"] = res.engine
     return row
 
 
@@ -106,7 +107,7 @@ def sweep(pipeline: Pipeline, grid: dict[str, list], workload: Workload, duratio
     DataFrame
         One row per configuration in grid order: the grid's columns, the
         :meth:`Results.summary` columns (``p99_latency``, ``mean_batch``, ``dead_lettered``,
-        ...), ``run_cost`` and ``monthly_cost``.
+        ...), ``run_cost``, ``monthly_cost`` and ``engine`` (which engine ran it).
 
     Raises
     ------
