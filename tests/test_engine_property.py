@@ -216,3 +216,23 @@ def test_without_numba_runs_use_python_with_one_notice(monkeypatch):
     with pytest.warns(RuntimeWarning, match="numba is not installed"):
         res = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1, engine="compiled")
     assert res.engine == "python (the compiled engine does not cover: numba is not installed)"
+
+
+def test_a_kernel_numba_cannot_compile_runs_on_python_with_a_warning(monkeypatch):
+    from numba.core.errors import TypingError
+
+    def fails(*args):
+        raise TypingError("no implementation on this platform")
+
+    monkeypatch.setattr(compiled, "_engine_call", fails)
+    monkeypatch.setattr(compiled, "BROKEN", [])
+    p = cdp.Pipeline("plain")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs")
+    p.add_consumer("jobs", service={"base": 0.01})
+    with pytest.warns(RuntimeWarning, match="could not be compiled here"):
+        res = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)
+    assert res.engine == "python (the compiled engine does not cover: numba could not compile it on this platform)"
+    assert res.summary()["acked"] > 0
+    again = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)     # no second try, no second warning
+    assert again.engine == res.engine

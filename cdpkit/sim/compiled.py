@@ -28,6 +28,7 @@ which reports them as the platform does.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +45,17 @@ if TYPE_CHECKING:
 try:        # the compiled engine is optional: without numba every run uses the Python engine
     import numba
     from numba import njit
+    from numba.core.errors import NumbaError
     HAVE_NUMBA = True
 except ImportError:      # pragma: no cover - numba is a default dependency
     numba = None
     HAVE_NUMBA = False
+    NumbaError = Exception
 
     def njit(*args, **kwargs):
         return (lambda f: f) if not args or not callable(args[0]) else args[0]
+
+BROKEN: list[str] = []      # why the kernel cannot be compiled on this platform (once found)
 
 # distribution kinds, as Dist.kind
 DIST_KINDS = {"const": 0, "exp": 1, "uniform": 2, "normal": 3, "lognormal": 4}
@@ -66,6 +71,8 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
     """Why the compiled engine cannot run this simulation exactly (None: it can)."""
     if not HAVE_NUMBA:
         return "numba is not installed"
+    if BROKEN:
+        return BROKEN[0]
     if faults:
         return "a fault timeline"
     if trace:
@@ -890,6 +897,12 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
 # ---------------------------------------------------------------------------- the glue
 
 
+def _engine_call(*args):
+    """:func:`_engine` (a seam: a test makes it fail as a compile error would)."""
+    return _engine(*args)
+
+
+
 def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, Sequence[int]]],
         pools: dict[str, SpecActors], bodies: SpecBodies, timeline: list, duration: float, step: float,
         max_events: int) -> str | None:
@@ -972,14 +985,20 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     # the ledger so far (the workload's arrivals)
     n0 = len(ledger)
     queue_of = np.array([index[name] for name in ledger._queue_names] or [0], dtype=np.int64)
-    out = _engine(fed, np.concatenate(in_due), np.concatenate(in_rows),
-                  np.array(in_lo, dtype=np.int64), np.array(ledger.payload, dtype=np.int64),
-                  np.frombuffer(ledger.timestamp, dtype=np.float64)[:n0].copy(),
-                  queue_of[np.frombuffer(ledger.queue, dtype=np.uint16)[:n0]],
-                  np.frombuffer(ledger.outcome, dtype=np.int8)[:n0].astype(np.int64),
-                  np.frombuffer(ledger.finished, dtype=np.float64)[:n0].copy(),
-                  SI, SF, keys, delays, np.array(pub, dtype=np.int64), gi, gf, sends_init, P, PF, pkeys,
-                  np.concatenate(cumulative))
+    try:
+        out = _engine_call(fed, np.concatenate(in_due), np.concatenate(in_rows),
+                           np.array(in_lo, dtype=np.int64), np.array(ledger.payload, dtype=np.int64),
+                           np.frombuffer(ledger.timestamp, dtype=np.float64)[:n0].copy(),
+                           queue_of[np.frombuffer(ledger.queue, dtype=np.uint16)[:n0]],
+                           np.frombuffer(ledger.outcome, dtype=np.int8)[:n0].astype(np.int64),
+                           np.frombuffer(ledger.finished, dtype=np.float64)[:n0].copy(),
+                           SI, SF, keys, delays, np.array(pub, dtype=np.int64), gi, gf, sends_init, P, PF,
+                           pkeys, np.concatenate(cumulative))
+    except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
+        warnings.warn(f"cdpkit: the compiled engine could not be compiled here ({type(error).__name__}); "
+                      "simulations use the Python engine", RuntimeWarning, stacklevel=4)
+        BROKEN.append("numba could not compile it on this platform")
+        return BROKEN[0]
     if out[0][ABORT]:
         return ABORT_REASONS[int(out[0][ABORT])]
     _write_back(rt, names, pools, bodies, timeline, duration, out, sends_init)
