@@ -4,7 +4,8 @@ same run as the reference Python runtime (``engine="python"``), exactly.
 Random covered pipelines: one or two sources (shares, a second queue fed directly) into a
 queue whose spec consumer computes, fails and retries, publishes to a second queue (its
 consumer calling a service-only actor pool, or not) and perhaps a third (fan-out, whose
-consumer fails and retries too), dead letters to a queue with or
+consumer fails and retries too) or routes one message type there (run as a task per
+batch, as the runtime runs a routing consumer), dead letters to a queue with or
 without a consumer; batch sizes, timeouts (0 included), concurrency, retries with either
 policy and mode, transient and poison failures, every service distribution, per-message
 times, delivery delays, the three production profiles and ``local``, a scaled-down
@@ -64,6 +65,7 @@ specs = st.fixed_dictionaries({
     "per_message": per_message,
     "publish": st.booleans(),
     "fan_out": st.booleans(),
+    "route": st.booleans(),
     "events_batch": st.integers(1, 8),
     "events_service": dists,
     "calls": st.booleans(),
@@ -92,11 +94,12 @@ def pipeline(sc: dict) -> cdp.Pipeline:
         p.add_queue("jobs-dlq", delivery_delay=sc["dlq_delay"])
         if sc["dlq"] == "consumed":
             p.add_consumer("jobs-dlq", service={"base": 0.05})
-    events = sc.get("publish") or sc.get("second_source") == "events"
+    events = sc.get("publish") or sc.get("route") or sc.get("second_source") == "events"
     p.add_consumer("jobs", service={"base": sc["base"], "per_message": sc["per_message"]},
                    failure=sc["failure"], permanent=sc["permanent"],
                    retry={"policy": sc["policy"], "base": sc["retry_base"], "cap": 5, "mode": sc["mode"]},
-                   publish=(["events", "audit"] if sc.get("fan_out") else ["events"]) if sc.get("publish") else [])
+                   publish=(["events", "audit"] if sc.get("fan_out") else ["events"]) if sc.get("publish") else [],
+                   routes={"b": "events"} if sc.get("route") else None)
     if sc.get("publish") and sc.get("fan_out"):      # fan-out: every acked message to a second queue too
         p.add_queue("audit", max_batch_size=10, max_batch_timeout=0.5)
         p.add_consumer("audit", service={"base": 0.01, "per_message": 0.001}, failure=0.1)
@@ -113,7 +116,8 @@ def pipeline(sc: dict) -> cdp.Pipeline:
 
 def run(sc: dict, engine: str) -> cdp.Results:
     kind, rate = sc["load"]
-    load = cdp.Poisson(rate=rate) if kind == "poisson" else cdp.Constant(rate=rate)
+    mix = {"types": {"a": 2, "b": 1}} if sc.get("route") else {}     # routing by type: "b" goes to events
+    load = cdp.Poisson(rate=rate, **mix) if kind == "poisson" else cdp.Constant(rate=rate, **mix)
     return cdp.simulate(pipeline(sc), load, duration=sc["duration"], seed=sc["seed"],
                         semantics=PROFILES[sc["profile"]], engine=engine)
 
@@ -148,7 +152,8 @@ def assert_same_run(python: cdp.Results, fast: cdp.Results) -> None:
 
 TIES = {"batch": 3, "timeout": 0.5, "concurrency": 2, "retries": 2, "dlq": "consumed", "dlq_delay": 0,
         "delivery_delay": 0, "policy": "fixed", "retry_base": 1, "mode": "per_message", "failure": 0.3,
-        "permanent": 0.5, "base": 0.2, "per_message": 0.0, "publish": True, "fan_out": True, "events_batch": 4,
+        "permanent": 0.5, "base": 0.2, "per_message": 0.0, "publish": True, "fan_out": True, "route": True,
+        "events_batch": 4,
         "events_service": 0.05, "calls": True, "actor_service": 0.05, "instances": 2, "skew": 0.0,
         "second_source": None, "share": 1.0, "profile": "local", "load": ("constant", 20), "duration": 5.0,
         "seed": 1}

@@ -16,11 +16,12 @@ timelines, summaries, costs and warnings to be equal on random covered pipelines
 
 Covered: sources (shares, types), queues under any profile (autoscaling or every slot, the
 throughput limit), push spec consumers that compute (base and per-message service, any
-distribution), fail (transient and poison), retry (either policy and mode), publish and
-dead-letter, service-only spec actors (keys with skew, the object gate), ``drain=True``.
+distribution), fail (transient and poison), retry (either policy and mode), publish (fan-out
+included), route by message type to queues (run as a task per batch, as the runtime does)
+and dead-letter, service-only spec actors (keys with skew, the object gate), ``drain=True``.
 Not covered (the Python engine runs them, ``res.engine`` says why): stores, handler or actor
-code, routes, parallel steps, actors that write, call or publish, pull consumers, fault
-timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
+code, routes to actors, parallel steps, actors that write, call or publish, pull consumers,
+fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
 the consumer wall time or the Durable Object soft limit is given back to the Python engine,
 which reports them as the platform does.
 """
@@ -96,8 +97,10 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
             return f"handler code on {queue!r}"
         if spec.pull is not None:
             return f"the pull consumer of {queue!r}"
-        if spec.routes or spec.writes or spec.parallel:
-            return f"the consumer of {queue!r} routes, writes or runs in parallel"
+        if spec.writes or spec.parallel:
+            return f"the consumer of {queue!r} writes to stores or runs in parallel"
+        if spec.routes and (spec.calls or any(g.nodes[t]["kind"] != "queue" for t in spec.routes.values())):
+            return f"the consumer of {queue!r} routes to an actor, or routes and calls one"
     cycles = next(nx.simple_cycles(g), None)
     if cycles is not None:
         return f"a cycle ({' -> '.join(cycles)})"
@@ -194,7 +197,7 @@ def _np_sum(x, n):
 (WAITING_SINCE, WAKE_TIME, RATE, SEEN, PER_MSG, FAILED_SHARE, CPU) = range(7)
 # a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats)
 (SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, HAS_CONSUMER, PER_WINDOW, CALLS, PUB_LO, PUB_HI, RETRY_ALL,
- BASE_KIND, PER_KIND) = range(12)
+ BASE_KIND, PER_KIND, ROUTED) = range(13)
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
 (SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV) = range(14)
@@ -210,7 +213,7 @@ def _np_sum(x, n):
 NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 REJECTED = 4     # the rejected outcome's code
 # event kinds
-_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT = range(8)
+_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START = range(9)
 
 
 @njit(cache=True, inline="always")
@@ -372,8 +375,12 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, B
             QI[q, N_TRIAL] += take
     G[NF] = nf
     BI[b, B_FHI], BI[b, B_RA], BI[b, B_DA] = nf, retry_all, last if retry_all else -1
-    QF[q, CPU] += cpu
-    _push(HT, HK, G, now + cpu, _DONE, q, b)
+    if SI[q, ROUTED] == 1:       # run as code (SpecConsumer._run_as_code): a task whose first step
+        BF[b, 2] = cpu           # is one event later, then awaits work(cpu); its CPU is counted at the end
+        _push(HT, HK, G, now, _START, q, b)
+    else:
+        QF[q, CPU] += cpu
+        _push(HT, HK, G, now + cpu, _DONE, q, b)
     return True
 
 
@@ -441,7 +448,8 @@ def _uncancel(CX, QI, q, seq):
 
 
 @njit(cache=True, _nrt=False)
-def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows, in_lo, LI, LF, BI, BF, done_order,
+def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows, in_lo,
+         LI, LF, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT, HK, CX, row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
@@ -533,7 +541,10 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
             if now + step <= duration or G[HN] > 0:
                 _push(HT, HK, G, now + step, _SAMPLE, 0, 0)
             continue
-        elif kind == _DONE:                           # SpecConsumer._downstream
+        elif kind == _START:                          # the task's first step: await ctx.work(cpu)
+            _push(HT, HK, G, now + BF[arg, 2], _DONE, q, arg)
+            continue
+        elif kind == _DONE:                           # SpecConsumer._downstream (or the task's end)
             b = arg
             lo, hi = BI[b, B_LO], BI[b, B_HI]
             n_acked = 0
@@ -545,16 +556,42 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
                         continue
                     scratch[n_acked] = LI[brows[lo + k], ORIGIN]
                     n_acked += 1
+            routed = SI[q, ROUTED] == 1
+            if routed:
+                QF[q, CPU] += BF[b, 2]
             if n_acked:
-                for p in range(SI[q, PUB_LO], SI[q, PUB_HI]):   # publish: sendBatch calls of 100
-                    target = pub[p]
-                    for c in range(0, n_acked, 100):
-                        n = min(100, n_acked - c)
+                # the queues sent to, in the order the consumer first adds each (its sends dict):
+                # the publish list, or, routing by type, each message's target (or the publish list)
+                n_t = 0
+                for k in range(n_acked if routed else 1):
+                    target = routes[q, otype[scratch[k]]] if routed else -1
+                    for p in range(SI[q, PUB_LO] if target < 0 else 0, SI[q, PUB_HI] if target < 0 else 1):
+                        t2 = pub[p] if target < 0 else target
+                        seen = False
+                        for i in range(n_t):
+                            seen = seen or order[i] == t2
+                        if not seen:
+                            order[n_t] = t2
+                            n_t += 1
+                for ti in range(n_t):                 # publish: sendBatch calls of 100
+                    target = order[ti]
+                    n_b = 0
+                    for k in range(n_acked):          # the bodies this queue gets, in order
+                        route = routes[q, otype[scratch[k]]] if routed else -1
+                        goes = route == target
+                        if route < 0:
+                            for p in range(SI[q, PUB_LO], SI[q, PUB_HI]):
+                                goes = goes or pub[p] == target
+                        if goes:
+                            bodies[n_b] = scratch[k]
+                            n_b += 1
+                    for c in range(0, n_b, 100):
+                        n = min(100, n_b - c)
                         first = G[ROWS]
                         for i in range(n):
                             r = first + i
                             LI[r, ORIGIN], LI[r, ROWQ], LI[r, SRC], LI[r, FAILED], LI[r, OUTCOME] = \
-                                scratch[c + i], target, -1, 0, 0
+                                bodies[c + i], target, -1, 0, 0
                             LI[r, REASON] = 0
                             LF[r, STAMP], LF[r, SENT], LF[r, FINISHED] = now, now, np.nan
                         G[ROWS] = first + n
@@ -770,7 +807,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows,
 
 @njit(cache=True)
 def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_outcome, row_finished, SI, SF,
-            keys, delays, pub, gi, gf, sends_init, P, PF, pkeys, cumulative):
+            keys, delays, pub, otype, routes, gi, gf, sends_init, P, PF, pkeys, cumulative):
     """Every queue, spec consumer and service-only spec actor of a covered pipeline, as the
     runtime runs them (see the module's docstring). Arguments: the queues' known arrivals
     (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger so far, the queues' settings
@@ -800,7 +837,7 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     # (sized for a typical run of n0 arrivals, so that they rarely grow)
     # (np.empty: every entry is written before it is read; untouched pages cost nothing)
     BI = np.empty((n0 // 4 + 1024, 11), np.int64)
-    BF = np.empty((n0 // 4 + 1024, 2), np.float64)
+    BF = np.empty((n0 // 4 + 1024, 3), np.float64)           # started, finished, cpu
     done_order = np.empty(n0 // 4 + 1024, np.int64)
     brows = np.empty(2 * n0 + 30_000, np.int64)
     fails = np.empty(n0 // 8 + 30_000, np.int64)
@@ -818,6 +855,8 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     scratch = np.empty(256, np.int64)        # a batch's acked origins, dead letters, retried rows
     d_vals = np.empty(128, np.int64)
     d_of = np.empty(128, np.int64)
+    order = np.empty(max(nq, 1), np.int64)                   # the queues a batch sends to, in order
+    bodies = np.empty(128, np.int64)                         # ... and the bodies one of them gets
     # pools: instances' gates (busy, FIFO of waiting calls through C_NEXT), calls
     n_inst = max(int(P[:, 0].sum()), 1) if na else 1
     busy = np.zeros(n_inst, np.bool_)
@@ -840,7 +879,8 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     for q in fed:
         _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     _push(HT, HK, G, 0.0, _SAMPLE, 0, 0)
-    while _run(G, GF, QI, QF, SI, SF, keys, delays, pub, gi, gf, fed, in_due, in_rows, in_lo, LI, LF, BI, BF,
+    while _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows,
+               in_lo, LI, LF, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT,
                HK, CX, row_margin):
@@ -927,7 +967,8 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     fed = np.array([index[name] for name in admitted], dtype=np.int64)
     # the queues' settings and their consumers' specs
     attempts = max((q.settings.max_retries + 1 for q in rt.queues.values()), default=1)
-    SI = np.zeros((nq, 12), np.int64)
+    SI = np.zeros((nq, 13), np.int64)
+    routes = np.full((nq, max(len(bodies.type_names), 1)), -1, np.int64)     # type -> queue routed to
     SF = np.zeros((nq, 9), np.float64)
     keys = np.zeros((nq, 4), np.uint64)
     delays = np.zeros((nq, attempts + 1), np.int64)
@@ -945,6 +986,11 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
             continue
         spec = consumer.spec
         SI[q, HAS_CONSUMER] = 1
+        if spec.routes:           # by message type to a queue (not_covered: only to queues)
+            SI[q, ROUTED] = 1
+            for type_name, target in spec.routes.items():
+                if type_name in bodies.type_names:
+                    routes[q, bodies.type_names.index(type_name)] = index[target]
         SI[q, PUB_LO] = len(pub)
         pub.extend(index[target] for target in spec.publish)
         SI[q, PUB_HI] = len(pub)
@@ -992,8 +1038,9 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                            queue_of[np.frombuffer(ledger.queue, dtype=np.uint16)[:n0]],
                            np.frombuffer(ledger.outcome, dtype=np.int8)[:n0].astype(np.int64),
                            np.frombuffer(ledger.finished, dtype=np.float64)[:n0].copy(),
-                           SI, SF, keys, delays, np.array(pub, dtype=np.int64), gi, gf, sends_init, P, PF,
-                           pkeys, np.concatenate(cumulative))
+                           SI, SF, keys, delays, np.array(pub, dtype=np.int64),
+                           np.asarray(bodies.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
+                           np.concatenate(cumulative))
     except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
         warnings.warn(f"cdpkit: the compiled engine could not be compiled here ({type(error).__name__}); "
                       "simulations use the Python engine", RuntimeWarning, stacklevel=4)
