@@ -91,19 +91,39 @@ def browser():
         b.close()
 
 
+def palette(page, command: str, done: str, timeout: int) -> None:
+    """Run a JupyterLab command from the command palette and wait until the JavaScript
+    condition ``done`` holds; a palette opened before the page settles can miss the keys,
+    so it tries three times (a run that silently never started passed as a run before)."""
+    for attempt in range(3):
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Control+Shift+c")
+        page.keyboard.type(command)
+        page.keyboard.press("Enter")
+        try:
+            page.wait_for_function(done, timeout=timeout)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+
+
+PROMPTS = "[...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')]"
+
+
 def run_all(page, url: str, token: str, name: str) -> None:
-    """Open a notebook, run every cell from the Run menu's command, wait until done."""
+    """Open a notebook, clear its saved outputs, run every cell, wait until done."""
     page.goto(f"{url}/lab/tree/{name}?token={token}&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    page.locator(".jp-Notebook").first.click()
-    page.keyboard.press("Control+Shift+c")            # command palette
-    page.keyboard.type("Run All Cells")
-    page.keyboard.press("Enter")
+    # cleared first, so that "it ran" is visible: prompts [ ] -> [*] -> [1]
+    palette(page, "Clear Outputs of All Cells", rf"() => {PROMPTS}.every(e => !/\d/.test(e.textContent))", 10_000)
+    palette(page, "Run All Cells", rf"() => {PROMPTS}.some(e => /\[(\*|\d+)\]/.test(e.textContent))", 20_000)
     page.wait_for_timeout(1_000)
     page.wait_for_function(
-        """() => { const p = [...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')];
-                   return p.length && p.every(e => !e.textContent.includes('*')); }""",
+        f"""() => {{ const p = {PROMPTS};
+                   return p.length && p.every(e => !e.textContent.includes('*')); }}""",
         timeout=240_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
 
