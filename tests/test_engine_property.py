@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -241,3 +242,22 @@ def test_a_kernel_numba_cannot_compile_runs_on_python_with_a_warning(monkeypatch
     assert res.summary()["acked"] > 0
     again = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)     # no second try, no second warning
     assert again.engine == res.engine
+
+
+def test_a_first_run_that_compiles_says_so(monkeypatch, capfd):
+    """The first compiled run on a machine compiles for ~20 s: a line says why."""
+    def slow(*args):            # stands for the kernel compiling
+        time.sleep(0.5)
+        raise TypingError("stop here")
+
+    from numba.core.errors import TypingError
+    monkeypatch.setattr(compiled, "_engine", slow)
+    monkeypatch.setattr(compiled, "NOTICE_AFTER", 0.05)
+    monkeypatch.setattr(compiled, "BROKEN", [])
+    p = cdp.Pipeline("plain")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs")
+    p.add_consumer("jobs", service={"base": 0.01})
+    with pytest.warns(RuntimeWarning):
+        cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)
+    assert "compiling the simulation engine for this machine" in capfd.readouterr().err

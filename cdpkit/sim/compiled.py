@@ -29,6 +29,8 @@ which reports them as the platform does.
 from __future__ import annotations
 
 import math
+import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -937,9 +939,24 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
 # ---------------------------------------------------------------------------- the glue
 
 
+NOTICE_AFTER = 2.0      # seconds: a first call still running then is compiling, not loading the cache
+
+
 def _engine_call(*args):
-    """:func:`_engine` (a seam: a test makes it fail as a compile error would)."""
-    return _engine(*args)
+    """:func:`_engine`. The first call in a process loads it from numba's cache (~0.5 s), or,
+    the first time on a machine, compiles it (20-30 s): then a line on stderr says why the run
+    is slow, instead of a silent pause."""
+    if getattr(_engine, "signatures", None):      # already loaded in this process
+        return _engine(*args)
+    timer = threading.Timer(NOTICE_AFTER, print, ("cdpkit: compiling the simulation engine for this machine "
+                                                   "(once, 20-30 s; later runs load it from numba's cache)",),
+                            {"file": sys.stderr, "flush": True})
+    timer.daemon = True
+    timer.start()
+    try:
+        return _engine(*args)
+    finally:
+        timer.cancel()
 
 
 
