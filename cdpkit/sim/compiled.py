@@ -939,25 +939,24 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
 # ---------------------------------------------------------------------------- the glue
 
 
-NOTICE_AFTER = 2.0      # seconds: a first call still running then is compiling, not loading the cache
+NOTICE_AFTER = 2.0      # seconds: loading from numba's cache takes ~0.5 s; compiling, 20-30 s
 
 
 def _engine_call(*args):
-    """:func:`_engine`. The first call in a process loads it from numba's cache (~0.5 s), or,
-    the first time on a machine, compiles it (20-30 s): then a line on stderr says why the run
-    is slow, instead of a silent pause."""
-    if getattr(_engine, "signatures", None):      # already loaded in this process
-        return _engine(*args)
-    timer = threading.Timer(NOTICE_AFTER, print, ("cdpkit: compiling the simulation engine for this machine "
-                                                   "(once, 20-30 s; later runs load it from numba's cache)",),
-                            {"file": sys.stderr, "flush": True})
-    timer.daemon = True
-    timer.start()
-    try:
-        return _engine(*args)
-    finally:
-        timer.cancel()
-
+    """:func:`_engine`, loaded from numba's cache or, the first time on a machine, compiled
+    (20-30 s) before it runs: a compile that takes long says so on stderr instead of a
+    silent pause (the run itself may take long too: that says nothing)."""
+    if hasattr(_engine, "compile") and not _engine.signatures:      # not yet loaded in this process
+        timer = threading.Timer(NOTICE_AFTER, print, (
+            "cdpkit: compiling the simulation engine for this machine (once, 20-30 s; later runs "
+            "load it from numba's cache)",), {"file": sys.stderr, "flush": True})
+        timer.daemon = True
+        timer.start()
+        try:
+            _engine.compile(tuple(numba.typeof(arg) for arg in args))
+        finally:
+            timer.cancel()
+    return _engine(*args)
 
 
 def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, Sequence[int]]],
