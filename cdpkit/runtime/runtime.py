@@ -1170,10 +1170,12 @@ class Runtime:
         """Seeded randomness for ids (same seed, same ids)."""
         return self._rng.getrandbits(bits)
 
-    def next_batch_id(self) -> int:
-        """The next batch number (1, 2, ...), shared by all queues; used by the broker."""
-        self._batch_seq += 1
-        return self._batch_seq
+    def next_batch_id(self, count: int = 1) -> int:
+        """The next batch number (1, 2, ...), shared by all queues; used by the broker (a
+        compiled run takes ``count`` consecutive numbers at once: the first is returned)."""
+        first = self._batch_seq + 1
+        self._batch_seq += count
+        return first
 
     def queue_named(self, name: str) -> Queue:
         """The declared queue ``name``; raises ConfigError listing the queues if there is none."""

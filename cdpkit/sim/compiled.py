@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
+from ..runtime.ledger import ACKED, DROPPED, REJECTED
+from ..runtime.ledger import DEAD_LETTERED as DEAD
 from .draws import SECOND
 
 if TYPE_CHECKING:
@@ -58,12 +60,19 @@ except ImportError:      # pragma: no cover - numba is a default dependency
     def njit(*args, **kwargs):
         return (lambda f: f) if not args or not callable(args[0]) else args[0]
 
-BROKEN: list[str] = []      # why the kernel cannot be compiled on this platform (once found)
+BROKEN: list[str] = []      # why the compiled engine cannot run in this process (once found)
+
+
+def fall_back(why: str, message: str) -> str:
+    """The compiled engine cannot run here (numba missing, or unable to compile the kernel):
+    remember why and say ``message`` once per process; returns why."""
+    if not BROKEN:
+        BROKEN.append(why)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+    return BROKEN[0]
 
 # distribution kinds, as Dist.kind
 DIST_KINDS = {"const": 0, "exp": 1, "uniform": 2, "normal": 3, "lognormal": 4}
-# ledger outcome codes (cdpkit.runtime.ledger): in flight 0
-ACKED, DEAD, DROPPED = 1, 2, 3
 # why a compiled run gave up (then the Python engine runs it): the runtime handles these
 ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran past the consumer wall time",
                  3: "the run's event budget", 4: "an actor past the Durable Object soft limit",
@@ -72,10 +81,11 @@ ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran p
 
 def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, drain: bool) -> str | None:
     """Why the compiled engine cannot run this simulation exactly (None: it can)."""
-    if not HAVE_NUMBA:
-        return "numba is not installed"
     if BROKEN:
         return BROKEN[0]
+    if not HAVE_NUMBA:
+        return fall_back("numba is not installed", "cdpkit: numba is not installed, so simulations run on "
+                         "the Python engine (`pip install numba` for the compiled one)")
     if faults:
         return "a fault timeline"
     if trace:
@@ -213,7 +223,6 @@ def _np_sum(x, n):
 (B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP) = range(11)
 # ledger drop reasons
 NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
-REJECTED = 4     # the rejected outcome's code
 # event kinds
 _WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START = range(9)
 
@@ -1058,10 +1067,8 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                            np.asarray(bodies.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
                            np.concatenate(cumulative))
     except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
-        warnings.warn(f"cdpkit: the compiled engine could not be compiled here ({type(error).__name__}); "
-                      "simulations use the Python engine", RuntimeWarning, stacklevel=4)
-        BROKEN.append("numba could not compile it on this platform")
-        return BROKEN[0]
+        return fall_back("numba could not compile it on this platform", "cdpkit: the compiled engine could "
+                         f"not be compiled here ({type(error).__name__}); simulations use the Python engine")
     if out[0][ABORT]:
         return ABORT_REASONS[int(out[0][ABORT])]
     _write_back(rt, names, pools, bodies, timeline, duration, out, sends_init)
@@ -1097,8 +1104,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bod
             else:
                 ledger.drop_reasons[row] = why
     # batches: delivered in start order (ids in that order), recorded in finish order
-    first_id = rt.next_batch_id()
-    rt._batch_seq += len(BI) - 1          # ids first_id .. first_id + batches - 1
+    first_id = rt.next_batch_id(len(BI))      # ids first_id .. first_id + batches - 1
     sizes = BI[:, B_HI] - BI[:, B_LO]
     ledger.delivered_batches(brows, sizes, BF[:, 0])
     done = BI[done_order]

@@ -8,7 +8,7 @@ takes at a time, so two engines that run each node's events in the same order dr
 same numbers, whatever they do between nodes (the compiled engine,
 :mod:`cdpkit.sim.compiled`, repeats these formulas).
 
-A draw's 64 random bits are SplitMix64 applied twice to the stream's key and the counter;
+A draw's 64 random bits are SplitMix64 (:func:`cdpkit.runtime.ledger.splitmix64`) applied twice to the stream's key and the counter;
 a uniform is their top 53 bits over 2**53. Distributions are inverse transforms of those
 uniforms (Box-Muller, with a second stream, for ``normal`` and ``lognormal``).
 
@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+from ..runtime.ledger import splitmix64
+
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 SECOND = 0xD1B54A32D192ED03      # the normal's second uniform comes from key ^ SECOND
@@ -44,22 +46,14 @@ def node_key(seed: int, node: str) -> int:
 
 def child_key(key: int, index: int) -> int:
     """The key of sub-stream ``index`` of stream ``key`` (one per purpose at a node)."""
-    return _mix((_mix(key ^ 0x5EED) + (index + 1) * GOLDEN) & MASK)
-
-
-def _mix(x):
-    """SplitMix64's finaliser, for a Python int or a numpy uint64 array."""
-    x = (x + GOLDEN) & MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
-    return x ^ (x >> 31)
+    return splitmix64((splitmix64(key ^ 0x5EED) + (index + 1) * GOLDEN) & MASK)
 
 
 def uniforms(key: int, start: int, n: int) -> np.ndarray:
     """Draws ``start .. start+n-1`` of stream ``key`` as uniforms in [0, 1)."""
     counters = np.arange(start, start + n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        bits = _mix(_mix(counters ^ np.uint64(key)))
+        bits = splitmix64(splitmix64(counters ^ np.uint64(key)))
     return (bits >> np.uint64(11)).astype(np.float64) * _U53
 
 
@@ -69,7 +63,7 @@ def uniform_at(key: int, n: int) -> float:
     >>> bool(uniform_at(7, 3) == uniforms(7, 3, 1)[0])
     True
     """
-    return (_mix(_mix(n ^ key)) >> 11) * _U53
+    return (splitmix64(splitmix64(n ^ key)) >> 11) * _U53
 
 
 class CounterRNG:

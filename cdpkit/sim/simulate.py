@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import math
 import numbers
-import warnings
 from collections.abc import Sequence
 
 import networkx as nx
@@ -157,7 +156,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     seed = int(seed)
     budget = Budget() if budget is None else budget
     pipeline.validate()
-    _check_pull(pipeline, resolve(semantics))
+    sem = resolve(semantics)
+    _check_pull(pipeline, sem)
     faults = as_faults(pipeline.faults if faults is None else faults)
     if faults:
         check_faults(pipeline, faults, duration)
@@ -167,13 +167,10 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     arrivals = workload.arrivals(duration, workload_rng(seed))
     if expected is None:        # a workload class of the user's own: check what it drew
         check_plan(budget, len(arrivals), instances)
-    sem = resolve(semantics)
     reason = None if engine == "python" else compiled.not_covered(pipeline, sem, faults, trace, drain)
     if engine == "compiled" and reason is not None and compiled.HAVE_NUMBA:
         raise ConfigError(f"simulate: engine='compiled' does not cover this run ({reason}); allowed: "
                           "engine='auto' (the Python engine runs what the compiled one does not) or 'python'")
-    if reason == "numba is not installed":
-        _notice_no_numba()
     if engine != "python" and reason is None:
         res = _run(pipeline, arrivals, duration, seed, semantics, drain, trace, progress, budget, faults, True)
         if isinstance(res, Results):
@@ -282,17 +279,6 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
     res.faults, res.fault_plan = faults, plan
     res.engine = "compiled" if use_compiled else "python"
     return res
-
-
-_NOTICED: list[bool] = []
-
-
-def _notice_no_numba() -> None:
-    """Say once per process that runs use the Python engine for want of numba."""
-    if not _NOTICED:
-        _NOTICED.append(True)
-        warnings.warn("cdpkit: numba is not installed, so simulations run on the Python engine "
-                      "(`pip install numba` for the compiled one)", RuntimeWarning, stacklevel=3)
 
 
 def _drain(rt: Runtime, pipeline: Pipeline, duration: float) -> None:
