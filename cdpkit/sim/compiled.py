@@ -223,6 +223,10 @@ def _np_sum(x, n):
 (B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP) = range(11)
 # ledger drop reasons
 NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
+# room one event may need (_run checks it before each event, _engine makes it): the batches
+# one flush can start (max_concurrency is at most 250) and their landing groups, their rows
+# (100 each), and the events they schedule
+BATCH_ROOM, BATCH_ROWS_ROOM, HEAP_ROOM = 256, 25_600, 600
 # event kinds
 _WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START = range(9)
 
@@ -476,9 +480,10 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
     k_weight = 1.0 / gi[5]
     now = GF[0]
     while G[HN] > 0:
-        if (G[NB] + 256 > BI.shape[0] or G[NBR] + 25_600 > brows.shape[0] or G[NF] + 25_600 > fails.shape[0]
-                or G[ROWS] + row_margin > LI.shape[0] or G[NL] + row_margin + 128 > lrows.shape[0]
-                or G[NG] + 256 > LG.shape[0] or G[CALLS_MADE] + 1 > CI.shape[0] or G[HN] + 600 > HT.shape[0]
+        if (G[NB] + BATCH_ROOM > BI.shape[0] or G[NBR] + BATCH_ROWS_ROOM > brows.shape[0]
+                or G[NF] + BATCH_ROWS_ROOM > fails.shape[0] or G[ROWS] + row_margin > LI.shape[0]
+                or G[NL] + row_margin + 128 > lrows.shape[0] or G[NG] + BATCH_ROOM > LG.shape[0]
+                or G[CALLS_MADE] + 1 > CI.shape[0] or G[HN] + HEAP_ROOM > HT.shape[0]
                 or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
                 or HT[0] / rate_window + 3 > SD.shape[1]):
             GF[0] = now
@@ -896,22 +901,23 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
                cumulative, busy, w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT,
                HK, CX, row_margin):
         # a table is short of room for one more event: double it, then go on
-        if G[NB] + 256 > BI.shape[0]:
-            BI, BF, done_order = _bigger(BI, G[NB] + 256), _bigger(BF, G[NB] + 256), _bigger(done_order, G[NB] + 256)
-        if G[NBR] + 25_600 > brows.shape[0]:
-            brows = _bigger(brows, G[NBR] + 25_600)
-        if G[NF] + 25_600 > fails.shape[0]:
-            fails, fdelay = _bigger(fails, G[NF] + 25_600), _bigger(fdelay, G[NF] + 25_600)
+        if G[NB] + BATCH_ROOM > BI.shape[0]:
+            need = G[NB] + BATCH_ROOM
+            BI, BF, done_order = _bigger(BI, need), _bigger(BF, need), _bigger(done_order, need)
+        if G[NBR] + BATCH_ROWS_ROOM > brows.shape[0]:
+            brows = _bigger(brows, G[NBR] + BATCH_ROWS_ROOM)
+        if G[NF] + BATCH_ROWS_ROOM > fails.shape[0]:
+            fails, fdelay = _bigger(fails, G[NF] + BATCH_ROWS_ROOM), _bigger(fdelay, G[NF] + BATCH_ROWS_ROOM)
         if G[ROWS] + row_margin > LI.shape[0]:
             LI, LF = _bigger(LI, G[ROWS] + row_margin), _bigger(LF, G[ROWS] + row_margin)
         if G[NL] + row_margin + 128 > lrows.shape[0]:
             lrows = _bigger(lrows, G[NL] + row_margin + 128)
-        if G[NG] + 256 > LG.shape[0]:
-            LG = _bigger(LG, G[NG] + 256)
+        if G[NG] + BATCH_ROOM > LG.shape[0]:
+            LG = _bigger(LG, G[NG] + BATCH_ROOM)
         if G[CALLS_MADE] + 1 > CI.shape[0]:
             CI, CF = _bigger(CI, G[CALLS_MADE] + 1), _bigger(CF, G[CALLS_MADE] + 1)
-        if G[HN] + 600 > HT.shape[0]:
-            HT, HK = _bigger(HT, G[HN] + 600), _bigger(HK, G[HN] + 600)
+        if G[HN] + HEAP_ROOM > HT.shape[0]:
+            HT, HK = _bigger(HT, G[HN] + HEAP_ROOM), _bigger(HK, G[HN] + HEAP_ROOM)
         if G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0]:
             SM = _bigger(SM, 2 * SM.shape[0])
         if G[NLV] + 1 > LV.shape[0]:
