@@ -211,13 +211,19 @@ def test_a_run_the_kernel_gives_up_on_runs_on_python_with_the_reason():
     assert res.summary()["dropped"] > 0
 
 
-def test_without_numba_runs_use_python_with_one_notice(monkeypatch):
-    monkeypatch.setattr(compiled, "HAVE_NUMBA", False)
-    monkeypatch.setattr(compiled, "BROKEN", [])
+def plain() -> cdp.Pipeline:
+    """The smallest pipeline the compiled engine covers (for the fallback tests)."""
     p = cdp.Pipeline("plain")
     p.add_source("http", queue="jobs")
     p.add_queue("jobs")
     p.add_consumer("jobs", service={"base": 0.01})
+    return p
+
+
+def test_without_numba_runs_use_python_with_one_notice(monkeypatch):
+    monkeypatch.setattr(compiled, "HAVE_NUMBA", False)
+    monkeypatch.setattr(compiled, "BROKEN", [])
+    p = plain()
     with pytest.warns(RuntimeWarning, match="numba is not installed"):
         res = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1, engine="compiled")
     assert res.engine == "python (the compiled engine does not cover: numba is not installed)"
@@ -231,10 +237,7 @@ def test_a_kernel_numba_cannot_compile_runs_on_python_with_a_warning(monkeypatch
 
     monkeypatch.setattr(compiled, "_engine_call", fails)
     monkeypatch.setattr(compiled, "BROKEN", [])
-    p = cdp.Pipeline("plain")
-    p.add_source("http", queue="jobs")
-    p.add_queue("jobs")
-    p.add_consumer("jobs", service={"base": 0.01})
+    p = plain()
     with pytest.warns(RuntimeWarning, match="could not be compiled here"):
         res = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)
     assert res.engine == "python (the compiled engine does not cover: numba could not compile it on this platform)"
@@ -260,10 +263,7 @@ def test_a_first_run_that_compiles_says_so(monkeypatch, capfd):
     monkeypatch.setattr(compiled, "_engine", Compiling())
     monkeypatch.setattr(compiled, "NOTICE_AFTER", 0.05)
     monkeypatch.setattr(compiled, "BROKEN", [])
-    p = cdp.Pipeline("plain")
-    p.add_source("http", queue="jobs")
-    p.add_queue("jobs")
-    p.add_consumer("jobs", service={"base": 0.01})
+    p = plain()
     with pytest.warns(RuntimeWarning):
         cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)
     assert "compiling the simulation engine for this machine" in capfd.readouterr().err
