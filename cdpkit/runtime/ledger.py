@@ -280,8 +280,15 @@ class Ledger:
 
     def column(self, name: str) -> np.ndarray:
         """A numpy copy of one column, e.g. ``ledger.column("outcome")``."""
-        values = getattr(self, name)   # a copy: a view would stop the array from growing
-        return np.frombuffer(values, dtype=values.typecode)[:self.size].copy()
+        return self.view(name).copy()   # a copy: a view would stop the array from growing
+
+    def view(self, name: str) -> np.ndarray:
+        """One column's first ``len(self)`` rows as a read-only numpy view (no copy): valid
+        until the ledger next grows (then take a new one), e.g. ``ledger.view("sent")``."""
+        values = getattr(self, name)
+        out = np.frombuffer(values, dtype=getattr(values, "typecode", None) or values.dtype)[:self.size]
+        out.flags.writeable = False
+        return out
 
     def counts(self) -> pd.DataFrame:
         """Per queue: sent, acked, dead_lettered, dropped, rejected, in_flight."""
