@@ -61,7 +61,7 @@ class Ledger:
     __slots__ = ("queue", "content_type", "payload", "bytes", "timestamp", "sent", "failed", "outcome",
                  "finished", "drop_reasons", "same_as", "_delivered", "_delivered_sizes", "_delivered_at",
                  "size", "_queue_codes", "_queue_names", "_type_codes", "_type_names", "_salt", "raw_view",
-                 "max_size", "on_full")
+                 "max_size", "on_full", "room")
 
     def __init__(self, seed: int = 0) -> None:
         self.queue = array("H")            # code into _queue_names
@@ -88,6 +88,7 @@ class Ledger:
         self.raw_view: Callable[[Any], Any] | None = None   # "raw" payload -> body (spec messages)
         self.max_size: float = float("inf")   # the run's message budget: on_full(size) raises
         self.on_full: Callable[[int], None] | None = None
+        self.room: int | None = None   # not None: the columns are numpy arrays with room for this many rows
 
     def __len__(self) -> int:
         return self.size
@@ -100,6 +101,10 @@ class Ledger:
         row numbers. ``content_type`` is one name for all, or each row's code (dead letters keep
         their own)."""
         start, n = self.size, len(payloads)
+        if self.room is not None:
+            if start + n <= self.room:
+                return self._add_in_place(queue, content_type, payloads, sizes, timestamps, sent)
+            self._thaw()
         code = self._queue_codes.get(queue)      # a known name: no call (the broker's hot path)
         if code is None:
             code = self._code(queue, self._queue_codes, self._queue_names)
@@ -132,41 +137,87 @@ class Ledger:
                 column.extend(array(column.typecode, [0]) * grow)
         return range(start, start + n)
 
-    def add_block(self, queues: Sequence[str], queue_of: np.ndarray, content_type: str, payloads: list,
-                  sizes: np.ndarray, timestamps: np.ndarray, sent: np.ndarray, copied_from: np.ndarray) -> range:
-        """Append many rows of several queues at once, in order, as :meth:`add` and
-        :meth:`copy_to` would one group at a time (a compiled run's sends and dead letters):
-        row ``i`` is on ``queues[queue_of[i]]``; ``copied_from[i] >= 0`` makes it a dead
-        letter of that row (it keeps its id). Queue codes are given in order of first row."""
-        start, n = self.size, len(payloads)
-        first = np.unique(queue_of, return_index=True)[1] if n else np.zeros(0, np.int64)
+    # -- numpy columns, for a compiled run --------------------------------------------
+    _COLUMNS = {"queue": np.uint16, "content_type": np.uint8, "payload": np.int64, "bytes": np.int64,
+                "timestamp": np.float64, "sent": np.float64, "failed": np.int64, "outcome": np.int8,
+                "finished": np.float64}
+
+    def reserve(self, room: int) -> None:
+        """Hold the columns as numpy arrays with room for ``room`` rows (spec bodies: the
+        payloads are ints), for the compiled engine to write its rows into in place
+        (:meth:`grown` then says how many it wrote): a 10M-message run's columns exist once,
+        not as a copy in the engine and another here. Unwritten rows are ``np.empty``'s
+        untouched pages, so a generous ``room`` costs address space, not memory. Adding past
+        it, or :meth:`delivered` one batch at a time, turns them back into arrays."""
+        n = self.size
+        for name, dtype in self._COLUMNS.items():
+            values = np.empty(room, dtype=dtype)
+            old = getattr(self, name)
+            values[:n] = old[:n] if isinstance(old, (list, np.ndarray)) else np.frombuffer(old, dtype=dtype)[:n]
+            setattr(self, name, values)         # (one column at a time: the old one goes now)
+        self.room = room
+
+    def grown(self, size: int, queues: Sequence[str], content_type: str, sizes: np.ndarray,
+              columns: dict[str, np.ndarray], copies: np.ndarray) -> None:
+        """The compiled engine added rows up to ``size`` into the reserved ``columns`` (given
+        back: larger copies if it needed more room), as :meth:`add` and :meth:`copy_to`
+        would have one group at a time: its ``queue`` column holds an index into ``queues``
+        (made codes here, in order of first row, as ``add`` makes them), ``copies`` pairs
+        (row, the row it is a dead letter of: it keeps that row's id); content type and
+        bytes are its bodies' own (``sizes[body]``), set here."""
+        start = self.size
+        for name, values in columns.items():
+            setattr(self, name, values)
+        room = len(self.payload)
+        for name in ("content_type", "bytes"):      # as long as the others
+            old = getattr(self, name)
+            if len(old) < room:
+                values = np.empty(room, dtype=old.dtype)
+                values[:start] = old[:start]
+                setattr(self, name, values)
+        self.room = room
+        added = self.queue[start:size]
+        present = np.flatnonzero(np.bincount(added, minlength=len(queues)))
+        firsts = sorted((int(np.argmax(added == q)), int(q)) for q in present)
         codes = np.zeros(len(queues), dtype=np.uint16)
-        for i in np.sort(first).tolist():
-            name = queues[int(queue_of[i])]
-            code = self._queue_codes.get(name)
-            codes[queue_of[i]] = self._code(name, self._queue_codes, self._queue_names) if code is None else code
-        type_code = self._type_codes.get(content_type)
-        if type_code is None:
-            type_code = self._code(content_type, self._type_codes, self._type_names)
-        self.queue.frombytes(codes[queue_of].tobytes())
-        self.content_type.frombytes(np.full(n, type_code, dtype=np.uint8).tobytes())
-        self.payload.extend(payloads)
-        self.bytes.frombytes(np.asarray(sizes, dtype=np.int64).tobytes())
-        self.timestamp.frombytes(np.asarray(timestamps, dtype=np.float64).tobytes())
-        self.sent.frombytes(np.asarray(sent, dtype=np.float64).tobytes())
-        self.size = start + n
-        if self.size > self.max_size:
-            self.on_full(self.size)
-        if self.size > len(self.outcome):
-            grow = max(self.size - len(self.outcome), _CHUNK)
-            self.finished.extend(array("d", [float("nan")]) * grow)
-            for column in (self.failed, self.outcome):
-                column.extend(array(column.typecode, [0]) * grow)
-        same_as = self.same_as
-        for i in np.flatnonzero(copied_from >= 0).tolist():
-            old = int(copied_from[i])
-            same_as[start + i] = same_as.get(old, old)
-        return range(start, start + n)
+        for _, q in firsts:
+            codes[q] = self._code(queues[q], self._queue_codes, self._queue_names)
+        np.take(codes, added, out=added)
+        self.content_type[start:size] = self._code(content_type, self._type_codes, self._type_names)
+        np.take(np.asarray(sizes, dtype=np.int64), self.payload[start:size], out=self.bytes[start:size])
+        for row, old in copies.tolist():
+            self.same_as[row] = self.same_as.get(old, old)
+        self.size = size
+        if size > self.max_size:
+            self.on_full(size)
+
+    def _add_in_place(self, queue: str, content_type: str | Sequence[int], payloads: Sequence,
+                      sizes: Sequence[int] | np.ndarray, timestamps: Sequence[float] | np.ndarray,
+                      sent: Sequence[float] | np.ndarray) -> range:
+        """:meth:`add` into reserved numpy columns."""
+        start = self.size
+        end = start + len(payloads)
+        self.queue[start:end] = self._code(queue, self._queue_codes, self._queue_names)
+        self.content_type[start:end] = (self._code(content_type, self._type_codes, self._type_names)
+                                        if isinstance(content_type, str) else content_type)
+        for name, values in (("payload", payloads), ("bytes", sizes), ("timestamp", timestamps), ("sent", sent)):
+            getattr(self, name)[start:end] = values
+        self.failed[start:end], self.outcome[start:end], self.finished[start:end] = 0, 0, np.nan
+        self.size = end
+        if end > self.max_size:
+            self.on_full(end)
+        return range(start, end)
+
+    def _thaw(self) -> None:
+        """Reserved numpy columns back to growable arrays (and a list of payloads)."""
+        n, self.room = self.size, None
+        for name, dtype in self._COLUMNS.items():
+            values = getattr(self, name)[:n]
+            setattr(self, name, values.tolist() if name == "payload" else array(np.dtype(dtype).char, values.tobytes()))
+        for name, typecode in (("_delivered", "q"), ("_delivered_sizes", "q"), ("_delivered_at", "d")):
+            values = getattr(self, name)
+            if isinstance(values, np.ndarray):
+                setattr(self, name, array(typecode, values.tobytes()))
 
     def copy_to(self, queue: str, rows: Sequence[int], sent: float) -> range:
         """Dead letters: the same messages (id, body, timestamp) on another queue."""
@@ -188,12 +239,22 @@ class Ledger:
 
     def delivered(self, rows: list[int], now: float) -> None:
         """``rows`` were delivered (as one batch) at ``now``."""
+        if self.room is not None:
+            self._thaw()
         self._delivered.extend(rows)
         self._delivered_sizes.append(len(rows))
         self._delivered_at.append(now)
 
     def delivered_batches(self, rows: np.ndarray, sizes: np.ndarray, times: np.ndarray) -> None:
-        """Many batches delivered, in order (:meth:`delivered` for each; a compiled run's)."""
+        """Many batches delivered, in order (:meth:`delivered` for each; a compiled run's:
+        with reserved columns, the first such call keeps the arrays themselves)."""
+        if self.room is not None and not len(self._delivered_sizes):
+            self._delivered, self._delivered_sizes, self._delivered_at = (
+                np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(sizes, dtype=np.int64),
+                np.ascontiguousarray(times, dtype=np.float64))
+            return
+        if self.room is not None:
+            self._thaw()
         self._delivered.frombytes(np.asarray(rows, dtype=np.int64).tobytes())
         self._delivered_sizes.frombytes(np.asarray(sizes, dtype=np.int64).tobytes())
         self._delivered_at.frombytes(np.asarray(times, dtype=np.float64).tobytes())
@@ -215,6 +276,8 @@ class Ledger:
 
     def finish_all(self, rows: Sequence[int], code: int, now: float) -> None:
         """:meth:`finish` for many rows with one outcome code (the broker's hot path)."""
+        if self.room is not None:
+            self._thaw()
         outcome, finished = self.outcome, self.finished
         n = len(rows)
         if n >= 32:      # rows first, first + 1, ... in flight (a big batch, often): by slices

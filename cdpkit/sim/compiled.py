@@ -119,6 +119,26 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
     return None
 
 
+def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
+    """The most ledger rows a covered (acyclic) run can make from ``arrivals`` (queue ->
+    messages fed to it), at most ``cap`` + 1 (the message budget: past it the run stops):
+    a message is a row on its queue and then, once, either what its consumer sends (to each
+    queue it publishes to, or the one its type is routed to) or its dead letter's copy."""
+    g = pipeline.graph
+    consumers = {g.nodes[c]["queue"]: pipeline.spec(c) for c in pipeline.nodes("consumer")}
+    memo: dict[str, int] = {}
+
+    def rows(queue: str) -> int:
+        if queue not in memo:
+            spec, dlq = consumers.get(queue), pipeline.spec(queue).get("dead_letter_queue")
+            memo[queue] = 1 if spec is None else 1 + max(
+                sum(map(rows, spec.publish)), max(map(rows, spec.routes.values()), default=0),
+                rows(dlq) if dlq else 0)
+        return memo[queue]
+
+    return int(min(sum(n * rows(queue) for queue, n in arrivals.items()), cap + 1))
+
+
 # ---------------------------------------------------------------------------- draws
 
 
@@ -200,7 +220,8 @@ def _np_sum(x, n):
 #
 # State lives in numpy arrays with named columns (numba passes arrays cheaply; typed lists
 # cost several times more per append): a queue's state QI/QF, its settings SI/SF, the
-# ledger LI/LF (a queue's buffer is a linked list through LI[:, NEXT]), the batches BI/BF,
+# ledger's own columns (numpy arrays it reserved: the engine writes its rows in place), a
+# queue's buffer a linked list through ``nxt[row]``, the batches BI/BF,
 # landing groups, actor calls CI/CF. Tables that grow double when full.
 
 # a queue's integer state QI[q, ...] and float state QF[q, ...]
@@ -212,12 +233,9 @@ def _np_sum(x, n):
  BASE_KIND, PER_KIND, ROUTED) = range(13)
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
-(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV) = range(14)
+(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL) = range(15)
 # a call's columns CI[call, ...] (floats CF: arrived, started, finished)
 (C_POOL, C_KEY, C_LEFT, C_BATCH, C_NEXT) = range(5)
-# ledger columns LI[row, ...] (ints) and LF[row, ...] (floats)
-(ORIGIN, FAILED, OUTCOME, REASON, ROWQ, SRC, NEXT) = range(7)
-(STAMP, FINISHED, SENT) = range(3)
 # a batch's columns BI[b, ...] (floats BF: started, finished): its rows brows[B_LO:B_HI], its
 # failing positions and their delays fails/fdelay[B_FLO:B_FHI], what became of its messages
 (B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP) = range(11)
@@ -286,30 +304,30 @@ def _bigger(a, need):
 
 
 @njit(cache=True, inline="always")
-def _put(LI, QI, q, m):
+def _put(nxt, QI, q, m):
     """Append ledger row ``m`` to queue ``q``'s buffer."""
-    LI[m, NEXT] = -1
+    nxt[m] = -1
     if QI[q, COUNT] == 0:
         QI[q, HEAD] = m
     else:
-        LI[QI[q, TAIL], NEXT] = m
+        nxt[QI[q, TAIL]] = m
     QI[q, TAIL] = m
     QI[q, COUNT] += 1
 
 
 @njit(cache=True, inline="always")
-def _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent):
+def _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent):
     """Queue.absorb: every known arrival up to now into the buffer."""
     lo, hi_all = in_lo[q], in_lo[q + 1]
-    nxt = QI[q, NXT]
-    if lo + nxt < hi_all and in_due[lo + nxt] <= now:
+    taken = QI[q, NXT]
+    if lo + taken < hi_all and in_due[lo + taken] <= now:
         hi = np.searchsorted(in_due[lo:hi_all], now, side="right")
         was_empty = QI[q, COUNT] == 0
-        for i in range(nxt, hi):
-            _put(LI, QI, q, in_rows[lo + i])
-        QI[q, ARRIVED] += hi - nxt
+        for i in range(taken, hi):
+            _put(nxt, QI, q, in_rows[lo + i])
+        QI[q, ARRIVED] += hi - taken
         if was_empty and concurrent:
-            QF[q, WAITING_SINCE] = in_due[lo + nxt]
+            QF[q, WAITING_SINCE] = in_due[lo + taken]
             QI[q, HAS_WAITING] = 1
         QI[q, NXT] = hi
 
@@ -335,7 +353,8 @@ def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G):
 
 
 @njit(cache=True, inline="always")
-def _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, BF, brows, fails, fdelay):
+def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows, fails,
+           fdelay):
     """Queue.flush, then SpecConsumer.start: cut a batch from the front of queue ``q``'s
     buffer, draw its service time and failures, schedule its end. False if it was empty.
     (The caller made room in the batch tables.)"""
@@ -346,10 +365,10 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, B
     lo = G[NBR]
     m = QI[q, HEAD]
     for k in range(take):
-        if now - retention > 0 and LF[m, STAMP] < now - retention:
+        if now - retention > 0 and stamp[m] < now - retention:
             G[ABORT] = 1
         brows[lo + k] = m
-        m = LI[m, NEXT]
+        m = nxt[m]
     QI[q, HEAD] = m
     QI[q, COUNT] -= take
     G[NBR] = lo + take
@@ -377,9 +396,9 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, B
             m = brows[lo + k]
             hit = transient > 0 and _uniform(keys[q, 2], QI[q, N_TRIAL] + k) < transient
             if not hit and poison > 0:
-                hit = _uniform(keys[q, 3], LI[m, ORIGIN]) < poison
+                hit = _uniform(keys[q, 3], body[m]) < poison
             if hit:
-                d = delays[q, LI[m, FAILED] + 1]
+                d = delays[q, failed[m] + 1]
                 fails[nf] = k
                 fdelay[nf] = d
                 nf += 1
@@ -464,7 +483,7 @@ def _uncancel(CX, QI, q, seq):
 
 @njit(cache=True, _nrt=False)
 def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows, in_lo,
-         LI, LF, BI, BF, done_order,
+         body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT, HK, CX, row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
@@ -481,10 +500,11 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
     now = GF[0]
     while G[HN] > 0:
         if (G[NB] + BATCH_ROOM > BI.shape[0] or G[NBR] + BATCH_ROWS_ROOM > brows.shape[0]
-                or G[NF] + BATCH_ROWS_ROOM > fails.shape[0] or G[ROWS] + row_margin > LI.shape[0]
+                or G[NF] + BATCH_ROWS_ROOM > fails.shape[0] or G[ROWS] + row_margin > body.shape[0]
                 or G[NL] + row_margin + 128 > lrows.shape[0] or G[NG] + BATCH_ROOM > LG.shape[0]
                 or G[CALLS_MADE] + 1 > CI.shape[0] or G[HN] + HEAP_ROOM > HT.shape[0]
                 or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
+                or G[NDL] + BATCH_ROOM > DLT.shape[0]
                 or HT[0] / rate_window + 3 > SD.shape[1]):
             GF[0] = now
             return True
@@ -502,43 +522,43 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         landed = rewake = False
         n_dead = 0
         if kind == _WAKE:                             # land(()): absorb, landed, rewake
-            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
             landed = SI[q, HAS_CONSUMER] == 1
             rewake = True
         elif kind == _LAND:                           # _land(rows): land them
             lo, hi = LG[arg, 0], LG[arg, 1]
             QI[q, LANDING] -= hi - lo
-            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
             if SI[q, HAS_CONSUMER] == 0 and discard:  # wrangler dev forgets what has no consumer
                 for i in range(lo, hi):
                     m = lrows[i]
-                    LI[m, OUTCOME], LF[m, FINISHED], LI[m, REASON] = DROPPED, now, DISCARDED
+                    outcome[m], finished[m], reason[m] = DROPPED, now, DISCARDED
             else:
                 for i in range(lo, hi):
-                    _put(LI, QI, q, lrows[i])
+                    _put(nxt, QI, q, lrows[i])
                 QI[q, ARRIVED] += hi - lo
             landed = SI[q, HAS_CONSUMER] == 1
             rewake = True
         elif kind == _PENDING:                        # SingleFlush._fire
             if s == QI[q, PENDING_SEQ]:
                 QI[q, FIRED] = 1                      # (cancelling it now changes nothing)
-            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
             if QI[q, COUNT] >= SI[q, SIZE]:
                 QI[q, IMMEDIATE] = 1
-            if not _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, BF, brows, fails,
-                          fdelay):
+            if not _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows,
+                          fails, fdelay):
                 QI[q, PENDING_SEQ] = -1               # an empty flush: finished (the buffer is empty)
             rewake = True
         elif kind == _TIMER:                          # ConcurrentFlush._expire
             QI[q, TIMER_SEQ] = -1
             QI[q, DUE] = 1
-            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
             landed = rewake = True
         elif kind == _SAMPLE:                         # simulate._sample
             i = G[NSM]
             SM[i] = now
             for r in range(nq):
-                _absorb(r, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
+                _absorb(r, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
                 SM[i + 1], SM[i + 2], SM[i + 3] = QI[r, COUNT], QI[r, LANDING], QI[r, RUNNING]
                 SM[i + 4] = (QI[r, LEVEL] if autoscale else SI[r, MAX_CONC]) if concurrent else 1
                 i += 4
@@ -570,7 +590,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     if f < fh and fails[f] == k:
                         f += 1
                         continue
-                    scratch[n_acked] = LI[brows[lo + k], ORIGIN]
+                    scratch[n_acked] = body[brows[lo + k]]
                     n_acked += 1
             routed = SI[q, ROUTED] == 1
             if routed:
@@ -606,22 +626,20 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         first = G[ROWS]
                         for i in range(n):
                             r = first + i
-                            LI[r, ORIGIN], LI[r, ROWQ], LI[r, SRC], LI[r, FAILED], LI[r, OUTCOME] = \
-                                bodies[c + i], target, -1, 0, 0
-                            LI[r, REASON] = 0
-                            LF[r, STAMP], LF[r, SENT], LF[r, FINISHED] = now, now, np.nan
+                            body[r], rowq[r], failed[r], outcome[r], reason[r] = bodies[c + i], target, 0, 0, 0
+                            stamp[r], sent[r], finished[r] = now, now, np.nan
                         G[ROWS] = first + n
                         last = first + n
                         per_window = SI[target, PER_WINDOW]
                         if per_window >= 0:           # Queue.enqueue's throughput limit
                             w = np.int64(now // rate_window)
-                            sent = SD[target, w]
-                            if sent + n > per_window:
-                                fits = per_window - sent if per_window > sent else 0
+                            so_far = SD[target, w]
+                            if so_far + n > per_window:
+                                fits = per_window - so_far if per_window > so_far else 0
                                 for m in range(first + fits, last):
-                                    LI[m, OUTCOME], LF[m, FINISHED], LI[m, REASON] = REJECTED, now, TOO_MANY
+                                    outcome[m], finished[m], reason[m] = REJECTED, now, TOO_MANY
                                 last = first + fits
-                            SD[target, w] = sent + (last - first)
+                            SD[target, w] = so_far + (last - first)
                             if last == first:
                                 continue
                         lo2 = G[NL]
@@ -684,8 +702,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             acked = retried = dropped = 0
             if fh == fl:
                 for i in range(lo, hi):
-                    LI[brows[i], OUTCOME] = ACKED
-                    LF[brows[i], FINISHED] = now
+                    outcome[brows[i]] = ACKED
+                    finished[brows[i]] = now
                 acked = n
             else:
                 retry_all = BI[b, B_RA] == 1
@@ -698,11 +716,11 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         again, delay = True, fdelay[f]
                         f += 1
                     if not again:
-                        LI[m, OUTCOME], LF[m, FINISHED] = ACKED, now
+                        outcome[m], finished[m] = ACKED, now
                         acked += 1
                         continue
-                    LI[m, FAILED] += 1
-                    if LI[m, FAILED] < SI[q, MAX_ATTEMPTS]:
+                    failed[m] += 1
+                    if failed[m] < SI[q, MAX_ATTEMPTS]:
                         v = 0
                         while v < n_vals and d_vals[v] != delay:
                             v += 1
@@ -713,11 +731,11 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         d_of[retried] = v
                         retried += 1
                     elif SI[q, DLQ] >= 0:
-                        LI[m, OUTCOME], LF[m, FINISHED] = DEAD, now
+                        outcome[m], finished[m] = DEAD, now
                         scratch[128 + n_dead] = m
                         n_dead += 1
                     else:
-                        LI[m, OUTCOME], LF[m, FINISHED], LI[m, REASON] = DROPPED, now, NO_DLQ
+                        outcome[m], finished[m], reason[m] = DROPPED, now, NO_DLQ
                         dropped += 1
                 for v in range(n_vals):               # a landing per delay, in first-seen order
                     g, lo2 = G[NG], G[NL]
@@ -733,7 +751,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             BF[b, 1] = now
             done_order[G[NDONE]] = b
             G[NDONE] += 1
-            _absorb(q, now, in_due, in_rows, in_lo, LI, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
             if autoscale:                             # Scaler.decide, operation for operation
                 dt = now - QF[q, SEEN]
                 weight = -math.expm1(-dt / window)
@@ -782,7 +800,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 has_since = False
                 QI[q, TIMER_SEQ] = -1
                 QI[q, F_RUNNING] += 1
-                _flush(q, now, QI, QF, SI, SF, keys, delays, LI, LF, per_x, HT, HK, G, BI, BF, brows, fails, fdelay)
+                _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF,
+                       brows, fails, fdelay)
             if QI[q, COUNT] == 0:
                 QI[q, DUE] = 0
             elif QI[q, TIMER_SEQ] < 0 and QI[q, DUE] == 0:
@@ -809,9 +828,10 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             first = G[ROWS]
             for i in range(n_dead):                   # Ledger.copy_to: the same body and timestamp
                 m, r = scratch[128 + i], first + i
-                LI[r, ORIGIN], LI[r, ROWQ], LI[r, SRC], LI[r, FAILED], LI[r, OUTCOME] = LI[m, ORIGIN], d, m, 0, 0
-                LI[r, REASON] = 0
-                LF[r, STAMP], LF[r, SENT], LF[r, FINISHED] = LF[m, STAMP], now, np.nan
+                body[r], rowq[r], failed[r], outcome[r], reason[r] = body[m], d, 0, 0, 0
+                stamp[r], sent[r], finished[r] = stamp[m], now, np.nan
+                DLT[G[NDL], 0], DLT[G[NDL], 1] = r, m        # it keeps m's id
+                G[NDL] += 1
                 scratch[i] = r
             G[ROWS] = first + n_dead
             _land(HT, HK, G, QI, d, now, SF[d, DELAY], scratch, n_dead, lrows, LG)
@@ -822,11 +842,13 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
 
 
 @njit(cache=True)
-def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_outcome, row_finished, SI, SF,
+def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp, sent, finished, SI, SF,
             keys, delays, pub, otype, routes, gi, gf, sends_init, P, PF, pkeys, cumulative):
     """Every queue, spec consumer and service-only spec actor of a covered pipeline, as the
     runtime runs them (see the module's docstring). Arguments: the queues' known arrivals
-    (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger so far, the queues' settings
+    (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger's reserved columns and its ``n0``
+    rows so far (the engine adds its rows after them: ``rowq`` is their queue index, not
+    the ledger's code), the queues' settings
     (``SI``, ``SF``), stream keys and retry delays, publish targets, global settings
     (``gi``: concurrent, autoscale, start, step_up, step_down, memory, max events,
     discard; ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
@@ -835,19 +857,16 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
     service a, b; ``pkeys[a]``: key and service stream keys; ``cumulative``: key weights)."""
     nq, na = SI.shape[0], P.shape[0]
     concurrent = gi[0] == 1
-    G = np.zeros(14, np.int64)
+    G = np.zeros(15, np.int64)
     QI = np.zeros((nq, 25), np.int64)
     QF = np.zeros((nq, 7), np.float64)
     for q in range(nq):
         QI[q, WAKE_SEQ] = QI[q, PENDING_SEQ] = QI[q, TIMER_SEQ] = QI[q, HEAD] = QI[q, TAIL] = -1
         QI[q, LEVEL] = min(gi[2], SI[q, MAX_CONC])
-    # the ledger: the rows so far, then those sends and dead letters add
-    n0 = len(row_origin)
-    LI = np.empty((n0 + n0 // 2 + 1024, 7), np.int64)         # (rows are written as they are made)
-    LF = np.empty((n0 + n0 // 2 + 1024, 3), np.float64)
-    LI[:n0, ORIGIN], LI[:n0, OUTCOME], LI[:n0, ROWQ], LI[:n0, SRC] = row_origin, row_outcome, row_queue, -1
-    LI[:n0, FAILED], LI[:n0, REASON], LI[:n0, NEXT] = 0, 0, -1
-    LF[:n0, STAMP], LF[:n0, FINISHED], LF[:n0, SENT] = row_stamp, row_finished, row_stamp
+    # the engine's own row columns: why a row was dropped, the next row in its queue's buffer
+    reason = np.zeros(len(body), np.int8)
+    nxt = np.empty(len(body), np.int64)
+    DLT = np.empty((1024, 2), np.int64)               # dead letters: (row, the row it copies)
     G[ROWS] = n0
     # batches, landing groups
     # (sized for a typical run of n0 arrivals, so that they rarely grow)
@@ -896,7 +915,7 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
         _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     _push(HT, HK, G, 0.0, _SAMPLE, 0, 0)
     while _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows,
-               in_lo, LI, LF, BI, BF,
+               in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT,
                HK, CX, row_margin):
@@ -908,8 +927,14 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
             brows = _bigger(brows, G[NBR] + BATCH_ROWS_ROOM)
         if G[NF] + BATCH_ROWS_ROOM > fails.shape[0]:
             fails, fdelay = _bigger(fails, G[NF] + BATCH_ROWS_ROOM), _bigger(fdelay, G[NF] + BATCH_ROWS_ROOM)
-        if G[ROWS] + row_margin > LI.shape[0]:
-            LI, LF = _bigger(LI, G[ROWS] + row_margin), _bigger(LF, G[ROWS] + row_margin)
+        if G[ROWS] + row_margin > body.shape[0]:        # (more rows than simulate reserved)
+            need = G[ROWS] + row_margin
+            body, failed, outcome, rowq = _bigger(body, need), _bigger(failed, need), _bigger(outcome, need), \
+                _bigger(rowq, need)
+            stamp, sent, finished = _bigger(stamp, need), _bigger(sent, need), _bigger(finished, need)
+            reason, nxt = _bigger(reason, need), _bigger(nxt, need)
+        if G[NDL] + BATCH_ROOM > DLT.shape[0]:
+            DLT = _bigger(DLT, G[NDL] + BATCH_ROOM)
         if G[NL] + row_margin + 128 > lrows.shape[0]:
             lrows = _bigger(lrows, G[NL] + row_margin + 128)
         if G[NG] + BATCH_ROOM > LG.shape[0]:
@@ -934,7 +959,7 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
         m = QI[q, HEAD]
         for _ in range(QI[q, COUNT]):
             buffered[i], buffered_q[i] = m, q
-            m = LI[m, NEXT]
+            m = nxt[m]
             i += 1
     sends_out = np.argwhere(SD > 0)               # (queue, window) of each window something was sent in
     counts = np.empty((len(sends_out), 3), np.int64)
@@ -943,9 +968,8 @@ def _engine(fed, in_due, in_rows, in_lo, row_origin, row_stamp, row_queue, row_o
         counts[i, 2] = SD[sends_out[i, 0], sends_out[i, 1]]
     n, nb, nc = G[ROWS], G[NB], G[CALLS_MADE]
     # (views, not copies: a million-message run's columns are hundreds of MB)
-    return (G, QI, QF, now, LI[:n, FAILED], LI[:n, OUTCOME], LF[:n, FINISHED],
-            LI[:n, REASON], LI[:n, ORIGIN], LF[:n, STAMP], LF[:n, SENT],
-            LI[:n, SRC], LI[:n, ROWQ], brows[:G[NBR]], BI[:nb], BF[:nb],
+    return (G, QI, QF, now, body, failed, outcome, rowq, stamp, sent, finished, reason[:n], DLT[:G[NDL]],
+            brows[:G[NBR]], BI[:nb], BF[:nb],
             done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
             LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, CI[:nc, C_POOL],
             CI[:nc, C_KEY], CF[:nc, 0], CF[:nc, 1], CF[:nc, 2], p_busy_s, tats, busy)
@@ -972,6 +996,10 @@ def _engine_call(*args):
         finally:
             timer.cancel()
     return _engine(*args)
+
+
+# the ledger's columns the engine writes (Ledger.reserve made them numpy arrays), in its order
+ENGINE_COLUMNS = ("payload", "failed", "outcome", "queue", "timestamp", "sent", "finished")
 
 
 def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, Sequence[int]]],
@@ -1060,16 +1088,10 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         cumulative.append(pool.picker.cumulative)
         first += pool.spec.instances
     # the ledger so far (the workload's arrivals)
-    n0 = len(ledger)
-    queue_of = np.array([index[name] for name in ledger._queue_names] or [0], dtype=np.int64)
+    # the ledger so far (the workload's arrivals), in the columns it reserved for the engine
     try:
-        out = _engine_call(fed, np.concatenate(in_due), np.concatenate(in_rows),
-                           np.array(in_lo, dtype=np.int64), np.array(ledger.payload, dtype=np.int64),
-                           np.frombuffer(ledger.timestamp, dtype=np.float64)[:n0].copy(),
-                           queue_of[np.frombuffer(ledger.queue, dtype=np.uint16)[:n0]],
-                           np.frombuffer(ledger.outcome, dtype=np.int8)[:n0].astype(np.int64),
-                           np.frombuffer(ledger.finished, dtype=np.float64)[:n0].copy(),
-                           SI, SF, keys, delays, np.array(pub, dtype=np.int64),
+        out = _engine_call(fed, np.concatenate(in_due), np.concatenate(in_rows), np.array(in_lo, dtype=np.int64),
+                           len(ledger), *(getattr(ledger, name) for name in ENGINE_COLUMNS), SI, SF, keys, delays, np.array(pub, dtype=np.int64),
                            np.asarray(bodies.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
                            np.concatenate(cumulative))
     except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
@@ -1084,22 +1106,14 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
 def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bodies: SpecBodies,
                 timeline: list, duration: float, out: tuple, sends_init: np.ndarray) -> None:
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
-    (G, QI, QF, now, failed, outcome, finished, reason, origin, stamp, sent, src, row_queue, brows, BI, BF,
-     done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
-     c_finished, p_busy_s, tats, busy) = out
+    G, QI, QF, now, *columns, reason, copies, brows, BI, BF = out[:16]
+    (done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
+     c_finished, p_busy_s, tats, busy) = out[16:]
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
-    # rows the run added, in the order it added them: sends, and dead letters' copies
-    n0 = len(ledger)
-    if len(origin) > n0:
-        block = slice(n0, len(origin))
-        ledger.add_block(names, row_queue[block], "raw", origin[block].tolist(),
-                         np.asarray(bodies.sizes, dtype=np.int64)[origin[block]], stamp[block], sent[block], src[block])
-    n = len(ledger)
-    np.frombuffer(ledger.failed, dtype=np.int64)[:n] = failed
-    np.frombuffer(ledger.outcome, dtype=np.int8)[:n] = outcome
-    np.frombuffer(ledger.finished, dtype=np.float64)[:n] = finished
+    # the rows it added (sends, dead letters' copies) are in the ledger's columns already
+    ledger.grown(int(G[ROWS]), names, "raw", bodies.sizes, dict(zip(ENGINE_COLUMNS, columns)), copies)
     rate = sem.queue_messages_per_second
-    queue_codes = np.frombuffer(ledger.queue, dtype=np.uint16)[:n]
+    queue_codes = ledger.view("queue")
     code_queue = [names.index(name) for name in ledger._queue_names]
     for code, why in ((NO_DLQ, None), (DISCARDED, "no consumer (wrangler dev discards)"),
                       (TOO_MANY, f"Too Many Requests: over {rate or 0:,.0f} messages per second")):

@@ -253,6 +253,9 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
     timeline: list[tuple] = []
     step = duration / TIMELINE_POINTS
     try:
+        if use_compiled:        # the engine writes its rows into the ledger's columns, made numpy arrays
+            rt.ledger.reserve(compiled.row_room(pipeline, {q: sum(map(len, parts)) for q, parts in feeds.items()},
+                                                rt.ledger.max_size))
         admitted = {}
         for queue, parts in feeds.items():   # sources into one queue merge by arrival time
             indices = np.concatenate(parts)
@@ -428,7 +431,8 @@ def _admit(rt: Runtime, queue, arrivals, indices: np.ndarray) -> tuple[np.ndarra
     rest land and their rows, for the queue to take in by index when their time comes
     (:class:`~cdpkit.runtime.queues.Inflow`), not one event per message."""
     times, sizes = arrivals.times[indices], arrivals.sizes[indices]
-    bodies = indices.tolist()          # a spec message's body is its arrival's index
+    # a spec message's body is its arrival's index (ints in a list, or in reserved numpy columns)
+    bodies = indices if rt.ledger.room is not None else indices.tolist()
     rows = spec_records(rt, queue, bodies, sizes, times)
     if len(rows) < len(bodies):      # over the size limit: dropped at send
         times = rt.ledger.column("sent")[np.asarray(rows, dtype=np.int64)]
