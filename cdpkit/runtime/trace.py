@@ -139,6 +139,19 @@ class CallLog:
     def __len__(self) -> int:
         return len(self.key)
 
+    def take(self, key: np.ndarray, arrived: np.ndarray, started: np.ndarray, finished: np.ndarray,
+             mine: np.ndarray | None = None) -> None:
+        """Many calls at once (a compiled run's; ``mine``: which of them are this class's):
+        into an empty log, the arrays themselves, not a copy (10M calls are 320 MB)."""
+        empty = not len(self)
+        for name, values in {"key": key, "arrived": arrived, "started": started, "finished": finished}.items():
+            if mine is not None:
+                values = values[mine]
+            if empty:
+                setattr(self, name, values)
+            else:
+                getattr(self, name).frombytes(values.tobytes())
+
     def frame(self) -> pd.DataFrame:
         n = len(self)
         outcome = ["ok"] * n

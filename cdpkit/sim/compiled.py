@@ -234,11 +234,12 @@ def _np_sum(x, n):
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
 (SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL) = range(15)
-# a call's columns CI[call, ...] (floats CF: arrived, started, finished)
-(C_POOL, C_KEY, C_LEFT, C_BATCH, C_NEXT) = range(5)
+# a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
+# c_pool); a batch makes its calls one at a time, so which call is on, how many are left and
+# the next batch waiting for the same instance are the batch's (B_CALL, B_LEFT, B_WAITING)
 # a batch's columns BI[b, ...] (floats BF: started, finished): its rows brows[B_LO:B_HI], its
 # failing positions and their delays fails/fdelay[B_FLO:B_FHI], what became of its messages
-(B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP) = range(11)
+(B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP, B_CALL, B_LEFT, B_WAITING) = range(14)
 # ledger drop reasons
 NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # room one event may need (_run checks it before each event, _engine makes it): the batches
@@ -433,12 +434,12 @@ def _land(HT, HK, G, QI, q, now, delay, rows, n, lrows, LG):
 
 
 @njit(cache=True, inline="always")
-def _call(a, left, batch, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, CI, CF, p_picks, p_waiting,
-          p_holding, period, HT, HK, G):
-    """SpecActors._enter: a call to pool ``a`` (its next picked key) arrives now; it enters
-    the instance's gate (an entry event now) or waits behind the call holding it. Past the
-    soft limit it would be held: the kernel gives the run back (ABORT 4). (The caller made
-    room in CI/CF.)"""
+def _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived, c_started,
+          c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G):
+    """SpecActors._enter: batch ``b``'s next call to pool ``a`` (its next picked key) arrives
+    now; it enters the instance's gate (an entry event now) or waits behind the call holding
+    it. Past the soft limit it would be held: the kernel gives the run back (ABORT 4). (The
+    caller made room in the call columns.)"""
     lo, n = P[a, 1], P[a, 0]
     u = _uniform(pkeys[a, 0], p_picks[a])
     p_picks[a] += 1
@@ -447,8 +448,9 @@ def _call(a, left, batch, now, P, pkeys, cumulative, busy, w_head, w_tail, tats,
         k = n - 1
     c = G[CALLS_MADE]
     G[CALLS_MADE] = c + 1
-    CI[c, C_POOL], CI[c, C_KEY], CI[c, C_LEFT], CI[c, C_BATCH], CI[c, C_NEXT] = a, k, left, batch, -1
-    CF[c, 0] = CF[c, 1] = CF[c, 2] = now              # arrived, started, finished
+    c_pool[c], c_key[c] = a, k
+    c_arrived[c] = c_started[c] = c_finished[c] = now
+    BI[b, B_CALL], BI[b, B_WAITING] = c, -1
     i = lo + k
     if period > 0:                                    # the soft limit: admission()
         tat = (tats[i] if tats[i] > now else now) + period
@@ -458,15 +460,15 @@ def _call(a, left, batch, now, P, pkeys, cumulative, busy, w_head, w_tail, tats,
             return
     if busy[i]:
         if w_tail[i] >= 0:
-            CI[w_tail[i], C_NEXT] = c
+            BI[w_tail[i], B_WAITING] = b
         else:
-            w_head[i] = c
-        w_tail[i] = c
+            w_head[i] = b
+        w_tail[i] = b
         p_waiting[a] += 1
     else:
         busy[i] = True
         p_holding[a] += 1
-        _push(HT, HK, G, now, _ENTRY, 0, c)
+        _push(HT, HK, G, now, _ENTRY, 0, b)
 
 
 @njit(cache=True, inline="always")
@@ -485,7 +487,8 @@ def _uncancel(CX, QI, q, seq):
 def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows, in_lo,
          body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
-         w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT, HK, CX, row_margin):
+         w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
+         p_waiting, p_holding, HT, HK, CX, row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
     short of room for the next one (returns True: the caller makes room and calls again).
     Nothing here allocates or reassigns an array (it is compiled without numba's reference
@@ -502,7 +505,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         if (G[NB] + BATCH_ROOM > BI.shape[0] or G[NBR] + BATCH_ROWS_ROOM > brows.shape[0]
                 or G[NF] + BATCH_ROWS_ROOM > fails.shape[0] or G[ROWS] + row_margin > body.shape[0]
                 or G[NL] + row_margin + 128 > lrows.shape[0] or G[NG] + BATCH_ROOM > LG.shape[0]
-                or G[CALLS_MADE] + 1 > CI.shape[0] or G[HN] + HEAP_ROOM > HT.shape[0]
+                or G[CALLS_MADE] + 1 > c_key.shape[0] or G[HN] + HEAP_ROOM > HT.shape[0]
                 or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
                 or G[NDL] + BATCH_ROOM > DLT.shape[0]
                 or HT[0] / rate_window + 3 > SD.shape[1]):
@@ -652,29 +655,31 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         _push(HT, HK, G, now + SF[target, DELAY], _LAND, target, G[NG] - 1)
                 a = SI[q, CALLS]
                 if a >= 0:                            # call_each: the first call now
-                    _call(a, n_acked - 1, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, CI,
-                                   CF, p_picks, p_waiting, p_holding, period, HT, HK, G)
+                    BI[b, B_LEFT] = n_acked - 1
+                    _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived,
+                          c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
                     if G[ABORT]:
                         break
                     continue
             finished_batch = b
-        elif kind == _ENTRY:                          # a call gets its instance's gate
-            c = arg
-            a = CI[c, C_POOL]
-            CF[c, 1] = now
+        elif kind == _ENTRY:                          # batch arg's call gets its instance's gate
+            c = BI[arg, B_CALL]
+            a = c_pool[c]
+            c_started[c] = now
             seconds, used = _draw(P[a, 2], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
             p_draws[a] += used
             p_busy_s[a] += seconds
-            _push(HT, HK, G, now + seconds, _EXIT, 0, c)
+            _push(HT, HK, G, now + seconds, _EXIT, 0, arg)
             continue
-        else:                                         # _EXIT: the call is done; Gate.leave
-            c = arg
-            a = CI[c, C_POOL]
-            CF[c, 2] = now
-            k = P[a, 1] + CI[c, C_KEY]
+        else:                                         # _EXIT: batch arg's call is done; Gate.leave
+            b = arg
+            c = BI[b, B_CALL]
+            a = c_pool[c]
+            c_finished[c] = now
+            k = P[a, 1] + c_key[c]
             waiting = w_head[k]
             if waiting >= 0:                          # the next waiting call gets the gate now
-                w_head[k] = CI[waiting, C_NEXT]
+                w_head[k] = BI[waiting, B_WAITING]
                 if w_head[k] < 0:
                     w_tail[k] = -1
                 p_waiting[a] -= 1
@@ -682,14 +687,15 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             else:
                 busy[k] = False
                 p_holding[a] -= 1
-            if CI[c, C_LEFT] > 0:                     # the caller's next call, at once
-                _call(a, CI[c, C_LEFT] - 1, CI[c, C_BATCH], now, P, pkeys, cumulative, busy, w_head,
-                               w_tail, tats, CI, CF, p_picks, p_waiting, p_holding, period, HT, HK, G)
+            if BI[b, B_LEFT] > 0:                     # the caller's next call, at once
+                BI[b, B_LEFT] -= 1
+                _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived,
+                      c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
                 if G[ABORT]:
                     break
                 continue
-            finished_batch = CI[c, C_BATCH]
-            q = BI[finished_batch, B_Q]
+            finished_batch = b
+            q = BI[b, B_Q]
         if finished_batch >= 0:                       # Queue._batch_done
             b = finished_batch
             QI[q, RUNNING] -= 1
@@ -871,7 +877,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     # batches, landing groups
     # (sized for a typical run of n0 arrivals, so that they rarely grow)
     # (np.empty: every entry is written before it is read; untouched pages cost nothing)
-    BI = np.empty((n0 // 4 + 1024, 11), np.int64)
+    BI = np.empty((n0 // 4 + 1024, 14), np.int64)
     BF = np.empty((n0 // 4 + 1024, 3), np.float64)           # started, finished, cpu
     done_order = np.empty(n0 // 4 + 1024, np.int64)
     brows = np.empty(2 * n0 + 30_000, np.int64)
@@ -892,14 +898,15 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     d_of = np.empty(128, np.int64)
     order = np.empty(max(nq, 1), np.int64)                   # the queues a batch sends to, in order
     bodies = np.empty(128, np.int64)                         # ... and the bodies one of them gets
-    # pools: instances' gates (busy, FIFO of waiting calls through C_NEXT), calls
+    # pools: instances' gates (busy, FIFO of waiting batches through B_WAITING), calls
     n_inst = max(int(P[:, 0].sum()), 1) if na else 1
     busy = np.zeros(n_inst, np.bool_)
     w_head = np.full(n_inst, -1, np.int64)
     w_tail = np.full(n_inst, -1, np.int64)
     tats = np.zeros(n_inst, np.float64)
-    CI = np.empty((n0 + 1024 if na else 1024, 5), np.int64)    # calls: pool, key, calls left, batch, next waiting
-    CF = np.empty((n0 + 1024 if na else 1024, 3), np.float64)  # calls: arrived, started, finished
+    calls = len(body) if na else 1            # (a call per acked message at most: one per row)
+    c_pool, c_key = np.empty(calls, np.int32), np.empty(calls, np.int64)
+    c_arrived, c_started, c_finished = np.empty(calls), np.empty(calls), np.empty(calls)
     p_picks = np.zeros(max(na, 1), np.int64)
     p_draws = np.zeros(max(na, 1), np.int64)
     p_busy_s = np.zeros(max(na, 1), np.float64)
@@ -917,7 +924,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     while _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows,
                in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
-               cumulative, busy, w_head, w_tail, tats, CI, CF, p_picks, p_draws, p_busy_s, p_waiting, p_holding, HT,
+               cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
+               p_draws, p_busy_s, p_waiting, p_holding, HT,
                HK, CX, row_margin):
         # a table is short of room for one more event: double it, then go on
         if G[NB] + BATCH_ROOM > BI.shape[0]:
@@ -939,8 +947,11 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             lrows = _bigger(lrows, G[NL] + row_margin + 128)
         if G[NG] + BATCH_ROOM > LG.shape[0]:
             LG = _bigger(LG, G[NG] + BATCH_ROOM)
-        if G[CALLS_MADE] + 1 > CI.shape[0]:
-            CI, CF = _bigger(CI, G[CALLS_MADE] + 1), _bigger(CF, G[CALLS_MADE] + 1)
+        if G[CALLS_MADE] + 1 > c_key.shape[0]:
+            need = G[CALLS_MADE] + 1
+            c_pool, c_key = _bigger(c_pool, need), _bigger(c_key, need)
+            c_arrived, c_started, c_finished = _bigger(c_arrived, need), _bigger(c_started, need), \
+                _bigger(c_finished, need)
         if G[HN] + HEAP_ROOM > HT.shape[0]:
             HT, HK = _bigger(HT, G[HN] + HEAP_ROOM), _bigger(HK, G[HN] + HEAP_ROOM)
         if G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0]:
@@ -971,8 +982,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     return (G, QI, QF, now, body, failed, outcome, rowq, stamp, sent, finished, reason[:n], DLT[:G[NDL]],
             brows[:G[NBR]], BI[:nb], BF[:nb],
             done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
-            LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, CI[:nc, C_POOL],
-            CI[:nc, C_KEY], CF[:nc, 0], CF[:nc, 1], CF[:nc, 2], p_busy_s, tats, busy)
+            LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, c_pool[:nc],
+            c_key[:nc], c_arrived[:nc], c_started[:nc], c_finished[:nc], p_busy_s, tats, busy)
 
 
 # ---------------------------------------------------------------------------- the glue
@@ -1157,11 +1168,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bod
     # the pools' calls and state
     first = 0
     for a, pool in enumerate(pools.values()):
-        mine = c_pool == a
-        log = pool.log
-        for column, values in ((log.key, c_key), (log.arrived, c_arrived), (log.started, c_started),
-                               (log.finished, c_finished)):
-            column.frombytes(values[mine].tobytes())
+        pool.log.take(c_key, c_arrived, c_started, c_finished, None if len(pools) == 1 else c_pool == a)
         pool.busy_seconds = float(p_busy_s[a])
         k = pool.spec.instances
         pool.tats[:] = tats[first:first + k].tolist()
