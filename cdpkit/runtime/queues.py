@@ -525,18 +525,19 @@ class Queue:
             return times, rows
         room = int(sem.queue_messages_per_second * sem.queue_rate_window)
         windows = np.floor(times / sem.queue_rate_window).astype(np.int64)
-        starts = np.flatnonzero(np.r_[True, windows[1:] != windows[:-1]])
-        rank = np.arange(len(windows)) - np.repeat(starts, np.diff(np.r_[starts, len(windows)]))
-        keep = rank < room
-        if not keep.all():
+        firsts = np.flatnonzero(np.r_[True, windows[1:] != windows[:-1]])     # (times are sorted)
+        counts = np.diff(np.r_[firsts, len(windows)])       # arrivals per window
+        if counts.max() > room:             # each window's arrivals past the room are rejected
+            keep = np.arange(len(windows)) - np.repeat(firsts, counts) < room
             rows_array = np.asarray(rows, dtype=np.int64)
             out = np.flatnonzero(~keep)
             self.reject(rows_array[out].tolist(), times[out].tolist(),
                         f"Too Many Requests: over {sem.queue_messages_per_second:,.0f} messages per second")
             times, rows = times[keep], rows_array[keep].tolist()
-        counted, counts = np.unique(windows[keep], return_counts=True)
-        for w, c in zip(counted.tolist(), counts.tolist()):
-            self.sends[w] = self.sends.get(w, 0) + c
+            counts = np.minimum(counts, room)
+        for w, c in zip(windows[firsts].tolist(), counts.tolist()):
+            if c:
+                self.sends[w] = self.sends.get(w, 0) + c
         return times, rows
 
     # -- arrivals known in advance -------------------------------------------------------

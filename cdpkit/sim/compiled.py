@@ -119,11 +119,20 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
     return None
 
 
+def row_margin(pipeline: Pipeline) -> int:
+    """The most ledger rows one kernel event can add (the room it checks for): a batch of
+    up to 100 messages sending each to every queue its consumer publishes to (routing sends
+    each to one), or its dead letters, plus a few."""
+    fan_out = max((len(pipeline.spec(c).publish) for c in pipeline.nodes("consumer")), default=1)
+    return 100 * max(1, fan_out) + 108
+
+
 def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
     """The most ledger rows a covered (acyclic) run can make from ``arrivals`` (queue ->
-    messages fed to it), at most ``cap`` + 1 (the message budget: past it the run stops):
-    a message is a row on its queue and then, once, either what its consumer sends (to each
-    queue it publishes to, or the one its type is routed to) or its dead letter's copy."""
+    messages fed to it), at most ``cap`` + 1 (the message budget: past it the run stops),
+    and the room the kernel checks for before each event: a message is a row on its queue
+    and then, once, either what its consumer sends (to each queue it publishes to, or the
+    one its type is routed to) or its dead letter's copy."""
     g = pipeline.graph
     consumers = {g.nodes[c]["queue"]: pipeline.spec(c) for c in pipeline.nodes("consumer")}
     memo: dict[str, int] = {}
@@ -136,7 +145,7 @@ def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
                 rows(dlq) if dlq else 0)
         return memo[queue]
 
-    return int(min(sum(n * rows(queue) for queue, n in arrivals.items()), cap + 1))
+    return int(min(sum(n * rows(queue) for queue, n in arrivals.items()), cap + 1)) + row_margin(pipeline)
 
 
 # ---------------------------------------------------------------------------- draws
@@ -857,7 +866,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     the ledger's code), the queues' settings
     (``SI``, ``SF``), stream keys and retry delays, publish targets, global settings
     (``gi``: concurrent, autoscale, start, step_up, step_down, memory, max events,
-    discard; ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
+    discard, row margin (:func:`row_margin`); ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
     window, actor period (0: no soft limit)), the sends already counted per throughput
     window, and the pools (``P[a]``: instances, first instance, service kind; ``PF[a]``:
     service a, b; ``pkeys[a]``: key and service stream keys; ``cumulative``: key weights)."""
@@ -915,7 +924,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     HT = np.empty(4096, np.float64)                   # the event heap: times,
     HK = np.empty((4096, 2), np.int64)                # ... sequence numbers and codes
     GF = np.zeros(1, np.float64)                      # now
-    row_margin = 100 * max(1, int((SI[:, PUB_HI] - SI[:, PUB_LO]).max()) if nq else 1) + 108
+    row_margin = gi[8]
 
     # simulate: each fed queue's attach_inflow (a rewake), in feeding order, then _sample's call_at(0.0)
     for q in fed:
@@ -1077,7 +1086,8 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     scaler_policy = sem.autoscaling if sem.concurrent_consumers else None
     gi = np.array([sem.concurrent_consumers, scaler_policy is not None] + (
         [scaler_policy.start, scaler_policy.step_up, scaler_policy.step_down, scaler_policy.memory]
-        if scaler_policy else [1, 1, 1, 1]) + [max_events, sem.discard_without_consumer], dtype=np.int64)
+        if scaler_policy else [1, 1, 1, 1]) + [max_events, sem.discard_without_consumer, row_margin(pipeline)],
+        dtype=np.int64)
     rate = sem.actor_requests_per_second
     gf = np.array([scaler_policy.rate_window if scaler_policy else 1.0,
                    scaler_policy.drain_seconds if scaler_policy else 1.0,
