@@ -23,8 +23,8 @@ from .cost import cost_table, quantities
 
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
-    from ..runtime.ledger import Ledger
     from ..model.workload import Arrivals
+    from ..runtime.ledger import Ledger
     from ..runtime.runtime import Runtime
 
 TIMELINE_COLUMNS = ["time", "node", "backlog", "landing", "running", "consumers"]
