@@ -193,3 +193,19 @@ def test_frame_keeps_no_view_of_the_ledger():
     led.add("jobs", "text", ["c"], [1], [1.0], [1.0])      # a view kept would refuse this
     frame.loc[0, "sent"] = 9.0                              # and the frame is its own
     assert led.column("sent").tolist() == [0.0, 0.5, 1.0]
+
+
+def test_origins_read_a_payload_list_or_an_int64_array_alike():
+    """The payload column is a list today (ints for spec rows, str/bytes for handler code) and
+    may become an int64 array (longer than the ledger, grown ahead): the same origins."""
+    led = Ledger(seed=0)
+    led.add("jobs", "raw", [4, 0, 7], [1] * 3, [0.0] * 3, [0.0] * 3)
+    led.add("notes", "json", ['{"a": 1}'], [1], [1.0], [1.0])
+    led.add("jobs", "raw", [2], [1], [2.0], [2.0])
+    want = [4, 0, 7, -1, 2]
+    for start, stop in ((0, 5), (0, 3), (3, 5), (1, 2)):
+        assert results_module._origins(led, start, stop).tolist() == want[start:stop]
+    led.payload = np.array([4, 0, 7, 99, 2, 0, 0, 0], dtype=np.int64)   # a number on the JSON row
+    for start, stop in ((0, 5), (0, 3), (3, 5), (1, 2)):
+        got = results_module._origins(led, start, stop)
+        assert got.dtype == np.int64 and got.tolist() == want[start:stop]
