@@ -261,17 +261,24 @@ class Ledger:
 
     def batch_sizes(self) -> tuple[np.ndarray, np.ndarray]:
         """Per batch delivered, in order: its queue's code and its size."""
-        sizes = np.frombuffer(self._delivered_sizes, dtype=np.int64)
-        firsts = np.frombuffer(self._delivered, dtype=np.int64)[np.cumsum(sizes) - sizes]
-        return np.frombuffer(self.queue, dtype=np.uint16)[firsts].astype(np.int64), sizes.copy()
+        sizes = np.asarray(self._delivered_sizes, dtype=np.int64)
+        firsts = np.asarray(self._delivered, dtype=np.int64)[np.cumsum(sizes) - sizes]
+        return self.view("queue")[firsts].astype(np.int64), sizes.copy()   # copies: the caller may keep them
 
     def deliveries(self) -> tuple[np.ndarray, np.ndarray]:
         """Per row: how many times it was delivered, and when first (NaN if never)."""
-        sizes = np.frombuffer(self._delivered_sizes, dtype=np.int64)
-        rows = np.frombuffer(self._delivered, dtype=np.int64)
-        times = np.repeat(np.frombuffer(self._delivered_at), sizes)
+        sizes = np.asarray(self._delivered_sizes, dtype=np.int64)
+        rows = np.asarray(self._delivered, dtype=np.int64)
+        at = np.asarray(self._delivered_at, dtype=np.float64)
         first = np.full(self.size, np.nan)
-        first[rows[::-1]] = times[::-1]          # batches are in time order: the earliest wins
+        # batches are in time order: the earliest delivery wins, so write the last ones first,
+        # about a million at a time (a time per delivery for all of them is 8 bytes each)
+        ends, step = np.cumsum(sizes), 1 << 20
+        cuts = np.searchsorted(ends, np.arange(step, ends[-1], step), side="right") if len(ends) else ()
+        bounds = sorted({0, len(sizes), *(int(c) for c in cuts if 0 < c < len(sizes))})
+        for lo, hi in reversed(list(zip(bounds, bounds[1:]))):
+            mine = rows[int(ends[lo] - sizes[lo]):int(ends[hi - 1])]
+            first[mine[::-1]] = np.repeat(at[lo:hi], sizes[lo:hi])[::-1]
         return np.bincount(rows, minlength=self.size), first
 
     def finish_all(self, rows: Sequence[int], code: int, now: float) -> None:
@@ -355,9 +362,16 @@ class Ledger:
 
     def counts(self) -> pd.DataFrame:
         """Per queue: sent, acked, dead_lettered, dropped, rejected, in_flight."""
-        queue, outcome = self.column("queue"), self.column("outcome")
         size, n = len(self._queue_names), len(_OUTCOME_NAMES)
-        table = np.bincount(queue.astype(np.int64) * n + outcome, minlength=n * size).reshape(size, n)
+        table = np.zeros(size * n, dtype=np.int64)
+        queue, outcome, step = self.view("queue"), self.view("outcome"), 1 << 20
+        for start in range(0, len(queue), step):    # a million rows at a time: no copy of the columns
+            code = queue[start:start + step].astype(np.int64)
+            code *= n
+            code += outcome[start:start + step]
+            table += np.bincount(code, minlength=size * n)
+        del queue, outcome
+        table = table.reshape(size, n)
         frame = pd.DataFrame(table[:, [ACKED, DEAD_LETTERED, DROPPED, REJECTED, IN_FLIGHT]],
                              index=pd.Index(self._queue_names, name="queue"),
                              columns=[*OUTCOMES, "in_flight"])
@@ -368,23 +382,24 @@ class Ledger:
         """One row per message per queue (dead letters appear again on their DLQ);
         ``ids=False`` leaves out ``message_id`` (the costly column: a string a row)."""
         n = len(self)
-        outcome = self.column("outcome")
+        outcome = self.view("outcome")
         deliveries, first_delivered = self.deliveries()
         reasons = np.full(n, None, dtype=object)
         if self.drop_reasons:
             reasons[list(self.drop_reasons)] = list(self.drop_reasons.values())
-        frame = pd.DataFrame({
-            "queue": categorical(self.column("queue"), self._queue_names),
-            "content_type": categorical(self.column("content_type"), self._type_names),
-            "bytes": self.column("bytes"),
-            "sent": self.column("sent"),
+        frame = pd.DataFrame({     # copy=True: the frame keeps no view of the ledger's columns
+            "queue": categorical(self.view("queue"), self._queue_names),
+            "content_type": categorical(self.view("content_type"), self._type_names),
+            "bytes": self.view("bytes"),
+            "sent": self.view("sent"),
             "first_delivered": first_delivered,
             "deliveries": deliveries,
-            "attempts": self.column("failed") + (outcome == ACKED),
+            "attempts": self.view("failed") + (outcome == ACKED),
             "outcome": categorical(outcome, _OUTCOME_NAMES),
-            "finished": self.column("finished"),
+            "finished": self.view("finished"),
             "drop_reason": reasons,
-        })
+        }, copy=True)
+        del outcome
         frame["wait"] = frame["first_delivered"] - frame["sent"]
         frame["latency"] = frame["finished"] - frame["sent"]
         if ids:

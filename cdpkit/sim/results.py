@@ -10,6 +10,7 @@ backlog, time to drain and handler errors.
 
 from __future__ import annotations
 
+from array import array
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -23,11 +24,15 @@ from .cost import cost_table, quantities
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
     from ..model.workload import Arrivals
+    from ..runtime.ledger import Ledger
     from ..runtime.runtime import Runtime
 
 TIMELINE_COLUMNS = ["time", "node", "backlog", "landing", "running", "consumers"]
 WARNING_COLUMNS = ["what", "where", "when", "value", "limit", "source", "advice"]
 _LIMITS = "shared/reference/cloudflare-semantics.md"
+# Rows (or deliveries) read at a time by the summary and the end-to-end table: temporaries
+# of a few MB instead of a copy of each column (a 10M-message run has 20M rows).
+_STEP = 1 << 20
 
 
 class Results:
@@ -82,10 +87,10 @@ class Results:
         """Per ledger row: the index of the workload arrival it descends from (-1: none).
         A spec message's body is that index (:class:`~cdpkit.sim.behaviour.SpecBodies`)."""
         ledger = self.runtime.ledger
-        rows = np.flatnonzero(ledger.column("content_type") == ledger.type_code("raw"))
-        bodies = ledger.payload if len(rows) == len(ledger) else [ledger.payload[i] for i in rows.tolist()]
-        origin = np.full(len(ledger), -1, dtype=np.int64)
-        origin[rows] = np.fromiter(bodies, np.int64, len(rows))
+        origin = np.empty(len(ledger), dtype=np.int64)
+        for start in range(0, len(ledger), _STEP):
+            stop = min(start + _STEP, len(ledger))
+            origin[start:stop] = _origins(ledger, start, stop)
         return origin
 
     @cached_property
@@ -142,19 +147,32 @@ class Results:
         """
         return self.runtime.actor_calls
 
+    def _arrival_ends(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Per workload arrival: when the last message it caused finished (-inf: none has),
+        whether any reached a queue, and how many are unfinished (None: none is). Reads the
+        ledger :data:`_STEP` rows at a time: no per-row array."""
+        ledger, n = self.runtime.ledger, len(self.arrivals)
+        last, seen, open_rows = np.full(n, -np.inf), np.zeros(n, dtype=bool), []
+        for start in range(0, len(ledger), _STEP):
+            stop = min(start + _STEP, len(ledger))
+            origin, finished = _origins(ledger, start, stop), ledger.view("finished")[start:stop]
+            known = origin >= 0
+            if not known.all():
+                origin, finished = origin[known], finished[known]
+            np.fmax.at(last, origin, finished)      # fmax skips NaN: an unfinished row
+            seen[origin] = True
+            unfinished = np.isnan(finished)
+            if unfinished.any():
+                open_rows.append(origin[unfinished])
+        return last, seen, (np.bincount(np.concatenate(open_rows), minlength=n) if open_rows else None)
+
     @cached_property
     def _end_to_end(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per arrival that reached a queue: its index, first send, last finish, unfinished."""
-        origin = self._origin
-        keep = origin >= 0
-        origin, finished = origin[keep], self.runtime.ledger.column("finished")[keep]
-        n = len(self.arrivals)          # origins are arrival indices: count by index, no sort
-        ids = np.flatnonzero(np.bincount(origin, minlength=n))
-        unfinished = np.isnan(finished)
-        last = np.full(n, -np.inf)
-        np.maximum.at(last, origin, np.where(unfinished, -np.inf, finished))
-        unfinished = np.bincount(origin, weights=unfinished, minlength=n).astype(np.int64)[ids]
+        last, seen, unfinished = self._arrival_ends()
+        ids = np.flatnonzero(seen)      # origins are arrival indices: by index, no sort
         last = last[ids]
+        unfinished = np.zeros(len(ids), dtype=np.int64) if unfinished is None else unfinished[ids]
         return ids, self.arrivals.times[ids], np.where(np.isfinite(last), last, np.nan), unfinished
 
     @cached_property
@@ -197,37 +215,54 @@ class Results:
         [631.0, 631.0, 0.0, 9.86]
         """
         ledger = self.runtime.ledger
-        entry_codes = [ledger.queue_code(q) for q in self.entry_queues]
-        entry = np.isin(ledger.column("queue"), entry_codes)
-        outcome = ledger.column("outcome")[entry]
-        counts = {name: int((outcome == code).sum()) for name, code in OUTCOME_CODES.items()}
-        _, first, last, unfinished = self._end_to_end
-        e2e = (last - first)[unfinished == 0]
-        p50, p95, p99 = np.quantile(e2e, [0.5, 0.95, 0.99]) if len(e2e) else (np.nan,) * 3
+        queue = ledger.view("queue")
+        entry = np.zeros(len(ledger), dtype=bool)
+        for code in {ledger.queue_code(q) for q in self.entry_queues} - {-1}:
+            entry |= queue == code
+        del queue
+        outcome = ledger.view("outcome")[entry]
+        counts = {name: int(np.count_nonzero(outcome == code)) for name, code in OUTCOME_CODES.items()}
+        del outcome
+        wait, retries = _entry_waits(ledger, entry)
+        undelivered = np.isnan(wait)
+        delivered = len(wait) - int(np.count_nonzero(undelivered))
+        wait[undelivered] = 0.0        # np.nanmean's arithmetic, on the array it would copy
+        wait_mean = float(np.sum(wait) / np.intp(delivered)) if delivered else np.nan
+        del wait, undelivered
+        p50, p95, p99 = self._latency_quantiles([0.5, 0.95, 0.99])
         timeline = self.timeline
         queues = timeline[timeline["node"].isin(self.runtime.queues)]
         arrivals_end = float(self.arrivals.times[-1]) if len(self.arrivals) else 0.0
-        deliveries, first_delivered = ledger.deliveries()
-        wait = (first_delivered - ledger.column("sent"))[entry]
-        finished = ledger.column("finished")
-        finished = finished[~np.isnan(finished)]
+        last_finish = np.fmax.reduce(ledger.view("finished")) if len(ledger) else np.nan   # NaN: none
         batch_queue, batch_size = ledger.batch_sizes()
-        entry_batches = batch_size[np.isin(batch_queue, entry_codes)]
+        entry_batches = batch_size[np.isin(batch_queue, [ledger.queue_code(q) for q in self.entry_queues])]
         out = {
-            "messages": int(entry.sum()),
+            "messages": int(np.count_nonzero(entry)),
             **counts,
-            "retries": int(np.clip(deliveries[entry] - 1, 0, None).sum()),
+            "retries": retries,
             "throughput": counts["acked"] / self.duration,
-            "wait_mean": float(np.nanmean(wait)) if (~np.isnan(wait)).any() else np.nan,
+            "wait_mean": wait_mean,
             "p50_latency": p50,
             "p95_latency": p95,
             "p99_latency": p99,
             "mean_batch": entry_batches.mean() if len(entry_batches) else np.nan,
             "max_backlog": int(queues["backlog"].max()) if len(queues) else 0,
-            "time_to_drain": max(0.0, finished.max() - arrivals_end) if len(finished) else 0.0,
+            "time_to_drain": 0.0 if np.isnan(last_finish) else max(0.0, last_finish - arrivals_end),
             "errors": len(self.runtime.recorder.errors),    # handler exceptions, all queues
         }
         return Summary(out, name=self.pipeline.name)   # shows counts, times, rates with units
+
+    def _latency_quantiles(self, q: list[float]) -> list[float]:
+        """Quantiles of the end-to-end latency of the arrivals whose messages all finished
+        (:attr:`end_to_end`'s ``latency``), without building that table."""
+        last, seen, unfinished = self._arrival_ends()
+        done = seen if unfinished is None else seen & (unfinished == 0)
+        last -= self.arrivals.times            # in place: last becomes the latency
+        latency = last if done.all() else last[done]
+        del last
+        if not len(latency):
+            return [np.nan] * len(q)
+        return list(np.quantile(latency, q, overwrite_input=True))   # latency is ours to reorder
 
     faults = None       # the fault timeline the run applied (simulate sets it)
 
@@ -338,6 +373,61 @@ class Results:
             return ""
         types = ", ".join(dict.fromkeys(type(e[3]).__qualname__ for e in errors))
         return f"; {len(errors):,} handler error{'s' * (len(errors) != 1)} ({types}), see res.runtime.errors"
+
+
+def _origins(ledger: Ledger, start: int, stop: int) -> np.ndarray:
+    """Ledger rows ``start`` to ``stop``: the index of the workload arrival each descends from
+    (-1: none), the body of a "raw" (spec) row. May be a view of the ledger: use it, then drop
+    it."""
+    raw = ledger.view("content_type")[start:stop] == ledger.type_code("raw")
+    payload = ledger.payload         # a list (ints, str/bytes) or an int64 array
+    if raw.all():
+        if isinstance(payload, np.ndarray):
+            return np.asarray(payload[start:stop], dtype=np.int64)
+        return np.frombuffer(array("q", payload[start:stop]), dtype=np.int64)
+    origin = np.full(stop - start, -1, dtype=np.int64)
+    rows = np.flatnonzero(raw)
+    if len(rows):
+        if isinstance(payload, np.ndarray):
+            origin[rows] = payload[start:stop][rows]
+        else:
+            origin[rows] = np.frombuffer(array("q", map(payload.__getitem__, (rows + start).tolist())), np.int64)
+    return origin
+
+
+def _delivery_log(ledger: Ledger) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ledger's deliveries, no copy: every batch's rows one after another, each batch's
+    size, and when it was delivered (in time order). Use them, then drop them (they keep the
+    ledger from growing)."""
+    return (np.asarray(ledger._delivered, dtype=np.int64), np.asarray(ledger._delivered_sizes, dtype=np.int64),
+            np.asarray(ledger._delivered_at, dtype=np.float64))
+
+
+def _entry_waits(ledger: Ledger, entry: np.ndarray) -> tuple[np.ndarray, int]:
+    """For the rows where ``entry`` is True, in row order: the wait before the first delivery
+    (NaN: never delivered), and how many redeliveries they had in all. Only those rows: a
+    position per row (int32) instead of :meth:`Ledger.deliveries`' two arrays of all rows."""
+    position = np.cumsum(entry, dtype=np.int32 if len(entry) < 2**31 else np.int64)   # entry row -> 1 + index
+    wait = np.full(int(position[-1]) if len(position) else 0, np.nan)
+    rows, sizes, at = _delivery_log(ledger)
+    ends = np.cumsum(sizes)
+    steps = np.unique(np.searchsorted(ends, np.arange(_STEP, ends[-1], _STEP), side="right")) if len(ends) else ()
+    bounds = [0, *(int(b) for b in steps if 0 < b < len(sizes)), len(sizes)] if len(sizes) else [0]
+    deliveries = 0
+    for lo, hi in reversed(list(zip(bounds, bounds[1:]))):   # the last step first, each step backwards:
+        mine = rows[int(ends[lo] - sizes[lo]):int(ends[hi - 1])]          # the earliest delivery is written last
+        times = np.repeat(at[lo:hi], sizes[lo:hi])
+        keep = entry[mine]
+        mine, times = mine[keep], times[keep]
+        deliveries += len(mine)
+        wait[position[mine[::-1]] - 1] = times[::-1]
+    del rows, sizes, at, position
+    sent, done = ledger.view("sent"), 0
+    for start in range(0, len(entry), _STEP):
+        chunk = sent[start:start + _STEP][entry[start:start + _STEP]]
+        wait[done:done + len(chunk)] -= chunk
+        done += len(chunk)
+    return wait, deliveries - int(np.count_nonzero(~np.isnan(wait)))
 
 
 def _peak_per_window(times: np.ndarray, window: float) -> tuple[float, float]:
