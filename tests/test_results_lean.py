@@ -158,10 +158,13 @@ def big_ledger(rows: int, deliveries: int) -> Ledger:
     rng = np.random.default_rng(5)
     led = Ledger(seed=1)
     sent = np.sort(rng.uniform(0, 1000, rows))
-    queue_of = rng.integers(0, 3, rows)
+    queue_of = rng.integers(0, 3, rows).astype(np.uint16)
     queue_of[:3] = [0, 1, 2]        # codes in order of first row: a, b, c
-    led.add_block(["a", "b", "c"], queue_of, "raw", list(range(rows)),
-                  np.full(rows, 100), sent, sent, np.full(rows, -1))
+    led.reserve(rows)               # written as the compiled engine writes (then finish_all thaws it)
+    led.grown(rows, ["a", "b", "c"], "raw", np.full(rows, 100), {
+        "payload": np.arange(rows), "failed": np.zeros(rows, np.int64), "outcome": np.zeros(rows, np.int8),
+        "queue": queue_of, "timestamp": sent, "sent": sent.copy(), "finished": np.full(rows, np.nan)},
+        np.zeros((0, 2), np.int64))
     for lo, hi, code in ((0, rows // 2, ACKED), (rows // 2, rows // 2 + 1000, DROPPED)):
         led.finish_all(list(range(lo, hi)), code, now=1000.0)
     sizes = rng.integers(1, 101, deliveries // 50)
