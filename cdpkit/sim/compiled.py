@@ -1113,7 +1113,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     try:
         out = _engine_call(fed, np.concatenate(in_due), np.concatenate(in_rows), np.array(in_lo, dtype=np.int64),
                            len(ledger), *(getattr(ledger, name) for name in ENGINE_COLUMNS), SI, SF, keys, delays, np.array(pub, dtype=np.int64),
-                           np.asarray(bodies.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
+                           np.asarray(bodies.arrivals.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
                            np.concatenate(cumulative))
     except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
         return fall_back("numba could not compile it on this platform", "cdpkit: the compiled engine could "
@@ -1132,7 +1132,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bod
      c_finished, p_busy_s, tats, busy) = out[16:]
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
     # the rows it added (sends, dead letters' copies) are in the ledger's columns already
-    ledger.grown(int(G[ROWS]), names, "raw", bodies.sizes, dict(zip(ENGINE_COLUMNS, columns)), copies)
+    ledger.grown(int(G[ROWS]), names, "raw", bodies.arrivals.sizes, dict(zip(ENGINE_COLUMNS, columns)), copies)
     rate = sem.queue_messages_per_second
     queue_codes = ledger.view("queue")
     code_queue = [names.index(name) for name in ledger._queue_names]
@@ -1148,13 +1148,12 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bod
     first_id = rt.next_batch_id(len(BI))      # ids first_id .. first_id + batches - 1
     sizes = BI[:, B_HI] - BI[:, B_LO]
     ledger.delivered_batches(brows, sizes, BF[:, 0])
-    done = BI[done_order]
-    rt.recorder.batches_finished({
-        "queue": np.array(names, dtype=object)[done[:, B_Q]], "batch": first_id + done_order,
+    rt.recorder.batches_finished({      # (each column its own array: the trace keeps them)
+        "queue": np.array(names, dtype=object)[BI[done_order, B_Q]], "batch": first_id + done_order,
         "delivered_at": BF[done_order, 0], "finished_at": BF[done_order, 1], "size": sizes[done_order],
-        "outcome": np.full(len(done_order), "ok", dtype=object), "retry_all": done[:, B_RA].astype(bool),
-        "ack_all": np.zeros(len(done_order), dtype=bool), "acked": done[:, B_ACK], "retried": done[:, B_RET],
-        "dead_lettered": done[:, B_DEAD], "dropped": done[:, B_DROP]})
+        "outcome": np.full(len(done_order), "ok", dtype=object), "retry_all": BI[done_order, B_RA].astype(bool),
+        "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
+        "retried": BI[done_order, B_RET], "dead_lettered": BI[done_order, B_DEAD], "dropped": BI[done_order, B_DROP]})
     # the queues' state
     if not np.array_equal(sends, sends_init):     # (usually only the arrivals counted: as they were)
         for queue in queues:
