@@ -880,7 +880,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
         QI[q, LEVEL] = min(gi[2], SI[q, MAX_CONC])
     # the engine's own row columns: why a row was dropped, the next row in its queue's buffer
     reason = np.zeros(len(body), np.int8)
-    nxt = np.empty(len(body), np.int64)
+    nxt = np.empty(len(body), np.int32)               # (run() checks rows fit in 32 bits)
     DLT = np.empty((1024, 2), np.int64)               # dead letters: (row, the row it copies)
     G[ROWS] = n0
     # batches, landing groups
@@ -892,7 +892,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     brows = np.empty(2 * n0 + 30_000, np.int64)
     fails = np.empty(n0 // 8 + 30_000, np.int64)
     fdelay = np.empty(n0 // 8 + 30_000, np.int64)
-    lrows = np.empty(n0 + 30_000, np.int64)
+    lrows = np.empty(n0 + 30_000, np.int32)
     LG = np.empty((n0 // 4 + 1024, 2), np.int64)
     SM = np.zeros(512 * (1 + 4 * nq + 2 * na), np.float64)  # timeline samples, one after another
     LV = np.zeros((64, 3), np.float64)                       # autoscaler levels: queue, time, level
@@ -1026,24 +1026,29 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         pools: dict[str, SpecActors], bodies: SpecBodies, timeline: list, duration: float, step: float,
         max_events: int) -> str | None:
     """Run the covered pipeline built in ``rt`` with the kernel, its queues fed as simulate's
-    ``_admit`` admitted them (``admitted``: queue -> (landing times, rows), in feeding order),
+    ``_admit`` admitted them (``admitted``: queue -> (landing times, rows), in feeding order;
+    emptied here),
     and write what happened into ``rt`` as its own broker, consumers and pools would have:
     the ledger, the batch records, the queues' and pools' state, the consumers' CPU time, the
     clock, and ``timeline``'s samples. Returns None, or why the run was given up (nothing is
     written then: the caller runs it on the Python engine)."""
     sem, ledger = rt.semantics, rt.ledger
+    if ledger.room >= 2**31 - 1:     # the kernel's row links are 32-bit
+        return "more than 2,147,483,646 ledger rows"
     names = list(rt.queues)
     index = {name: q for q, name in enumerate(names)}
     pool_index = {id(pool): a for a, pool in enumerate(pools.values())}
     nq = len(names)
     # the queues' known arrivals, in queue order
-    in_due, in_rows, in_lo = [np.zeros(0)], [np.zeros(0, np.int64)], [0]
+    in_due, in_rows, in_lo = [np.zeros(0)], [np.zeros(0, np.int32)], [0]
     for name in names:
         due, rows = admitted.get(name, (np.zeros(0), ()))
         in_due.append(np.asarray(due, dtype=np.float64))
-        in_rows.append(np.asarray(rows, dtype=np.int64))
+        in_rows.append(np.asarray(rows, dtype=np.int32))
         in_lo.append(in_lo[-1] + len(due))
     fed = np.array([index[name] for name in admitted], dtype=np.int64)
+    in_due, in_rows = np.concatenate(in_due), np.concatenate(in_rows)
+    admitted.clear()                 # (taken: 10M arrivals are 160 MB the run no longer needs twice)
     # the queues' settings and their consumers' specs
     attempts = max((q.settings.max_retries + 1 for q in rt.queues.values()), default=1)
     SI = np.zeros((nq, 13), np.int64)
@@ -1111,7 +1116,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     # the ledger so far (the workload's arrivals)
     # the ledger so far (the workload's arrivals), in the columns it reserved for the engine
     try:
-        out = _engine_call(fed, np.concatenate(in_due), np.concatenate(in_rows), np.array(in_lo, dtype=np.int64),
+        out = _engine_call(fed, in_due, in_rows, np.array(in_lo, dtype=np.int64),
                            len(ledger), *(getattr(ledger, name) for name in ENGINE_COLUMNS), SI, SF, keys, delays, np.array(pub, dtype=np.int64),
                            np.asarray(bodies.arrivals.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
                            np.concatenate(cumulative))

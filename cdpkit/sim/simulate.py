@@ -261,6 +261,7 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
             indices = np.concatenate(parts)
             admitted[queue] = _admit(rt, rt.queues[queue], arrivals,
                                      indices[np.argsort(arrivals.times[indices], kind="stable")])
+        feeds = indices = None      # (in the ledger now)
         if use_compiled:
             gave_up = compiled.run(rt, pipeline, admitted, pools, bodies, timeline, duration, step, budget.events)
             if gave_up is not None:
