@@ -65,7 +65,9 @@ specs = st.fixed_dictionaries({
     "per_message": per_message,
     "publish": st.booleans(),
     "fan_out": st.booleans(),
-    "route": st.booleans(),
+    "route": st.sampled_from([None, "queue", "actor"]),   # type "b" routed to events, or to Router
+    "jobs_calls": st.booleans(),                          # jobs' consumer calls Checker for each message
+    "router_service": dists,
     "events_batch": st.integers(1, 8),
     "events_service": dists,
     "calls": st.booleans(),
@@ -94,12 +96,17 @@ def pipeline(sc: dict) -> cdp.Pipeline:
         p.add_queue("jobs-dlq", delivery_delay=sc["dlq_delay"])
         if sc["dlq"] == "consumed":
             p.add_consumer("jobs-dlq", service={"base": 0.05})
-    events = sc.get("publish") or sc.get("route") or sc.get("second_source") == "events"
+    route = {None: None, False: None, True: "events", "queue": "events", "actor": "Router"}[sc.get("route")]
+    events = sc.get("publish") or route == "events" or sc.get("second_source") == "events"
     p.add_consumer("jobs", service={"base": sc["base"], "per_message": sc["per_message"]},
                    failure=sc["failure"], permanent=sc["permanent"],
                    retry={"policy": sc["policy"], "base": sc["retry_base"], "cap": 5, "mode": sc["mode"]},
                    publish=(["events", "audit"] if sc.get("fan_out") else ["events"]) if sc.get("publish") else [],
-                   routes={"b": "events"} if sc.get("route") else None)
+                   routes={"b": route} if route else None, calls="Checker" if sc.get("jobs_calls") else None)
+    if route == "Router":      # a routed batch runs as a task awaiting each call (as handler code would)
+        p.add_actor("Router", service=sc.get("router_service", 0.05), instances=sc["instances"], skew=sc["skew"])
+    if sc.get("jobs_calls"):
+        p.add_actor("Checker", service={"exp": 0.02}, instances=2)
     if sc.get("publish") and sc.get("fan_out"):      # fan-out: every acked message to a second queue too
         p.add_queue("audit", max_batch_size=10, max_batch_timeout=0.5)
         p.add_consumer("audit", service={"base": 0.01, "per_message": 0.001}, failure=0.1)
@@ -116,7 +123,7 @@ def pipeline(sc: dict) -> cdp.Pipeline:
 
 def run(sc: dict, engine: str) -> cdp.Results:
     kind, rate = sc["load"]
-    mix = {"types": {"a": 2, "b": 1}} if sc.get("route") else {}     # routing by type: "b" goes to events
+    mix = {"types": {"a": 2, "b": 1}} if sc.get("route") else {}     # routing by type: "b" goes to events or Router
     load = cdp.Poisson(rate=rate, **mix) if kind == "poisson" else cdp.Constant(rate=rate, **mix)
     return cdp.simulate(pipeline(sc), load, duration=sc["duration"], seed=sc["seed"],
                         semantics=PROFILES[sc["profile"]], engine=engine)
@@ -167,6 +174,9 @@ TIES = {"batch": 3, "timeout": 0.5, "concurrency": 2, "retries": 2, "dlq": "cons
 @example({**TIES, "profile": "all_slots", "timeout": 0, "mode": "retry_all"})
 @example({**TIES, "profile": "slow_autoscaler", "load": ("poisson", 60), "base": {"exp": 0.3}})
 @example({**TIES, "profile": "production", "second_source": "events", "dlq": "idle", "instances": 1})
+@example({**TIES, "route": "actor", "jobs_calls": True, "router_service": 0.1, "instances": 1})
+@example({**TIES, "route": "actor", "profile": "production", "load": ("poisson", 60), "publish": False})
+@example({**TIES, "jobs_calls": True, "profile": "soft_limit", "load": ("constant", 60)})
 def test_the_compiled_engine_runs_as_the_python_engine(sc):
     assert_same_run(run(sc, "python"), run(sc, "compiled"))
 

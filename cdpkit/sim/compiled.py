@@ -17,11 +17,13 @@ timelines, summaries, costs and warnings to be equal on random covered pipelines
 Covered: sources (shares, types), queues under any profile (autoscaling or every slot, the
 throughput limit), push spec consumers that compute (base and per-message service, any
 distribution), fail (transient and poison), retry (either policy and mode), publish (fan-out
-included), route by message type to queues (run as a task per batch, as the runtime does)
-and dead-letter, service-only spec actors (keys with skew, the object gate), ``drain=True``.
+included), call a service-only actor for each message, route by message type to queues or
+to service-only actors (a routing consumer's batch runs as a task, as the runtime runs it:
+its CPU, its sends, then each message's call awaited in turn, a step after each) and
+dead-letter; service-only spec actors (keys with skew, the object gate); ``drain=True``.
 Not covered (the Python engine runs them, ``res.engine`` says why): stores, handler or actor
-code, routes to actors, parallel steps, actors that write, call or publish, pull consumers,
-fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
+code, parallel steps, actors that write, call or publish (the Durable Object machinery),
+pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
 the consumer wall time or the Durable Object soft limit is given back to the Python engine,
 which reports them as the platform does.
 """
@@ -109,10 +111,8 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
             return f"handler code on {queue!r}"
         if spec.pull is not None:
             return f"the pull consumer of {queue!r}"
-        if spec.writes or spec.parallel:
+        if spec.writes or spec.parallel:     # (every actor is service-only here: see above)
             return f"the consumer of {queue!r} writes to stores or runs in parallel"
-        if spec.routes and (spec.calls or any(g.nodes[t]["kind"] != "queue" for t in spec.routes.values())):
-            return f"the consumer of {queue!r} routes to an actor, or routes and calls one"
     cycles = next(nx.simple_cycles(g), None)
     if cycles is not None:
         return f"a cycle ({' -> '.join(cycles)})"
@@ -132,7 +132,8 @@ def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
     messages fed to it), at most ``cap`` + 1 (the message budget: past it the run stops),
     and the room the kernel checks for before each event: a message is a row on its queue
     and then, once, either what its consumer sends (to each queue it publishes to, or the
-    one its type is routed to) or its dead letter's copy."""
+    one its type is routed to; an actor it is routed to sends nothing) or its dead letter's
+    copy."""
     g = pipeline.graph
     consumers = {g.nodes[c]["queue"]: pipeline.spec(c) for c in pipeline.nodes("consumer")}
     memo: dict[str, int] = {}
@@ -141,7 +142,8 @@ def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
         if queue not in memo:
             spec, dlq = consumers.get(queue), pipeline.spec(queue).get("dead_letter_queue")
             memo[queue] = 1 if spec is None else 1 + max(
-                sum(map(rows, spec.publish)), max(map(rows, spec.routes.values()), default=0),
+                sum(map(rows, spec.publish)),
+                max((rows(t) for t in spec.routes.values() if g.nodes[t]["kind"] == "queue"), default=0),
                 rows(dlq) if dlq else 0)
         return memo[queue]
 
@@ -242,13 +244,14 @@ def _np_sum(x, n):
  BASE_KIND, PER_KIND, ROUTED) = range(13)
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
-(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL) = range(15)
+(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH) = range(16)
 # a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
 # c_pool); a batch makes its calls one at a time, so which call is on, how many are left and
 # the next batch waiting for the same instance are the batch's (B_CALL, B_LEFT, B_WAITING)
 # a batch's columns BI[b, ...] (floats BF: started, finished): its rows brows[B_LO:B_HI], its
 # failing positions and their delays fails/fdelay[B_FLO:B_FHI], what became of its messages
-(B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP, B_CALL, B_LEFT, B_WAITING) = range(14)
+(B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP, B_CALL, B_LEFT, B_WAITING,
+ B_CHAIN) = range(15)
 # ledger drop reasons
 NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # room one event may need (_run checks it before each event, _engine makes it): the batches
@@ -256,7 +259,7 @@ NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # (100 each), and the events they schedule
 BATCH_ROOM, BATCH_ROWS_ROOM, HEAP_ROOM = 256, 25_600, 600
 # event kinds
-_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START = range(9)
+_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP = range(10)
 
 
 @njit(cache=True, inline="always")
@@ -494,7 +497,7 @@ def _uncancel(CX, QI, q, seq):
 
 @njit(cache=True, _nrt=False)
 def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows, in_lo,
-         body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, BI, BF, done_order,
+         body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
          p_waiting, p_holding, HT, HK, CX, row_margin):
@@ -516,7 +519,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 or G[NL] + row_margin + 128 > lrows.shape[0] or G[NG] + BATCH_ROOM > LG.shape[0]
                 or G[CALLS_MADE] + 1 > c_key.shape[0] or G[HN] + HEAP_ROOM > HT.shape[0]
                 or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
-                or G[NDL] + BATCH_ROOM > DLT.shape[0]
+                or G[NDL] + BATCH_ROOM > DLT.shape[0] or G[NCH] + BATCH_ROOM > chain.shape[0]
                 or HT[0] / rate_window + 3 > SD.shape[1]):
             GF[0] = now
             return True
@@ -592,7 +595,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         elif kind == _START:                          # the task's first step: await ctx.work(cpu)
             _push(HT, HK, G, now + BF[arg, 2], _DONE, q, arg)
             continue
-        elif kind == _DONE:                           # SpecConsumer._downstream (or the task's end)
+        elif kind == _DONE:                           # SpecConsumer._downstream, or the task after its CPU
             b = arg
             lo, hi = BI[b, B_LO], BI[b, B_HI]
             n_acked = 0
@@ -604,15 +607,15 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         continue
                     scratch[n_acked] = body[brows[lo + k]]
                     n_acked += 1
-            routed = SI[q, ROUTED] == 1
-            if routed:
-                QF[q, CPU] += BF[b, 2]
-            if n_acked:
+            routed = SI[q, ROUTED] == 1               # (then routes[q, type]: a queue, -1 the default
+            if n_acked:                               # steps, or -2 - a: a call to pool a)
                 # the queues sent to, in the order the consumer first adds each (its sends dict):
                 # the publish list, or, routing by type, each message's target (or the publish list)
                 n_t = 0
                 for k in range(n_acked if routed else 1):
                     target = routes[q, otype[scratch[k]]] if routed else -1
+                    if target < -1:                   # to an actor: no send
+                        continue
                     for p in range(SI[q, PUB_LO] if target < 0 else 0, SI[q, PUB_HI] if target < 0 else 1):
                         t2 = pub[p] if target < 0 else target
                         seen = False
@@ -627,7 +630,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     for k in range(n_acked):          # the bodies this queue gets, in order
                         route = routes[q, otype[scratch[k]]] if routed else -1
                         goes = route == target
-                        if route < 0:
+                        if route == -1:
                             for p in range(SI[q, PUB_LO], SI[q, PUB_HI]):
                                 goes = goes or pub[p] == target
                         if goes:
@@ -663,13 +666,41 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         QI[target, LANDING] += last - first
                         _push(HT, HK, G, now + SF[target, DELAY], _LAND, target, G[NG] - 1)
                 a = SI[q, CALLS]
-                if a >= 0:                            # call_each: the first call now
+                if routed:                            # the task awaits each message's call in turn
+                    lo2 = G[NCH]
+                    for k in range(n_acked):
+                        route = routes[q, otype[scratch[k]]]
+                        if route < -1 or route == -1 and a >= 0:
+                            chain[G[NCH]] = -2 - route if route < -1 else a
+                            G[NCH] += 1
+                    if G[NCH] > lo2:                  # the first call now; after each, a step
+                        BI[b, B_CHAIN], BI[b, B_LEFT] = lo2, G[NCH] - lo2 - 1
+                        _call(chain[lo2], b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool,
+                              c_key, c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
+                        if G[ABORT]:
+                            break
+                        continue
+                elif a >= 0:                          # call_each: the first call now
                     BI[b, B_LEFT] = n_acked - 1
                     _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived,
                           c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
                     if G[ABORT]:
                         break
                     continue
+            if routed:                                # the task ends: its CPU is counted
+                QF[q, CPU] += BF[b, 2]
+            finished_batch = b
+        elif kind == _STEP:                           # the task's step after an awaited call
+            b = arg
+            if BI[b, B_LEFT] > 0:                     # the next message's call
+                BI[b, B_LEFT] -= 1
+                BI[b, B_CHAIN] += 1
+                _call(chain[BI[b, B_CHAIN]], b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool,
+                      c_key, c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
+                if G[ABORT]:
+                    break
+                continue
+            QF[q, CPU] += BF[b, 2]                    # the task ends
             finished_batch = b
         elif kind == _ENTRY:                          # batch arg's call gets its instance's gate
             c = BI[arg, B_CALL]
@@ -696,7 +727,10 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             else:
                 busy[k] = False
                 p_holding[a] -= 1
-            if BI[b, B_LEFT] > 0:                     # the caller's next call, at once
+            if SI[BI[b, B_Q], ROUTED] == 1:           # a task awaited it: its next step (clock.call_later(0))
+                _push(HT, HK, G, now, _STEP, BI[b, B_Q], b)
+                continue
+            if BI[b, B_LEFT] > 0:                     # call_each: the caller's next call, at once
                 BI[b, B_LEFT] -= 1
                 _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived,
                       c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
@@ -872,7 +906,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     service a, b; ``pkeys[a]``: key and service stream keys; ``cumulative``: key weights)."""
     nq, na = SI.shape[0], P.shape[0]
     concurrent = gi[0] == 1
-    G = np.zeros(15, np.int64)
+    G = np.zeros(16, np.int64)
     QI = np.zeros((nq, 25), np.int64)
     QF = np.zeros((nq, 7), np.float64)
     for q in range(nq):
@@ -882,11 +916,12 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     reason = np.zeros(len(body), np.int8)
     nxt = np.empty(len(body), np.int32)               # (run() checks rows fit in 32 bits)
     DLT = np.empty((1024, 2), np.int64)               # dead letters: (row, the row it copies)
+    chain = np.empty(1024, np.int32)                  # the pools a task batch calls, in turn
     G[ROWS] = n0
     # batches, landing groups
     # (sized for a typical run of n0 arrivals, so that they rarely grow)
     # (np.empty: every entry is written before it is read; untouched pages cost nothing)
-    BI = np.empty((n0 // 4 + 1024, 14), np.int64)
+    BI = np.empty((n0 // 4 + 1024, 15), np.int64)
     BF = np.empty((n0 // 4 + 1024, 3), np.float64)           # started, finished, cpu
     done_order = np.empty(n0 // 4 + 1024, np.int64)
     brows = np.empty(2 * n0 + 30_000, np.int64)
@@ -931,7 +966,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
         _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     _push(HT, HK, G, 0.0, _SAMPLE, 0, 0)
     while _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows,
-               in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, BI, BF,
+               in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
                p_draws, p_busy_s, p_waiting, p_holding, HT,
@@ -952,6 +987,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             reason, nxt = _bigger(reason, need), _bigger(nxt, need)
         if G[NDL] + BATCH_ROOM > DLT.shape[0]:
             DLT = _bigger(DLT, G[NDL] + BATCH_ROOM)
+        if G[NCH] + BATCH_ROOM > chain.shape[0]:
+            chain = _bigger(chain, G[NCH] + BATCH_ROOM)
         if G[NL] + row_margin + 128 > lrows.shape[0]:
             lrows = _bigger(lrows, G[NL] + row_margin + 128)
         if G[NG] + BATCH_ROOM > LG.shape[0]:
@@ -1070,11 +1107,12 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
             continue
         spec = consumer.spec
         SI[q, HAS_CONSUMER] = 1
-        if spec.routes:           # by message type to a queue (not_covered: only to queues)
+        if spec.routes:           # by message type to a queue, or to a (service-only) actor's pool a: -2 - a
             SI[q, ROUTED] = 1
             for type_name, target in spec.routes.items():
                 if type_name in bodies.type_names:
-                    routes[q, bodies.type_names.index(type_name)] = index[target]
+                    routes[q, bodies.type_names.index(type_name)] = (
+                        index[target] if target in index else -2 - pool_index[id(pools[target])])
         SI[q, PUB_LO] = len(pub)
         pub.extend(index[target] for target in spec.publish)
         SI[q, PUB_HI] = len(pub)
