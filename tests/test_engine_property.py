@@ -68,6 +68,9 @@ specs = st.fixed_dictionaries({
     "route": st.sampled_from([None, "queue", "actor"]),   # type "b" routed to events, or to Router
     "jobs_calls": st.booleans(),                          # jobs' consumer calls Checker for each message
     "router_service": dists,
+    "writes": st.sampled_from([(), ("SINK",), ("DB",), ("KV",), ("LOG",), ("SINK", "DB"), ("KV", "LOG", "SINK")]),
+    "dlq_writes": st.booleans(),                          # the DLQ's consumer writes to DB (notebook 03)
+    "store_latency": st.sampled_from([0.0, 0.002, {"exp": 0.05}, {"uniform": [0.0, 0.1]}]),
     "events_batch": st.integers(1, 8),
     "events_service": dists,
     "calls": st.booleans(),
@@ -95,14 +98,19 @@ def pipeline(sc: dict) -> cdp.Pipeline:
     if sc["dlq"]:
         p.add_queue("jobs-dlq", delivery_delay=sc["dlq_delay"])
         if sc["dlq"] == "consumed":
-            p.add_consumer("jobs-dlq", service={"base": 0.05})
+            p.add_consumer("jobs-dlq", service={"base": 0.05}, writes=["DB"] if sc.get("dlq_writes") else None)
     route = {None: None, False: None, True: "events", "queue": "events", "actor": "Router"}[sc.get("route")]
     events = sc.get("publish") or route == "events" or sc.get("second_source") == "events"
     p.add_consumer("jobs", service={"base": sc["base"], "per_message": sc["per_message"]},
                    failure=sc["failure"], permanent=sc["permanent"],
                    retry={"policy": sc["policy"], "base": sc["retry_base"], "cap": 5, "mode": sc["mode"]},
                    publish=(["events", "audit"] if sc.get("fan_out") else ["events"]) if sc.get("publish") else [],
-                   routes={"b": route} if route else None, calls="Checker" if sc.get("jobs_calls") else None)
+                   routes={"b": route} if route else None, calls="Checker" if sc.get("jobs_calls") else None,
+                   writes=list(sc.get("writes", ())))
+    latency = sc.get("store_latency", 0.002)
+    for store in {*sc.get("writes", ()), *(["DB"] if sc.get("dlq_writes") and sc["dlq"] == "consumed" else [])}:
+        kind = {"SINK": "sink", "DB": "d1", "KV": "kv", "LOG": "analytics"}[store]
+        p.add_store(store, kind=kind, **({} if kind == "analytics" else {"latency": latency}))
     if route == "Router":      # a routed batch runs as a task awaiting each call (as handler code would)
         p.add_actor("Router", service=sc.get("router_service", 0.05), instances=sc["instances"], skew=sc["skew"])
     if sc.get("jobs_calls"):
@@ -143,6 +151,24 @@ def assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame, what: str) -> None:
 GAVE_UP = {f"python (the compiled engine does not cover: {why})" for why in compiled.ABORT_REASONS.values()}
 
 
+def assert_same_stores(a, b) -> None:
+    """The stores hold the same writes, counted the same."""
+    for name, kv in a.kv_namespaces.items():      # (times to 1e-9 s: numpy's log1p and libm's may differ)
+        other = b.kv_namespaces[name]
+        assert kv.writes == other.writes and kv._versions.keys() == other._versions.keys(), name
+        for key, versions in kv._versions.items():
+            assert [v[1:] for v in versions] == [v[1:] for v in other._versions[key]], key
+            assert np.allclose([v[0] for v in versions], [v[0] for v in other._versions[key]], rtol=0, atol=1e-9)
+        assert kv._last_write.keys() == other._last_write.keys(), name
+        assert np.allclose(list(kv._last_write.values()), [other._last_write[k] for k in kv._last_write], atol=1e-9)
+    for name, db in a.databases.items():
+        other = b.databases[name]
+        assert (db.queries, db.rows_read, db.rows_written) == (other.queries, other.rows_read, other.rows_written)
+        pd.testing.assert_frame_equal(db.table("writes"), other.table("writes"))
+    assert {n: s.calls for n, s in a.sinks.items()} == {n: s.calls for n, s in b.sinks.items()}
+    assert {n: d.points for n, d in a.datasets.items()} == {n: d.points for n, d in b.datasets.items()}
+
+
 def assert_same_run(python: cdp.Results, fast: cdp.Results) -> None:
     assert python.engine == "python" and (fast.engine == "compiled" or fast.engine in GAVE_UP), fast.engine
     assert_frames_equal(python.messages, fast.messages, "messages")
@@ -151,6 +177,7 @@ def assert_same_run(python: cdp.Results, fast: cdp.Results) -> None:
     assert_frames_equal(python.actor_calls, fast.actor_calls, "actor_calls")
     assert_frames_equal(python.warnings, fast.warnings, "warnings")
     assert_frames_equal(python.cost(), fast.cost(), "cost")
+    assert_same_stores(python.runtime, fast.runtime)
     a, b = python.summary(), fast.summary()
     assert list(a.index) == list(b.index)
     assert np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), rtol=1e-12, atol=1e-9, equal_nan=True), \
@@ -177,6 +204,9 @@ TIES = {"batch": 3, "timeout": 0.5, "concurrency": 2, "retries": 2, "dlq": "cons
 @example({**TIES, "route": "actor", "jobs_calls": True, "router_service": 0.1, "instances": 1})
 @example({**TIES, "route": "actor", "profile": "production", "load": ("poisson", 60), "publish": False})
 @example({**TIES, "jobs_calls": True, "profile": "soft_limit", "load": ("constant", 60)})
+@example({**TIES, "writes": ("KV", "LOG", "SINK"), "dlq_writes": True, "store_latency": {"exp": 0.05},
+          "route": "actor", "jobs_calls": True})
+@example({**TIES, "writes": ("SINK", "DB"), "store_latency": 0.0, "profile": "production"})
 def test_the_compiled_engine_runs_as_the_python_engine(sc):
     assert_same_run(run(sc, "python"), run(sc, "compiled"))
 

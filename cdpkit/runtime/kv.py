@@ -124,9 +124,18 @@ class KVNamespace:
             future = IoFuture()
             self.runtime.clock.call_later(draw_latency(self.latency), future.set_exception, refused)
             return future
+        self.record_put(key, value, now, expires, metadata, limited=False)
+        return self._io()
+
+    def record_put(self, key: str, value: str | bytes, now: float, expires: float | None = None,
+                   metadata: Any = None, limited: bool = True) -> None:
+        """What an accepted put changes (its latency aside): the new version, the write
+        count and, with ``limited`` (the write rate was not checked by ``put``), the key's last
+        write time (a compiled run's writes, which it checked against the rate itself)."""
+        if limited and self.runtime.semantics.kv_key_writes_per_second is not None:
+            self._last_write[key] = now
         self.writes += 1
         self._versions.setdefault(key, []).append((now + self.propagation_delay, value, expires, metadata))
-        return self._io()
 
     def _rate_limit(self, key: str, now: float) -> LimitError | None:
         """kv/platform/limits/: "1 write per second" to the same key; faster writes get 429."""

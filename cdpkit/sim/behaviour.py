@@ -675,30 +675,56 @@ class StoreWriter:
     store's stream, by the store): ``write(body)`` (also ``awaitable``) is the store's
     awaitable call."""
 
+    INSERT = "INSERT INTO writes VALUES (?, ?)"     # a D1 store's write: (origin, type)
+
     def __init__(self, runtime: Runtime, name: str, spec: StoreSpec, rng: np.random.Generator,
                  bodies: SpecBodies) -> None:
+        self.kind, self.latency, self.stream_key, self.bodies = spec.kind, spec.latency, rng.key, bodies
         latency = spec.latency.a if spec.latency.kind == "const" else spec.latency.sampler(rng)
         if spec.kind == "sink":
-            sink = runtime.sink(name, latency)
+            sink = self.store = runtime.sink(name, latency)
             self.write = lambda body: sink.call()
         elif spec.kind == "analytics":   # writeDataPoint is fire-and-forget: no latency
-            dataset = runtime.analytics(name)
+            dataset = self.store = runtime.analytics(name)
 
             def write(body: int) -> Future:
-                dataset.write_data_point({"blobs": [bodies.type_name(body)],
-                                          "doubles": [float(bodies.times[body])], "indexes": [str(body)]})
+                dataset.write_data_point(self._point(body))
                 return resolve_later(runtime.clock, 0.0)
             self.write = write
         elif spec.kind == "kv":
-            kv = runtime.kv(name)
+            kv = self.store = runtime.kv(name)
             kv.latency = latency
             self.write = lambda body: kv.put(f"message:{body}", "1")
         else:
-            db = runtime.d1(name)
+            db = self.store = runtime.d1(name)
             db.exec("CREATE TABLE writes (origin INTEGER, type INTEGER)")
             db.latency = latency
-            insert, types = db.prepare("INSERT INTO writes VALUES (?, ?)"), bodies.types
-            self.write = lambda body: insert.bind(body, types[body]).run()
+            insert = db.prepare(self.INSERT)
+            self.write = lambda body: insert.bind(body, bodies.types[body]).run()
+
+    def _point(self, body: int) -> dict:
+        """An Analytics Engine store's data point for ``body``."""
+        bodies = self.bodies
+        return {"blobs": [bodies.type_name(body)], "doubles": [float(bodies.times[body])], "indexes": [str(body)]}
+
+    def replay(self, clock: Any, bodies: np.ndarray, times: np.ndarray) -> None:
+        """The writes a compiled run made (``bodies`` written at ``times``, in order) into
+        the store as :meth:`write` makes them, without their latencies (the run drew those)."""
+        store = self.store
+        if self.kind == "sink":
+            store.calls += len(bodies)
+        elif self.kind == "kv":
+            for body, t in zip(bodies.tolist(), times.tolist()):
+                store.record_put(f"message:{body}", "1", t)
+        elif self.kind == "d1":
+            types = self.bodies.arrivals.types[bodies]
+            store.insert_many(self.INSERT, list(zip(bodies.tolist(), types.tolist())))
+        else:
+            now = clock.now
+            for body, t in zip(bodies.tolist(), times.tolist()):
+                clock.now = t                 # (a data point keeps the time it was written)
+                store.write_data_point(self._point(body))
+            clock.now = now
 
     def awaitable(self, body: int) -> Future:
         """The store's call for ``body`` (a future)."""

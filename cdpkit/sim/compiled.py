@@ -47,7 +47,7 @@ from .draws import SECOND
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
     from ..runtime.runtime import Runtime
-    from .behaviour import SpecActors, SpecBodies
+    from .behaviour import SpecActors, SpecBodies, StoreWriter
 
 try:        # the compiled engine is optional: without numba every run uses the Python engine
     import numba
@@ -78,7 +78,8 @@ DIST_KINDS = {"const": 0, "exp": 1, "uniform": 2, "normal": 3, "lognormal": 4}
 # why a compiled run gave up (then the Python engine runs it): the runtime handles these
 ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran past the consumer wall time",
                  3: "the run's event budget", 4: "an actor past the Durable Object soft limit",
-                 5: "more than 4,096 cancelled batch timers pending on one queue"}
+                 5: "more than 4,096 cancelled batch timers pending on one queue",
+                 6: "a KV write over the per-key write rate (the batch fails)"}
 
 
 def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, drain: bool) -> str | None:
@@ -97,8 +98,6 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
     g = pipeline.graph
     if len(pipeline.nodes("queue")) > 255:     # an event's queue is 8 bits of its code
         return "more than 255 queues"
-    for node in pipeline.nodes("store"):
-        return f"store {node!r}"
     for node in pipeline.nodes("actor"):
         spec = pipeline.spec(node)
         if spec.cls is not None:
@@ -111,8 +110,8 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
             return f"handler code on {queue!r}"
         if spec.pull is not None:
             return f"the pull consumer of {queue!r}"
-        if spec.writes or spec.parallel:     # (every actor is service-only here: see above)
-            return f"the consumer of {queue!r} writes to stores or runs in parallel"
+        if spec.parallel:                    # (every actor is service-only here: see above)
+            return f"the consumer of {queue!r} runs its messages in parallel"
     cycles = next(nx.simple_cycles(g), None)
     if cycles is not None:
         return f"a cycle ({' -> '.join(cycles)})"
@@ -241,17 +240,22 @@ def _np_sum(x, n):
 (WAITING_SINCE, WAKE_TIME, RATE, SEEN, PER_MSG, FAILED_SHARE, CPU) = range(7)
 # a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats)
 (SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, HAS_CONSUMER, PER_WINDOW, CALLS, PUB_LO, PUB_HI, RETRY_ALL,
- BASE_KIND, PER_KIND, ROUTED) = range(13)
+ BASE_KIND, PER_KIND, TASK, W_LO, W_HI) = range(15)
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
-(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH) = range(16)
+(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW) = range(17)
 # a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
 # c_pool); a batch makes its calls one at a time, so which call is on, how many are left and
 # the next batch waiting for the same instance are the batch's (B_CALL, B_LEFT, B_WAITING)
 # a batch's columns BI[b, ...] (floats BF: started, finished): its rows brows[B_LO:B_HI], its
 # failing positions and their delays fails/fdelay[B_FLO:B_FHI], what became of its messages
 (B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP, B_CALL, B_LEFT, B_WAITING,
- B_CHAIN) = range(15)
+ B_CHAIN, B_CHEND) = range(16)
+# a task batch's steps are chain[B_CHAIN:B_CHEND] (with their bodies chain_body): a pool a >= 0
+# to call, or -1 - s, a write to store s; the writes done go to the write log (store, body, time)
+# a store's settings ST[s, ...]: its kind, its latency's distribution kind, which KV namespace
+(ST_KIND, ST_LATENCY, ST_KV) = range(3)
+SINK, KV, D1, ANALYTICS = range(4)
 # ledger drop reasons
 NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # room one event may need (_run checks it before each event, _engine makes it): the batches
@@ -259,7 +263,7 @@ NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # (100 each), and the events they schedule
 BATCH_ROOM, BATCH_ROWS_ROOM, HEAP_ROOM = 256, 25_600, 600
 # event kinds
-_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP = range(10)
+_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO = range(11)
 
 
 @njit(cache=True, inline="always")
@@ -422,7 +426,7 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
             QI[q, N_TRIAL] += take
     G[NF] = nf
     BI[b, B_FHI], BI[b, B_RA], BI[b, B_DA] = nf, retry_all, last if retry_all else -1
-    if SI[q, ROUTED] == 1:       # run as code (SpecConsumer._run_as_code): a task whose first step
+    if SI[q, TASK] == 1:       # run as code (SpecConsumer._run_as_code): a task whose first step
         BF[b, 2] = cpu           # is one event later, then awaits work(cpu); its CPU is counted at the end
         _push(HT, HK, G, now, _START, q, b)
     else:
@@ -497,7 +501,8 @@ def _uncancel(CX, QI, q, seq):
 
 @njit(cache=True, _nrt=False)
 def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows, in_lo,
-         body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, BI, BF, done_order,
+         body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, chain_body, qwrites, ST, STF,
+         skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
          p_waiting, p_holding, HT, HK, CX, row_margin):
@@ -511,6 +516,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
     concurrent, autoscale = gi[0] == 1, gi[1] == 1
     step_up, step_down, max_events, discard = gi[3], gi[4], gi[6], gi[7] == 1
     window, drain_s, wall, step, duration, rate_window, period = gf[0], gf[1], gf[2], gf[3], gf[4], gf[5], gf[6]
+    kv_period = gf[7]
     k_weight = 1.0 / gi[5]
     now = GF[0]
     while G[HN] > 0:
@@ -519,7 +525,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 or G[NL] + row_margin + 128 > lrows.shape[0] or G[NG] + BATCH_ROOM > LG.shape[0]
                 or G[CALLS_MADE] + 1 > c_key.shape[0] or G[HN] + HEAP_ROOM > HT.shape[0]
                 or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
-                or G[NDL] + BATCH_ROOM > DLT.shape[0] or G[NCH] + BATCH_ROOM > chain.shape[0]
+                or G[NDL] + BATCH_ROOM > DLT.shape[0] or G[NCH] + BATCH_ROWS_ROOM > chain.shape[0]
+                or G[NW] + BATCH_ROWS_ROOM > wl_store.shape[0]
                 or HT[0] / rate_window + 3 > SD.shape[1]):
             GF[0] = now
             return True
@@ -534,6 +541,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             G[ABORT] = 3
             break
         finished_batch = -1                           # a batch whose handler returns now
+        stepping = -1                                 # a task batch that runs its next steps now
         landed = rewake = False
         n_dead = 0
         if kind == _WAKE:                             # land(()): absorb, landed, rewake
@@ -607,7 +615,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         continue
                     scratch[n_acked] = body[brows[lo + k]]
                     n_acked += 1
-            routed = SI[q, ROUTED] == 1               # (then routes[q, type]: a queue, -1 the default
+            routed = SI[q, TASK] == 1               # (then routes[q, type]: a queue, -1 the default
             if n_acked:                               # steps, or -2 - a: a call to pool a)
                 # the queues sent to, in the order the consumer first adds each (its sends dict):
                 # the publish list, or, routing by type, each message's target (or the publish list)
@@ -666,20 +674,18 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         QI[target, LANDING] += last - first
                         _push(HT, HK, G, now + SF[target, DELAY], _LAND, target, G[NG] - 1)
                 a = SI[q, CALLS]
-                if routed:                            # the task awaits each message's call in turn
-                    lo2 = G[NCH]
+                if routed:                            # the task then awaits each message's steps in turn
+                    BI[b, B_CHAIN] = G[NCH]
                     for k in range(n_acked):
                         route = routes[q, otype[scratch[k]]]
+                        if route == -1:               # the default: its writes, then the call
+                            for w in range(SI[q, W_LO], SI[q, W_HI]):
+                                chain[G[NCH]], chain_body[G[NCH]] = -1 - qwrites[w], scratch[k]
+                                G[NCH] += 1
                         if route < -1 or route == -1 and a >= 0:
-                            chain[G[NCH]] = -2 - route if route < -1 else a
+                            chain[G[NCH]], chain_body[G[NCH]] = -2 - route if route < -1 else a, scratch[k]
                             G[NCH] += 1
-                    if G[NCH] > lo2:                  # the first call now; after each, a step
-                        BI[b, B_CHAIN], BI[b, B_LEFT] = lo2, G[NCH] - lo2 - 1
-                        _call(chain[lo2], b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool,
-                              c_key, c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
-                        if G[ABORT]:
-                            break
-                        continue
+                    BI[b, B_CHEND] = G[NCH]
                 elif a >= 0:                          # call_each: the first call now
                     BI[b, B_LEFT] = n_acked - 1
                     _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived,
@@ -687,21 +693,17 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     if G[ABORT]:
                         break
                     continue
-            if routed:                                # the task ends: its CPU is counted
-                QF[q, CPU] += BF[b, 2]
-            finished_batch = b
-        elif kind == _STEP:                           # the task's step after an awaited call
-            b = arg
-            if BI[b, B_LEFT] > 0:                     # the next message's call
-                BI[b, B_LEFT] -= 1
-                BI[b, B_CHAIN] += 1
-                _call(chain[BI[b, B_CHAIN]], b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool,
-                      c_key, c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
-                if G[ABORT]:
-                    break
-                continue
-            QF[q, CPU] += BF[b, 2]                    # the task ends
-            finished_batch = b
+            if routed:                                # the task goes on with its steps (below)
+                if not n_acked:
+                    BI[b, B_CHAIN] = BI[b, B_CHEND] = 0
+                stepping = b
+            else:
+                finished_batch = b
+        elif kind == _STEP:                           # the task's step after an awaited call or write
+            stepping = arg
+        elif kind == _IO:                             # a store write's latency is over: its future is
+            _push(HT, HK, G, now, _STEP, q, arg)      # done, the task's next step is scheduled
+            continue
         elif kind == _ENTRY:                          # batch arg's call gets its instance's gate
             c = BI[arg, B_CALL]
             a = c_pool[c]
@@ -727,7 +729,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             else:
                 busy[k] = False
                 p_holding[a] -= 1
-            if SI[BI[b, B_Q], ROUTED] == 1:           # a task awaited it: its next step (clock.call_later(0))
+            if SI[BI[b, B_Q], TASK] == 1:           # a task awaited it: its next step (clock.call_later(0))
                 _push(HT, HK, G, now, _STEP, BI[b, B_Q], b)
                 continue
             if BI[b, B_LEFT] > 0:                     # call_each: the caller's next call, at once
@@ -739,6 +741,47 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 continue
             finished_batch = b
             q = BI[b, B_Q]
+        if stepping >= 0:                             # the task's steps, until one awaits something pending
+            b = stepping
+            waits = False
+            while BI[b, B_CHAIN] < BI[b, B_CHEND]:
+                e = BI[b, B_CHAIN]
+                BI[b, B_CHAIN] = e + 1
+                target = chain[e]
+                if target >= 0:                       # await pool.awaitable(body): its exit wakes it
+                    _call(target, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key,
+                          c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
+                    waits = True
+                    break
+                st = -1 - target                      # await the store's write(body)
+                m = chain_body[e]
+                if ST[st, ST_KIND] == KV and kv_period > 0:   # KV's per-key write rate (production)
+                    last = kv_last[ST[st, ST_KV], m]
+                    if last == last and now - last < kv_period:
+                        G[ABORT] = 6                  # refused: the put fails, so does the batch
+                        break
+                    kv_last[ST[st, ST_KV], m] = now
+                w = G[NW]
+                wl_store[w], wl_body[w], wl_time[w] = st, m, now
+                G[NW] = w + 1
+                if ST[st, ST_KIND] == ANALYTICS:      # writeDataPoint: done at once, nothing drawn
+                    continue
+                latency, used = _draw(ST[st, ST_LATENCY], STF[st, 0], STF[st, 1], skeys[st], s_draws[st])
+                s_draws[st] += used
+                # an I/O future: awaiting it always suspends (IoFuture), done after its latency;
+                # at zero latency it is done already and the task's next step is scheduled now
+                if latency > 0:
+                    _push(HT, HK, G, now + latency, _IO, q, b)
+                else:
+                    _push(HT, HK, G, now, _STEP, q, b)
+                waits = True
+                break
+            if G[ABORT]:
+                break
+            if waits:
+                continue
+            QF[q, CPU] += BF[b, 2]                    # the task ends: its CPU is counted
+            finished_batch = b
         if finished_batch >= 0:                       # Queue._batch_done
             b = finished_batch
             QI[q, RUNNING] -= 1
@@ -892,7 +935,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
 
 @njit(cache=True)
 def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp, sent, finished, SI, SF,
-            keys, delays, pub, otype, routes, gi, gf, sends_init, P, PF, pkeys, cumulative):
+            keys, delays, pub, otype, routes, gi, gf, sends_init, P, PF, pkeys, cumulative, qwrites, ST, STF, skeys,
+            kv_last):
     """Every queue, spec consumer and service-only spec actor of a covered pipeline, as the
     runtime runs them (see the module's docstring). Arguments: the queues' known arrivals
     (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger's reserved columns and its ``n0``
@@ -901,12 +945,17 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     (``SI``, ``SF``), stream keys and retry delays, publish targets, global settings
     (``gi``: concurrent, autoscale, start, step_up, step_down, memory, max events,
     discard, row margin (:func:`row_margin`); ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
-    window, actor period (0: no soft limit)), the sends already counted per throughput
+    window, actor period (0: no soft limit), KV's per-key write period (0: none)), the
+    sends already counted per throughput
     window, and the pools (``P[a]``: instances, first instance, service kind; ``PF[a]``:
-    service a, b; ``pkeys[a]``: key and service stream keys; ``cumulative``: key weights)."""
+    service a, b; ``pkeys[a]``: key and service stream keys; ``cumulative``: key weights), and
+    the stores consumers write (``qwrites[SI[q, W_LO]:SI[q, W_HI]]``: queue q's consumer's, in
+    order; ``ST``/``STF``/``skeys``: each store's kind, latency and its stream key;
+    ``kv_last[kv, body]``: when a KV namespace's key for that body was last written, NaN:
+    never)."""
     nq, na = SI.shape[0], P.shape[0]
     concurrent = gi[0] == 1
-    G = np.zeros(16, np.int64)
+    G = np.zeros(17, np.int64)
     QI = np.zeros((nq, 25), np.int64)
     QF = np.zeros((nq, 7), np.float64)
     for q in range(nq):
@@ -916,12 +965,15 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     reason = np.zeros(len(body), np.int8)
     nxt = np.empty(len(body), np.int32)               # (run() checks rows fit in 32 bits)
     DLT = np.empty((1024, 2), np.int64)               # dead letters: (row, the row it copies)
-    chain = np.empty(1024, np.int32)                  # the pools a task batch calls, in turn
+    chain = np.empty(1024, np.int32)                  # a task batch's steps, in turn
+    chain_body = np.empty(1024, np.int64)
+    wl_store, wl_body, wl_time = np.empty(1024, np.int32), np.empty(1024, np.int64), np.empty(1024)
+    s_draws = np.zeros(max(ST.shape[0], 1), np.int64)
     G[ROWS] = n0
     # batches, landing groups
     # (sized for a typical run of n0 arrivals, so that they rarely grow)
     # (np.empty: every entry is written before it is read; untouched pages cost nothing)
-    BI = np.empty((n0 // 4 + 1024, 15), np.int64)
+    BI = np.empty((n0 // 4 + 1024, 16), np.int64)
     BF = np.empty((n0 // 4 + 1024, 3), np.float64)           # started, finished, cpu
     done_order = np.empty(n0 // 4 + 1024, np.int64)
     brows = np.empty(2 * n0 + 30_000, np.int64)
@@ -966,7 +1018,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
         _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     _push(HT, HK, G, 0.0, _SAMPLE, 0, 0)
     while _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows,
-               in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, BI, BF,
+               in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, chain_body, qwrites,
+               ST, STF, skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
                p_draws, p_busy_s, p_waiting, p_holding, HT,
@@ -987,8 +1040,11 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             reason, nxt = _bigger(reason, need), _bigger(nxt, need)
         if G[NDL] + BATCH_ROOM > DLT.shape[0]:
             DLT = _bigger(DLT, G[NDL] + BATCH_ROOM)
-        if G[NCH] + BATCH_ROOM > chain.shape[0]:
-            chain = _bigger(chain, G[NCH] + BATCH_ROOM)
+        if G[NCH] + BATCH_ROWS_ROOM > chain.shape[0]:
+            chain, chain_body = _bigger(chain, G[NCH] + BATCH_ROWS_ROOM), _bigger(chain_body, G[NCH] + BATCH_ROWS_ROOM)
+        if G[NW] + BATCH_ROWS_ROOM > wl_store.shape[0]:
+            need = G[NW] + BATCH_ROWS_ROOM
+            wl_store, wl_body, wl_time = _bigger(wl_store, need), _bigger(wl_body, need), _bigger(wl_time, need)
         if G[NL] + row_margin + 128 > lrows.shape[0]:
             lrows = _bigger(lrows, G[NL] + row_margin + 128)
         if G[NG] + BATCH_ROOM > LG.shape[0]:
@@ -1029,7 +1085,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             brows[:G[NBR]], BI[:nb], BF[:nb],
             done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
             LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, c_pool[:nc],
-            c_key[:nc], c_arrived[:nc], c_started[:nc], c_finished[:nc], p_busy_s, tats, busy)
+            c_key[:nc], c_arrived[:nc], c_started[:nc], c_finished[:nc], p_busy_s, tats, busy, wl_store[:G[NW]],
+            wl_body[:G[NW]], wl_time[:G[NW]], s_draws)
 
 
 # ---------------------------------------------------------------------------- the glue
@@ -1060,8 +1117,8 @@ ENGINE_COLUMNS = ("payload", "failed", "outcome", "queue", "timestamp", "sent", 
 
 
 def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, Sequence[int]]],
-        pools: dict[str, SpecActors], bodies: SpecBodies, timeline: list, duration: float, step: float,
-        max_events: int) -> str | None:
+        pools: dict[str, SpecActors], writers: dict[str, StoreWriter], bodies: SpecBodies, timeline: list,
+        duration: float, step: float, max_events: int) -> str | None:
     """Run the covered pipeline built in ``rt`` with the kernel, its queues fed as simulate's
     ``_admit`` admitted them (``admitted``: queue -> (landing times, rows), in feeding order;
     emptied here),
@@ -1088,7 +1145,9 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     admitted.clear()                 # (taken: 10M arrivals are 160 MB the run no longer needs twice)
     # the queues' settings and their consumers' specs
     attempts = max((q.settings.max_retries + 1 for q in rt.queues.values()), default=1)
-    SI = np.zeros((nq, 13), np.int64)
+    SI = np.zeros((nq, 15), np.int64)
+    store_index = {name: st for st, name in enumerate(writers)}
+    qwrites: list[int] = []
     routes = np.full((nq, max(len(bodies.type_names), 1)), -1, np.int64)     # type -> queue routed to
     SF = np.zeros((nq, 9), np.float64)
     keys = np.zeros((nq, 4), np.uint64)
@@ -1107,8 +1166,11 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
             continue
         spec = consumer.spec
         SI[q, HAS_CONSUMER] = 1
+        SI[q, TASK] = consumer.as_code          # routes or writes: a task per batch (as the runtime runs it)
+        SI[q, W_LO] = len(qwrites)
+        qwrites.extend(store_index[store] for store in spec.writes)
+        SI[q, W_HI] = len(qwrites)
         if spec.routes:           # by message type to a queue, or to a (service-only) actor's pool a: -2 - a
-            SI[q, ROUTED] = 1
             for type_name, target in spec.routes.items():
                 if type_name in bodies.type_names:
                     routes[q, bodies.type_names.index(type_name)] = (
@@ -1135,7 +1197,21 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     gf = np.array([scaler_policy.rate_window if scaler_policy else 1.0,
                    scaler_policy.drain_seconds if scaler_policy else 1.0,
                    math.inf if sem.consumer_wall_seconds is None else sem.consumer_wall_seconds,
-                   step, duration, sem.queue_rate_window, 0.0 if rate is None else 1 / rate], dtype=np.float64)
+                   step, duration, sem.queue_rate_window, 0.0 if rate is None else 1 / rate,
+                   0.0 if sem.kv_key_writes_per_second is None else 1 / sem.kv_key_writes_per_second],
+                  dtype=np.float64)
+    # the stores consumers write: kind, latency (distribution, stream key), KV namespaces' last writes
+    kinds = {"sink": SINK, "kv": KV, "d1": D1, "analytics": ANALYTICS}
+    ST = np.zeros((len(writers), 3), np.int64)
+    STF = np.zeros((len(writers), 2), np.float64)
+    skeys = np.zeros(len(writers), np.uint64)
+    n_kv = 0
+    for st, writer in enumerate(writers.values()):
+        ST[st] = (kinds[writer.kind], DIST_KINDS[writer.latency.kind], n_kv)
+        STF[st] = (writer.latency.a, writer.latency.b)
+        skeys[st] = writer.stream_key
+        n_kv += writer.kind == "kv"
+    kv_last = np.full((n_kv, len(bodies.times)) if gf[7] > 0 else (0, 0), np.nan)
     sends_init = np.array([(index[name], w, c) for name, queue in rt.queues.items() for w, c in queue.sends.items()],
                           dtype=np.int64).reshape(-1, 3)
     # the pools: instances, key weights, stream keys, service distributions
@@ -1157,22 +1233,22 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         out = _engine_call(fed, in_due, in_rows, np.array(in_lo, dtype=np.int64),
                            len(ledger), *(getattr(ledger, name) for name in ENGINE_COLUMNS), SI, SF, keys, delays, np.array(pub, dtype=np.int64),
                            np.asarray(bodies.arrivals.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
-                           np.concatenate(cumulative))
+                           np.concatenate(cumulative), np.array(qwrites, dtype=np.int64), ST, STF, skeys, kv_last)
     except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
         return fall_back("numba could not compile it on this platform", "cdpkit: the compiled engine could "
                          f"not be compiled here ({type(error).__name__}); simulations use the Python engine")
     if out[0][ABORT]:
         return ABORT_REASONS[int(out[0][ABORT])]
-    _write_back(rt, names, pools, bodies, timeline, duration, out, sends_init)
+    _write_back(rt, names, pools, writers, bodies, timeline, duration, out, sends_init)
     return None
 
 
-def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bodies: SpecBodies,
-                timeline: list, duration: float, out: tuple, sends_init: np.ndarray) -> None:
+def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], writers: dict[str, StoreWriter],
+                bodies: SpecBodies, timeline: list, duration: float, out: tuple, sends_init: np.ndarray) -> None:
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
     G, QI, QF, now, *columns, reason, copies, brows, BI, BF = out[:16]
     (done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
-     c_finished, p_busy_s, tats, busy) = out[16:]
+     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws) = out[16:]
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
     # the rows it added (sends, dead letters' copies) are in the ledger's columns already
     ledger.grown(int(G[ROWS]), names, "raw", bodies.arrivals.sizes, dict(zip(ENGINE_COLUMNS, columns)), copies)
@@ -1217,6 +1293,10 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], bod
     for queue in queues:
         if queue.buffer and queue.backlog_bytes is not None:
             queue.backlog_bytes = sum(map(ledger.bytes.__getitem__, queue.buffer))
+    # the stores' writes, each store's in the order they were made
+    for st, writer in enumerate(writers.values()):
+        mine = wl_store == st
+        writer.replay(rt.clock, wl_body[mine], wl_time[mine])
     # the pools' calls and state
     first = 0
     for a, pool in enumerate(pools.values()):

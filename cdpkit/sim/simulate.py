@@ -264,7 +264,9 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
                                      indices[np.argsort(arrivals.times[indices], kind="stable")])
         feeds = indices = None      # (in the ledger now)
         if use_compiled:
-            gave_up = compiled.run(rt, pipeline, admitted, pools, bodies, timeline, duration, step, budget.events)
+            writers = {store: callers[store] for store in pipeline.nodes("store")}
+            gave_up = compiled.run(rt, pipeline, admitted, pools, writers, bodies, timeline, duration, step,
+                                   budget.events)
             if gave_up is not None:
                 return gave_up
             bar.update(duration)
