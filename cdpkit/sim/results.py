@@ -380,7 +380,7 @@ def _origins(ledger: Ledger, start: int, stop: int) -> np.ndarray:
     (-1: none), the body of a "raw" (spec) row. May be a view of the ledger: use it, then drop
     it."""
     raw = ledger.view("content_type")[start:stop] == ledger.type_code("raw")
-    payload = ledger.payload         # a list (ints, str/bytes) or an int64 array
+    payload = ledger.payload         # a list (ints, str/bytes) or an int32/int64 array
     if raw.all():
         if isinstance(payload, np.ndarray):
             return np.asarray(payload[start:stop], dtype=np.int64)
@@ -399,7 +399,7 @@ def _delivery_log(ledger: Ledger) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ledger's deliveries, no copy: every batch's rows one after another, each batch's
     size, and when it was delivered (in time order). Use them, then drop them (they keep the
     ledger from growing)."""
-    return (np.asarray(ledger._delivered, dtype=np.int64), np.asarray(ledger._delivered_sizes, dtype=np.int64),
+    return (np.asarray(ledger._delivered), np.asarray(ledger._delivered_sizes, dtype=np.int64),
             np.asarray(ledger._delivered_at, dtype=np.float64))
 
 
