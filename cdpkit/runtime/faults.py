@@ -92,7 +92,7 @@ class FaultState:
         """Whether this attempt at ``row`` fails (counter-based: seed, fault, message, attempt)."""
         if self.poison and _uniform(self.salt ^ 0x5EED, ledger.same_as.get(row, row)) < self.poison:
             return True
-        return bool(self.q) and _uniform(self.salt, (row << 8) ^ ledger.failed[row]) < self.q
+        return bool(self.q) and _uniform(self.salt, (row << 8) ^ int(ledger.failed[row])) < self.q
 
     def take(self, now: float) -> bool:
         """A call now under the rate limit: accepted (True) or refused, a 429 (False)."""

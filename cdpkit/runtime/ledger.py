@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Ledger", "OUTCOMES", "OUTCOME_CODES", "ACKED", "splitmix64"]
+__all__ = ["Ledger", "OUTCOMES", "OUTCOME_CODES", "ACKED", "MAX_FAILED", "splitmix64"]
 
 # "rejected": a send the platform refused at the producer (production limits: "Too Many
 # Requests", "Storage Limit Exceeded"); it never entered the queue.
@@ -38,6 +38,8 @@ _OUTCOME_CODE = {"acked": ACKED, "dead_lettered": DEAD_LETTERED, "dropped": DROP
 OUTCOME_CODES = {**_OUTCOME_CODE, "in_flight": IN_FLIGHT}
 _OUTCOME_NAMES = ("in_flight", *OUTCOMES)
 _MASK = (1 << 64) - 1
+_INT32_MAX = 2**31 - 1
+MAX_FAILED = 2**15 - 1     # the most failed attempts a row can count (the column is int16)
 _CHUNK = 1 << 16
 _HEX_PAIRS = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
 _json_decode = json.JSONDecoder().decode
@@ -70,12 +72,13 @@ class Ledger:
         self.bytes = array("q")
         self.timestamp = array("d")        # original send time; kept when dead-lettered
         self.sent = array("d")             # when it was sent to *this* queue
-        self.failed = array("q")           # failed attempts so far
+        self.failed = array("h")           # failed attempts so far (at most max_retries + 1: 16 bits)
         self.outcome = array("b")          # IN_FLIGHT, ACKED, DEAD_LETTERED, DROPPED, REJECTED
         self.finished = array("d")         # NaN while in flight
         self.drop_reasons: dict[int, str] = {}
         self.same_as: dict[int, int] = {}  # a dead letter's row -> the row whose id it keeps
         self._delivered = array("q")       # the rows of each batch handed to a consumer, one after another
+        #                                    (a compiled run's: int32, the kernel's own array)
         self._delivered_sizes = array("q")  # ... each batch's size
         self._delivered_at = array("d")    # ... and when
         self.size = 0                      # rows; the state columns above are allocated ahead
@@ -138,22 +141,36 @@ class Ledger:
         return range(start, start + n)
 
     # -- numpy columns, for a compiled run --------------------------------------------
-    _COLUMNS = {"queue": np.uint16, "content_type": np.uint8, "payload": np.int64, "bytes": np.int64,
-                "timestamp": np.float64, "sent": np.float64, "failed": np.int64, "outcome": np.int8,
+    # (payload: int32 when the room is below 2**31 rows; bytes: int64 once a size or the
+    # in-flight rows' sum would not fit in int32, so a queue's backlog of them sums right)
+    _COLUMNS = {"queue": np.uint16, "content_type": np.uint8, "payload": np.int64, "bytes": np.int32,
+                "timestamp": np.float64, "sent": np.float64, "failed": np.int16, "outcome": np.int8,
                 "finished": np.float64}
 
-    def reserve(self, room: int) -> None:
+    # the growable arrays' typecodes (reserve's numpy columns may be narrower: _thaw widens them back)
+    _ARRAY_TYPECODES = {"queue": "H", "content_type": "B", "bytes": "q", "timestamp": "d", "sent": "d", "failed": "h",
+                        "outcome": "b", "finished": "d"}
+
+    def reserve(self, room: int, queues: int | None = None) -> None:
         """Hold the columns as numpy arrays with room for ``room`` rows (spec bodies: the
         payloads are ints), for the compiled engine to write its rows into in place
         (:meth:`grown` then says how many it wrote): a 10M-message run's columns exist once,
         not as a copy in the engine and another here. Unwritten rows are ``np.empty``'s
         untouched pages, so a generous ``room`` costs address space, not memory. Adding past
-        it, or :meth:`delivered` one batch at a time, turns them back into arrays."""
+        it, or :meth:`delivered` one batch at a time, turns them back into arrays. With
+        ``queues`` (how many the run has) up to 256, queue codes take a byte a row."""
         n = self.size
         for name, dtype in self._COLUMNS.items():
-            values = np.empty(room, dtype=dtype)
             old = getattr(self, name)
-            values[:n] = old[:n] if isinstance(old, (list, np.ndarray)) else np.frombuffer(old, dtype=dtype)[:n]
+            old = old[:n] if isinstance(old, (list, np.ndarray)) else np.frombuffer(old, dtype=old.typecode)[:n]
+            if name == "payload" and room < 2**31:    # spec bodies are arrival indices, fewer than the rows
+                dtype = np.int32
+            if name == "queue" and queues is not None and queues <= 256 and not len(self._queue_names) > 256:
+                dtype = np.uint8
+            if name == "bytes" and n and np.max(old) > _INT32_MAX:
+                dtype = np.int64
+            values = np.empty(room, dtype=dtype)
+            values[:n] = old
             setattr(self, name, values)         # (one column at a time: the old one goes now)
         self.room = room
 
@@ -179,12 +196,24 @@ class Ledger:
         added = self.queue[start:size]
         present = np.flatnonzero(np.bincount(added, minlength=len(queues)))
         firsts = sorted((int(np.argmax(added == q)), int(q)) for q in present)
-        codes = np.zeros(len(queues), dtype=np.uint16)
+        codes = np.zeros(len(queues), dtype=added.dtype)
         for _, q in firsts:
             codes[q] = self._code(queues[q], self._queue_codes, self._queue_names)
         np.take(codes, added, out=added)
         self.content_type[start:size] = self._code(content_type, self._type_codes, self._type_names)
-        np.take(np.asarray(sizes, dtype=np.int64), self.payload[start:size], out=self.bytes[start:size])
+        sizes = np.asarray(sizes)
+        if self.bytes.dtype == np.int32 and len(sizes) and sizes.max() > _INT32_MAX:
+            self._widen_bytes()
+        for lo in range(start, size, 1 << 20):       # (a million rows at a time: no copy of all of them)
+            hi = min(lo + (1 << 20), size)
+            self.bytes[lo:hi] = sizes[self.payload[lo:hi]]
+        if self.bytes.dtype == np.int32:     # the rows in flight (in queues) must sum in int32 too
+            in_flight = 0
+            for lo in range(0, size, 1 << 20):
+                hi = min(lo + (1 << 20), size)
+                in_flight += int(self.bytes[lo:hi].sum(where=self.outcome[lo:hi] == IN_FLIGHT, dtype=np.int64))
+            if in_flight > _INT32_MAX:
+                self._widen_bytes()
         for row, old in copies.tolist():
             self.same_as[row] = self.same_as.get(old, old)
         self.size = size
@@ -200,6 +229,8 @@ class Ledger:
         self.queue[start:end] = self._code(queue, self._queue_codes, self._queue_names)
         self.content_type[start:end] = (self._code(content_type, self._type_codes, self._type_names)
                                         if isinstance(content_type, str) else content_type)
+        if self.bytes.dtype == np.int32 and end > start and np.max(sizes) > _INT32_MAX:
+            self._widen_bytes()
         for name, values in (("payload", payloads), ("bytes", sizes), ("timestamp", timestamps), ("sent", sent)):
             getattr(self, name)[start:end] = values
         self.failed[start:end], self.outcome[start:end], self.finished[start:end] = 0, 0, np.nan
@@ -208,16 +239,24 @@ class Ledger:
             self.on_full(end)
         return range(start, end)
 
+    def _widen_bytes(self) -> None:
+        """The reserved ``bytes`` column as int64 (a size, or a backlog, past int32)."""
+        self.bytes = self.bytes.astype(np.int64)
+
     def _thaw(self) -> None:
         """Reserved numpy columns back to growable arrays (and a list of payloads)."""
         n, self.room = self.size, None
-        for name, dtype in self._COLUMNS.items():
+        for name in self._COLUMNS:
             values = getattr(self, name)[:n]
-            setattr(self, name, values.tolist() if name == "payload" else array(np.dtype(dtype).char, values.tobytes()))
+            if name == "payload":
+                setattr(self, name, values.tolist())
+            else:       # (as add() writes them: queue codes uint16, bytes int64)
+                typecode = self._ARRAY_TYPECODES[name]
+                setattr(self, name, array(typecode, values.astype(np.dtype(typecode), copy=False).tobytes()))
         for name, typecode in (("_delivered", "q"), ("_delivered_sizes", "q"), ("_delivered_at", "d")):
             values = getattr(self, name)
             if isinstance(values, np.ndarray):
-                setattr(self, name, array(typecode, values.tobytes()))
+                setattr(self, name, array(typecode, values.astype(np.dtype(typecode), copy=False).tobytes()))
 
     def copy_to(self, queue: str, rows: Sequence[int], sent: float) -> range:
         """Dead letters: the same messages (id, body, timestamp) on another queue."""
@@ -247,10 +286,12 @@ class Ledger:
 
     def delivered_batches(self, rows: np.ndarray, sizes: np.ndarray, times: np.ndarray) -> None:
         """Many batches delivered, in order (:meth:`delivered` for each; a compiled run's:
-        with reserved columns, the first such call keeps the arrays themselves)."""
+        with reserved columns, the first such call keeps the arrays themselves, ``rows`` as
+        int32 if they are: 4 bytes a delivery)."""
         if self.room is not None and not len(self._delivered_sizes):
             self._delivered, self._delivered_sizes, self._delivered_at = (
-                np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(sizes, dtype=np.int64),
+                np.ascontiguousarray(rows, dtype=np.int32 if np.asarray(rows).dtype == np.int32 else np.int64),
+                np.ascontiguousarray(sizes, dtype=np.int64),
                 np.ascontiguousarray(times, dtype=np.float64))
             return
         if self.room is not None:
@@ -262,13 +303,13 @@ class Ledger:
     def batch_sizes(self) -> tuple[np.ndarray, np.ndarray]:
         """Per batch delivered, in order: its queue's code and its size."""
         sizes = np.asarray(self._delivered_sizes, dtype=np.int64)
-        firsts = np.asarray(self._delivered, dtype=np.int64)[np.cumsum(sizes) - sizes]
+        firsts = np.asarray(self._delivered)[np.cumsum(sizes) - sizes]     # (int64, or a compiled run's int32)
         return self.view("queue")[firsts].astype(np.int64), sizes.copy()   # copies: the caller may keep them
 
     def deliveries(self) -> tuple[np.ndarray, np.ndarray]:
         """Per row: how many times it was delivered, and when first (NaN if never)."""
         sizes = np.asarray(self._delivered_sizes, dtype=np.int64)
-        rows = np.asarray(self._delivered, dtype=np.int64)
+        rows = np.asarray(self._delivered)      # int64, or a compiled run's int32: no copy
         at = np.asarray(self._delivered_at, dtype=np.float64)
         first = np.full(self.size, np.nan)
         # batches are in time order: the earliest delivery wins, so write the last ones first,
@@ -390,11 +431,11 @@ class Ledger:
         frame = pd.DataFrame({     # copy=True: the frame keeps no view of the ledger's columns
             "queue": categorical(self.view("queue"), self._queue_names),
             "content_type": categorical(self.view("content_type"), self._type_names),
-            "bytes": self.view("bytes"),
+            "bytes": self.view("bytes").astype(np.int64),     # (a compiled run's column is int32)
             "sent": self.view("sent"),
             "first_delivered": first_delivered,
             "deliveries": deliveries,
-            "attempts": self.view("failed") + (outcome == ACKED),
+            "attempts": self.view("failed").astype(np.int64) + (outcome == ACKED),
             "outcome": categorical(outcome, _OUTCOME_NAMES),
             "finished": self.view("finished"),
             "drop_reason": reasons,

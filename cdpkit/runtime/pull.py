@@ -184,7 +184,7 @@ class PullConsumer:
         for i, row in enumerate(rows):
             lease_id = f"{batch_id}-{i}"
             self._leases[lease_id] = (batch_id, row)
-            out.append(PulledMessage(ledger.id(row), ledger.body(row), ledger.failed[row] + 1,
+            out.append(PulledMessage(ledger.id(row), ledger.body(row), int(ledger.failed[row]) + 1,
                                      ledger.timestamp[row], lease_id))
         return out
 

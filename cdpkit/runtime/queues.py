@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import ConfigError, LimitError
 from .clock import Future
 from .env import io_later
-from .ledger import ACKED, Ledger
+from .ledger import ACKED, MAX_FAILED, Ledger
 from .limits import (
     js_int,
 )
@@ -75,8 +75,12 @@ class _ConsumerSettingsMethods:
 
     def resolved(self, semantics: Semantics) -> ConsumerSettings:
         """Fill unset values with the profile's defaults."""
-        return replace(self, **{s.name: s.default_for(semantics) for s in settings_in("consumer")
-                                if getattr(self, s.name) is None})
+        out = replace(self, **{s.name: s.default_for(semantics) for s in settings_in("consumer")
+                               if getattr(self, s.name) is None})
+        if out.max_retries is not None and out.max_retries + 1 > MAX_FAILED:   # a profile's own default
+            raise ConfigError(f"max_retries={out.max_retries} is not allowed; allowed: at most "
+                              f"{MAX_FAILED - 1} (the ledger counts failed attempts in 16 bits)")
+        return out
 
     @classmethod
     def of(cls, settings: dict[str, Any]) -> ConsumerSettings:
@@ -173,7 +177,7 @@ class Message:
     def __init__(self, ledger: Ledger, row: int, result: BatchResult, check_delay: Callable) -> None:
         self.timestamp = ledger.timestamp[row]
         self.body = ledger.body(row)
-        self.attempts = ledger.failed[row] + 1
+        self.attempts = int(ledger.failed[row]) + 1
         self._ledger = ledger
         self._row = row
         self._result = result

@@ -42,7 +42,7 @@ class Trace:
 
     def batch_started(self, batch_id: int, queue: str, t: float, batch: list[int], ledger: Ledger) -> None:
         failed = ledger.failed
-        attempts = [failed[row] + 1 for row in batch] if self.keep_deliveries else None
+        attempts = [int(failed[row]) + 1 for row in batch] if self.keep_deliveries else None
         self._open[batch_id] = (queue, t, len(batch), attempts)
 
     def batch_finished(self, batch_id: int, t: float, batch: list[int], dispositions: list[str],
@@ -116,15 +116,16 @@ class Trace:
 
     def batches_finished(self, columns: dict) -> None:
         """Many batches finished, in order (:meth:`batch_finished` for each; a compiled
-        run's): ``columns`` holds each column of :data:`BATCH_COLUMNS`."""
-        self._batch_blocks.append(pd.DataFrame(columns, columns=BATCH_COLUMNS))
+        run's): ``columns`` holds each column of :data:`BATCH_COLUMNS`, arrays the frame
+        keeps (not a copy of them: the caller gives them up)."""
+        self._batch_blocks.append(pd.DataFrame(columns, columns=BATCH_COLUMNS, copy=False))
 
     def __len__(self) -> int:
         return len(self._deliveries)
 
 
 class CallLog:
-    """Requests to the instances of one spec actor class, as columns (32 bytes a request,
+    """Requests to the instances of one spec actor class, as columns (28 bytes a request,
     not a list of objects), appended by ``SpecActors``; ``finished`` moves later while a
     call continues with child calls or store writes."""
 
@@ -132,7 +133,7 @@ class CallLog:
 
     def __init__(self, binding: str, method: str, names: list[str]) -> None:
         self.binding, self.method, self.names = binding, method, names
-        self.key = array("q")
+        self.key = array("i")      # the instance's index (32 bits; a compiled run's are int32 too)
         self.arrived, self.started, self.finished = array("d"), array("d"), array("d")
         self.outcomes: dict[int, str] = {}      # the calls that did not end "ok" (rare), by row
 
@@ -150,7 +151,8 @@ class CallLog:
             if empty:
                 setattr(self, name, values)
             else:
-                getattr(self, name).frombytes(values.tobytes())
+                column = getattr(self, name)
+                column.frombytes(values.astype(np.dtype(column.typecode), copy=False).tobytes())
 
     def frame(self) -> pd.DataFrame:
         n = len(self)
@@ -159,7 +161,7 @@ class CallLog:
             outcome[row] = what
         return pd.DataFrame({
             "binding": [self.binding] * n,
-            "object": np.asarray(self.names, dtype=object)[np.frombuffer(self.key, dtype=np.int64)],
+            "object": np.asarray(self.names, dtype=object)[np.asarray(self.key)],
             "method": [self.method] * n,
             "arrived": np.frombuffer(self.arrived).copy(),
             "started": np.frombuffer(self.started).copy(),

@@ -226,7 +226,7 @@ class SpecConsumer:
         if failing:
             result = BatchResult()
             for i in failing:
-                delay = spec.retry.delay(ledger.failed[rows[i]] + 1)
+                delay = spec.retry.delay(int(ledger.failed[rows[i]]) + 1)
                 if spec.retry.mode == "retry_all":
                     result.retry_all = True
                     result.retry_all_delay = delay

@@ -976,7 +976,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     BI = np.empty((n0 // 4 + 1024, 16), np.int64)
     BF = np.empty((n0 // 4 + 1024, 3), np.float64)           # started, finished, cpu
     done_order = np.empty(n0 // 4 + 1024, np.int64)
-    brows = np.empty(2 * n0 + 30_000, np.int64)
+    brows = np.empty(2 * n0 + 30_000, np.int32)
     fails = np.empty(n0 // 8 + 30_000, np.int64)
     fdelay = np.empty(n0 // 8 + 30_000, np.int64)
     lrows = np.empty(n0 + 30_000, np.int32)
@@ -1001,7 +1001,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     w_tail = np.full(n_inst, -1, np.int64)
     tats = np.zeros(n_inst, np.float64)
     calls = len(body) if na else 1            # (a call per acked message at most: one per row)
-    c_pool, c_key = np.empty(calls, np.int32), np.empty(calls, np.int64)
+    c_pool, c_key = np.empty(calls, np.int16), np.empty(calls, np.int32)
     c_arrived, c_started, c_finished = np.empty(calls), np.empty(calls), np.empty(calls)
     p_picks = np.zeros(max(na, 1), np.int64)
     p_draws = np.zeros(max(na, 1), np.int64)

@@ -256,7 +256,7 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
     try:
         if use_compiled:        # the engine writes its rows into the ledger's columns, made numpy arrays
             rt.ledger.reserve(compiled.row_room(pipeline, {q: sum(map(len, parts)) for q, parts in feeds.items()},
-                                                rt.ledger.max_size))
+                                                rt.ledger.max_size), queues=len(rt.queues))
         admitted = {}
         for queue, parts in feeds.items():   # sources into one queue merge by arrival time
             indices = np.concatenate(parts)
