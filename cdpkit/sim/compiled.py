@@ -42,6 +42,7 @@ import numpy as np
 
 from ..runtime.ledger import ACKED, DROPPED, REJECTED
 from ..runtime.ledger import DEAD_LETTERED as DEAD
+from ..runtime.queues import Inflow
 from .draws import SECOND
 
 if TYPE_CHECKING:
@@ -333,12 +334,19 @@ def _put(nxt, QI, q, m):
 
 
 @njit(cache=True, inline="always")
-def _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent):
-    """Queue.absorb: every known arrival up to now into the buffer."""
+def _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason):
+    """Queue.absorb: every known arrival up to now into the buffer (or, wrangler dev's way
+    with no consumer, dropped now)."""
     lo, hi_all = in_lo[q], in_lo[q + 1]
     taken = QI[q, NXT]
     if lo + taken < hi_all and in_due[lo + taken] <= now:
         hi = np.searchsorted(in_due[lo:hi_all], now, side="right")
+        QI[q, NXT] = hi
+        if discard and SI[q, HAS_CONSUMER] == 0:
+            for i in range(taken, hi):
+                m = in_rows[lo + i]
+                outcome[m], finished[m], reason[m] = DROPPED, now, DISCARDED
+            return
         was_empty = QI[q, COUNT] == 0
         for i in range(taken, hi):
             _put(nxt, QI, q, in_rows[lo + i])
@@ -545,13 +553,13 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         landed = rewake = False
         n_dead = 0
         if kind == _WAKE:                             # land(()): absorb, landed, rewake
-            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
             landed = SI[q, HAS_CONSUMER] == 1
             rewake = True
         elif kind == _LAND:                           # _land(rows): land them
             lo, hi = LG[arg, 0], LG[arg, 1]
             QI[q, LANDING] -= hi - lo
-            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
             if SI[q, HAS_CONSUMER] == 0 and discard:  # wrangler dev forgets what has no consumer
                 for i in range(lo, hi):
                     m = lrows[i]
@@ -565,7 +573,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         elif kind == _PENDING:                        # SingleFlush._fire
             if s == QI[q, PENDING_SEQ]:
                 QI[q, FIRED] = 1                      # (cancelling it now changes nothing)
-            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
             if QI[q, COUNT] >= SI[q, SIZE]:
                 QI[q, IMMEDIATE] = 1
             if not _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows,
@@ -575,13 +583,13 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         elif kind == _TIMER:                          # ConcurrentFlush._expire
             QI[q, TIMER_SEQ] = -1
             QI[q, DUE] = 1
-            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
             landed = rewake = True
         elif kind == _SAMPLE:                         # simulate._sample
             i = G[NSM]
             SM[i] = now
             for r in range(nq):
-                _absorb(r, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
+                _absorb(r, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
                 SM[i + 1], SM[i + 2], SM[i + 3] = QI[r, COUNT], QI[r, LANDING], QI[r, RUNNING]
                 SM[i + 4] = (QI[r, LEVEL] if autoscale else SI[r, MAX_CONC]) if concurrent else 1
                 i += 4
@@ -843,7 +851,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             BF[b, 1] = now
             done_order[G[NDONE]] = b
             G[NDONE] += 1
-            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, concurrent)
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
             if autoscale:                             # Scaler.decide, operation for operation
                 dt = now - QF[q, SEEN]
                 weight = -math.expm1(-dt / window)
@@ -1239,12 +1247,13 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                          f"not be compiled here ({type(error).__name__}); simulations use the Python engine")
     if out[0][ABORT]:
         return ABORT_REASONS[int(out[0][ABORT])]
-    _write_back(rt, names, pools, writers, bodies, timeline, duration, out, sends_init)
+    _write_back(rt, names, pools, writers, bodies, timeline, duration, out, sends_init, (in_due, in_rows, in_lo))
     return None
 
 
 def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], writers: dict[str, StoreWriter],
-                bodies: SpecBodies, timeline: list, duration: float, out: tuple, sends_init: np.ndarray) -> None:
+                bodies: SpecBodies, timeline: list, duration: float, out: tuple, sends_init: np.ndarray,
+                arrivals: tuple) -> None:
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
     G, QI, QF, now, *columns, reason, copies, brows, BI, BF = out[:16]
     (done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
@@ -1267,12 +1276,13 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], wri
     first_id = rt.next_batch_id(len(BI))      # ids first_id .. first_id + batches - 1
     sizes = BI[:, B_HI] - BI[:, B_LO]
     ledger.delivered_batches(brows, sizes, BF[:, 0])
-    rt.recorder.batches_finished({      # (each column its own array: the trace keeps them)
-        "queue": np.array(names, dtype=object)[BI[done_order, B_Q]], "batch": first_id + done_order,
-        "delivered_at": BF[done_order, 0], "finished_at": BF[done_order, 1], "size": sizes[done_order],
-        "outcome": np.full(len(done_order), "ok", dtype=object), "retry_all": BI[done_order, B_RA].astype(bool),
-        "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
-        "retried": BI[done_order, B_RET], "dead_lettered": BI[done_order, B_DEAD], "dropped": BI[done_order, B_DROP]})
+    if len(done_order):       # (none: the records stay as the runtime's own, an empty frame alike)
+        rt.recorder.batches_finished({      # (each column its own array: the trace keeps them)
+            "queue": np.array(names, dtype=object)[BI[done_order, B_Q]], "batch": first_id + done_order,
+            "delivered_at": BF[done_order, 0], "finished_at": BF[done_order, 1], "size": sizes[done_order],
+            "outcome": np.full(len(done_order), "ok", dtype=object), "retry_all": BI[done_order, B_RA].astype(bool),
+            "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
+            "retried": BI[done_order, B_RET], "dead_lettered": BI[done_order, B_DEAD], "dropped": BI[done_order, B_DROP]})
     # the queues' state
     if not np.array_equal(sends, sends_init):     # (usually only the arrivals counted: as they were)
         for queue in queues:
@@ -1290,6 +1300,12 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], wri
         queues[q].scaler.levels.append((t, level))
     for q, row in zip(buffered_q.tolist(), buffered.tolist()):
         queues[q].buffer.append(row)
+    in_due, in_rows, in_lo = arrivals
+    for q, queue in enumerate(queues):     # arrivals not taken in yet stay the queue's inflow, as in
+        lo, hi = in_lo[q] + int(QI[q, NXT]), in_lo[q + 1]     # the runtime (a queue without a consumer
+        if lo < hi:                                            # takes them in when someone looks)
+            rows = in_rows[lo:hi].tolist()
+            queue.inflow = Inflow(in_due[lo:hi].tolist(), lambda a, b, rows=rows: rows[a:b])
     for queue in queues:
         if queue.buffer and queue.backlog_bytes is not None:
             queue.backlog_bytes = sum(map(ledger.bytes.__getitem__, queue.buffer))
