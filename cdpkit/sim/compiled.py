@@ -18,14 +18,16 @@ Covered: sources (shares, types), queues under any profile (autoscaling or every
 throughput limit), push spec consumers that compute (base and per-message service, any
 distribution), fail (transient and poison), retry (either policy and mode), publish (fan-out
 included), call a service-only actor for each message, route by message type to queues or
-to service-only actors (a routing consumer's batch runs as a task, as the runtime runs it:
-its CPU, its sends, then each message's call awaited in turn, a step after each) and
-dead-letter; service-only spec actors (keys with skew, the object gate); ``drain=True``.
-Not covered (the Python engine runs them, ``res.engine`` says why): stores, handler or actor
-code, parallel steps, actors that write, call or publish (the Durable Object machinery),
-pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
-the consumer wall time or the Durable Object soft limit is given back to the Python engine,
-which reports them as the platform does.
+to service-only actors, write to stores (sinks, KV, D1, Analytics Engine) and dead-letter;
+a consumer that routes or writes runs each batch as a task, as the runtime runs it (its CPU,
+its sends, then each message's writes and call awaited in turn: a binding's I/O always
+suspends, a step follows each); service-only spec actors (keys with skew, the object
+gate); ``drain=True``. The stores get the writes afterwards, as their own calls make them.
+Not covered (the Python engine runs them, ``res.engine`` says why): handler or actor code,
+parallel steps, actors that write, call or publish (they run on the runtime's Durable Object
+machinery), pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
+the consumer wall time, the Durable Object soft limit or KV's per-key write rate is given
+back to the Python engine, which reports them as the platform does.
 """
 
 from __future__ import annotations

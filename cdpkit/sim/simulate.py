@@ -112,9 +112,9 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         ``wrangler dev`` and queueing theory; it runs everything). ``"compiled"``: the numba
         engine (:mod:`cdpkit.sim.compiled`), proven to give the same ledger, batches and
         summary on the pipelines it covers (spec consumers that compute, fail, retry,
-        publish, call or route to queues and service-only actors, and dead-letter; no
-        stores, code, actors that write, call or publish, parallel steps, pull consumers,
-        faults, trace or ``drain=False``); ConfigError if it
+        publish, call or route to queues and service-only actors, write to stores and
+        dead-letter; no code, actors that write, call or publish, parallel steps, pull
+        consumers, faults, trace or ``drain=False``); ConfigError if it
         does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
         which ran and, when ``auto`` fell back, why. Without numba every run uses the Python
