@@ -81,20 +81,28 @@ def old_summary(res: cdp.Results) -> dict:
     }
 
 
+RETRY_SKEW = """
+name: retry-skew
+sources: {http: {queue: jobs}}
+queues:
+  jobs:
+    max_batch_size: 20
+    max_batch_timeout: 2
+    max_concurrency: 5
+    max_retries: 2
+    dead_letter_queue: dlq
+    consumer: {service: {base: {exp: 0.01}, per_message: 0.002}, failure: 0.15, permanent: 0.2,
+               retry: {policy: exponential, base: 2, cap: 30}, calls: Hot, publish: [out]}
+  dlq: {max_batch_size: 10, max_batch_timeout: 5, consumer: {}}
+  out: {max_batch_size: 50, max_batch_timeout: 1, consumer: {calls: Hot}}
+actors:
+  Hot: {service: {exp: 0.004}, instances: 20, skew: 1.3}
+"""
+
+
 def retry_skew() -> cdp.Pipeline:
-    p = cdp.Pipeline("retry-skew")
-    p.add_source("http", queue="jobs")
-    p.add_queue("jobs", max_batch_size=20, max_batch_timeout=2, max_concurrency=5, max_retries=2,
-                dead_letter_queue="dlq")
-    p.add_queue("dlq", max_batch_size=10, max_batch_timeout=5)
-    p.add_queue("out", max_batch_size=50, max_batch_timeout=1)
-    p.add_consumer("jobs", service={"base": {"exp": 0.01}, "per_message": 0.002}, failure=0.15,
-                   permanent=0.2, retry={"policy": "exponential", "base": 2, "cap": 30},
-                   calls="Hot", publish=["out"])
-    p.add_consumer("dlq")
-    p.add_consumer("out", calls="Hot")
-    p.add_actor("Hot", service={"exp": 0.004}, instances=20, skew=1.3)
-    return p
+    """Retries, dead letters, publishing and a skewed actor (bench/same_results.py's scenario)."""
+    return cdp.Pipeline.from_yaml(RETRY_SKEW)
 
 
 def mixed_bodies() -> cdp.Pipeline:
