@@ -71,6 +71,7 @@ specs = st.fixed_dictionaries({
     "router_service": dists,
     "writes": st.sampled_from([(), ("SINK",), ("DB",), ("KV",), ("LOG",), ("SINK", "DB"), ("KV", "LOG", "SINK")]),
     "dlq_writes": st.booleans(),                          # the DLQ's consumer writes to DB (notebook 03)
+    "parallel": st.booleans(),                            # jobs' consumer: each message's steps at once
     "store_latency": st.sampled_from([0.0, 0.002, {"exp": 0.05}, {"uniform": [0.0, 0.1]}]),
     "events_batch": st.integers(1, 8),
     "events_service": dists,
@@ -107,7 +108,7 @@ def pipeline(sc: dict) -> cdp.Pipeline:
                    retry={"policy": sc["policy"], "base": sc["retry_base"], "cap": 5, "mode": sc["mode"]},
                    publish=(["events", "audit"] if sc.get("fan_out") else ["events"]) if sc.get("publish") else [],
                    routes={"b": route} if route else None, calls="Checker" if sc.get("jobs_calls") else None,
-                   writes=list(sc.get("writes", ())))
+                   writes=list(sc.get("writes", ())), parallel=sc.get("parallel", False))
     latency = sc.get("store_latency", 0.002)
     for store in {*sc.get("writes", ()), *(["DB"] if sc.get("dlq_writes") and sc["dlq"] == "consumed" else [])}:
         kind = {"SINK": "sink", "DB": "d1", "KV": "kv", "LOG": "analytics"}[store]
@@ -213,6 +214,9 @@ TIES = {"batch": 3, "timeout": 0.5, "concurrency": 2, "retries": 2, "dlq": "cons
 @example({**TIES, "writes": ("KV", "LOG", "SINK"), "dlq_writes": True, "store_latency": {"exp": 0.05},
           "route": "actor", "jobs_calls": True})
 @example({**TIES, "writes": ("SINK", "DB"), "store_latency": 0.0, "profile": "production"})
+@example({**TIES, "parallel": True, "writes": ("KV", "LOG", "SINK"), "store_latency": {"exp": 0.05},
+          "route": "actor", "jobs_calls": True, "instances": 1})
+@example({**TIES, "parallel": True, "jobs_calls": True, "profile": "production", "load": ("poisson", 60)})
 def test_the_compiled_engine_runs_as_the_python_engine(sc):
     assert_same_run(run(sc, "python"), run(sc, "compiled"))
 

@@ -19,13 +19,14 @@ throughput limit), push spec consumers that compute (base and per-message servic
 distribution), fail (transient and poison), retry (either policy and mode), publish (fan-out
 included), call a service-only actor for each message, route by message type to queues or
 to service-only actors, write to stores (sinks, KV, D1, Analytics Engine) and dead-letter;
-a consumer that routes or writes runs each batch as a task, as the runtime runs it (its CPU,
-its sends, then each message's writes and call awaited in turn: a binding's I/O always
+a consumer that routes, writes or runs in parallel runs each batch as a task, as the
+runtime runs it (its CPU, its sends, then each message's writes and call awaited in turn,
+or with ``parallel`` each message's in a task of its own, gathered: a binding's I/O always
 suspends, a step follows each); service-only spec actors (keys with skew, the object
 gate); ``drain=True``. The stores get the writes afterwards, as their own calls make them.
 Not covered (the Python engine runs them, ``res.engine`` says why): handler or actor code,
-parallel steps, actors that write, call or publish (they run on the runtime's Durable Object
-machinery), pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
+actors that write, call or publish (they run on the runtime's Durable Object machinery),
+pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
 the consumer wall time, the Durable Object soft limit or KV's per-key write rate is given
 back to the Python engine, which reports them as the platform does.
 """
@@ -113,8 +114,6 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
             return f"handler code on {queue!r}"
         if spec.pull is not None:
             return f"the pull consumer of {queue!r}"
-        if spec.parallel:                    # (every actor is service-only here: see above)
-            return f"the consumer of {queue!r} runs its messages in parallel"
     cycles = next(nx.simple_cycles(g), None)
     if cycles is not None:
         return f"a cycle ({' -> '.join(cycles)})"
@@ -243,17 +242,21 @@ def _np_sum(x, n):
 (WAITING_SINCE, WAKE_TIME, RATE, SEEN, PER_MSG, FAILED_SHARE, CPU) = range(7)
 # a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats)
 (SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, HAS_CONSUMER, PER_WINDOW, CALLS, PUB_LO, PUB_HI, RETRY_ALL,
- BASE_KIND, PER_KIND, TASK, W_LO, W_HI) = range(15)
+ BASE_KIND, PER_KIND, TASK, W_LO, W_HI, PARALLEL) = range(16)
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
-(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW) = range(17)
+(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT) = range(18)
 # a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
 # c_pool); a batch makes its calls one at a time, so which call is on, how many are left and
 # the next batch waiting for the same instance are the batch's (B_CALL, B_LEFT, B_WAITING)
 # a batch's columns BI[b, ...] (floats BF: started, finished): its rows brows[B_LO:B_HI], its
 # failing positions and their delays fails/fdelay[B_FLO:B_FHI], what became of its messages
 (B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP, B_CALL, B_LEFT, B_WAITING,
- B_CHAIN, B_CHEND) = range(16)
+ B_CHAIN, B_CHEND, B_OUT) = range(17)
+B_COLUMNS = B_OUT + 1
+# A caller (of an actor, of a store) is a batch b, as x = 2b, or, for a consumer that runs its
+# messages in parallel, one message's task t (a row of TK, laid out as BI: its batch in B_LO,
+# its steps, its call, its gate wait link), as x = 2t + 1; B_OUT counts a batch's tasks left.
 # a task batch's steps are chain[B_CHAIN:B_CHEND] (with their bodies chain_body): a pool a >= 0
 # to call, or -1 - s, a write to store s; the writes done go to the write log (store, body, time)
 # a store's settings ST[s, ...]: its kind, its latency's distribution kind, which KV namespace
@@ -266,7 +269,7 @@ NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # (100 each), and the events they schedule
 BATCH_ROOM, BATCH_ROWS_ROOM, HEAP_ROOM = 256, 25_600, 600
 # event kinds
-_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO = range(11)
+_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO, _MAIN = range(12)
 
 
 @njit(cache=True, inline="always")
@@ -460,9 +463,9 @@ def _land(HT, HK, G, QI, q, now, delay, rows, n, lrows, LG):
 
 
 @njit(cache=True, inline="always")
-def _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived, c_started,
-          c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G):
-    """SpecActors._enter: batch ``b``'s next call to pool ``a`` (its next picked key) arrives
+def _call(a, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key, c_arrived,
+          c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G):
+    """SpecActors._enter: caller ``x``'s next call to pool ``a`` (its next picked key) arrives
     now; it enters the instance's gate (an entry event now) or waits behind the call holding
     it. Past the soft limit it would be held: the kernel gives the run back (ABORT 4). (The
     caller made room in the call columns.)"""
@@ -476,7 +479,8 @@ def _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_poo
     G[CALLS_MADE] = c + 1
     c_pool[c], c_key[c] = a, k
     c_arrived[c] = c_started[c] = c_finished[c] = now
-    BI[b, B_CALL], BI[b, B_WAITING] = c, -1
+    tab = TK if x & 1 else BI
+    tab[x >> 1, B_CALL], tab[x >> 1, B_WAITING] = c, -1
     i = lo + k
     if period > 0:                                    # the soft limit: admission()
         tat = (tats[i] if tats[i] > now else now) + period
@@ -485,16 +489,17 @@ def _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_poo
             G[ABORT] = 4
             return
     if busy[i]:
-        if w_tail[i] >= 0:
-            BI[w_tail[i], B_WAITING] = b
+        last = w_tail[i]
+        if last >= 0:
+            (TK if last & 1 else BI)[last >> 1, B_WAITING] = x
         else:
-            w_head[i] = b
-        w_tail[i] = b
+            w_head[i] = x
+        w_tail[i] = x
         p_waiting[a] += 1
     else:
         busy[i] = True
         p_holding[a] += 1
-        _push(HT, HK, G, now, _ENTRY, 0, b)
+        _push(HT, HK, G, now, _ENTRY, 0, x)
 
 
 @njit(cache=True, inline="always")
@@ -511,7 +516,7 @@ def _uncancel(CX, QI, q, seq):
 
 @njit(cache=True, _nrt=False)
 def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows, in_lo,
-         body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, chain_body, qwrites, ST, STF,
+         body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, chain_body, TK, qwrites, ST, STF,
          skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
@@ -536,7 +541,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 or G[CALLS_MADE] + 1 > c_key.shape[0] or G[HN] + HEAP_ROOM > HT.shape[0]
                 or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
                 or G[NDL] + BATCH_ROOM > DLT.shape[0] or G[NCH] + BATCH_ROWS_ROOM > chain.shape[0]
-                or G[NW] + BATCH_ROWS_ROOM > wl_store.shape[0]
+                or G[NW] + BATCH_ROWS_ROOM > wl_store.shape[0] or G[NT] + BATCH_ROOM > TK.shape[0]
                 or HT[0] / rate_window + 3 > SD.shape[1]):
             GF[0] = now
             return True
@@ -685,8 +690,10 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         _push(HT, HK, G, now + SF[target, DELAY], _LAND, target, G[NG] - 1)
                 a = SI[q, CALLS]
                 if routed:                            # the task then awaits each message's steps in turn
-                    BI[b, B_CHAIN] = G[NCH]
+                    BI[b, B_CHAIN] = G[NCH]           # (in parallel: a task of its own for each message
+                    BI[b, B_OUT] = 0                  # with steps, its first step now: ctx.gather)
                     for k in range(n_acked):
+                        first = G[NCH]
                         route = routes[q, otype[scratch[k]]]
                         if route == -1:               # the default: its writes, then the call
                             for w in range(SI[q, W_LO], SI[q, W_HI]):
@@ -695,10 +702,20 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         if route < -1 or route == -1 and a >= 0:
                             chain[G[NCH]], chain_body[G[NCH]] = -2 - route if route < -1 else a, scratch[k]
                             G[NCH] += 1
+                        if SI[q, PARALLEL] == 1 and G[NCH] > first:
+                            t = G[NT]
+                            G[NT] = t + 1
+                            TK[t, B_LO], TK[t, B_CHAIN], TK[t, B_CHEND] = b, first, G[NCH]
+                            BI[b, B_OUT] += 1
+                            _push(HT, HK, G, now, _STEP, q, 2 * t + 1)
                     BI[b, B_CHEND] = G[NCH]
+                    if SI[q, PARALLEL] == 1:          # the batch's own task awaits them all (gather)
+                        if BI[b, B_OUT]:
+                            continue
+                        BI[b, B_CHAIN] = BI[b, B_CHEND]   # (none had steps: gather is done at once)
                 elif a >= 0:                          # call_each: the first call now
                     BI[b, B_LEFT] = n_acked - 1
-                    _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived,
+                    _call(a, 2 * b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key, c_arrived,
                           c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
                     if G[ABORT]:
                         break
@@ -706,16 +723,19 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             if routed:                                # the task goes on with its steps (below)
                 if not n_acked:
                     BI[b, B_CHAIN] = BI[b, B_CHEND] = 0
-                stepping = b
+                stepping = 2 * b
             else:
                 finished_batch = b
-        elif kind == _STEP:                           # the task's step after an awaited call or write
+        elif kind == _STEP:                           # caller arg's step after an awaited call or write
             stepping = arg
         elif kind == _IO:                             # a store write's latency is over: its future is
-            _push(HT, HK, G, now, _STEP, q, arg)      # done, the task's next step is scheduled
+            _push(HT, HK, G, now, _STEP, q, arg)      # done, the caller's next step is scheduled
             continue
-        elif kind == _ENTRY:                          # batch arg's call gets its instance's gate
-            c = BI[arg, B_CALL]
+        elif kind == _MAIN:                           # gather's result: the batch's task goes on, and ends
+            QF[q, CPU] += BF[arg, 2]
+            finished_batch = arg
+        elif kind == _ENTRY:                          # caller arg's call gets its instance's gate
+            c = (TK if arg & 1 else BI)[arg >> 1, B_CALL]
             a = c_pool[c]
             c_started[c] = now
             seconds, used = _draw(P[a, 2], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
@@ -723,15 +743,15 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             p_busy_s[a] += seconds
             _push(HT, HK, G, now + seconds, _EXIT, 0, arg)
             continue
-        else:                                         # _EXIT: batch arg's call is done; Gate.leave
-            b = arg
-            c = BI[b, B_CALL]
+        else:                                         # _EXIT: caller arg's call is done; Gate.leave
+            b = arg >> 1
+            c = (TK if arg & 1 else BI)[b, B_CALL]
             a = c_pool[c]
             c_finished[c] = now
             k = P[a, 1] + c_key[c]
             waiting = w_head[k]
             if waiting >= 0:                          # the next waiting call gets the gate now
-                w_head[k] = BI[waiting, B_WAITING]
+                w_head[k] = (TK if waiting & 1 else BI)[waiting >> 1, B_WAITING]
                 if w_head[k] < 0:
                     w_tail[k] = -1
                 p_waiting[a] -= 1
@@ -739,27 +759,28 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             else:
                 busy[k] = False
                 p_holding[a] -= 1
-            if SI[BI[b, B_Q], TASK] == 1:           # a task awaited it: its next step (clock.call_later(0))
-                _push(HT, HK, G, now, _STEP, BI[b, B_Q], b)
+            if arg & 1 or SI[BI[b, B_Q], TASK] == 1:      # a task awaited it: its next step (call_later(0))
+                _push(HT, HK, G, now, _STEP, BI[TK[b, B_LO] if arg & 1 else b, B_Q], arg)
                 continue
             if BI[b, B_LEFT] > 0:                     # call_each: the caller's next call, at once
                 BI[b, B_LEFT] -= 1
-                _call(a, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key, c_arrived,
-                      c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
+                _call(a, arg, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key,
+                      c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
                 if G[ABORT]:
                     break
                 continue
             finished_batch = b
             q = BI[b, B_Q]
-        if stepping >= 0:                             # the task's steps, until one awaits something pending
-            b = stepping
+        if stepping >= 0:                             # a task's steps, until one awaits something pending
+            x, r = stepping, stepping >> 1
+            tab = TK if x & 1 else BI
             waits = False
-            while BI[b, B_CHAIN] < BI[b, B_CHEND]:
-                e = BI[b, B_CHAIN]
-                BI[b, B_CHAIN] = e + 1
+            while tab[r, B_CHAIN] < tab[r, B_CHEND]:
+                e = tab[r, B_CHAIN]
+                tab[r, B_CHAIN] = e + 1
                 target = chain[e]
                 if target >= 0:                       # await pool.awaitable(body): its exit wakes it
-                    _call(target, b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, c_pool, c_key,
+                    _call(target, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key,
                           c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
                     waits = True
                     break
@@ -781,17 +802,23 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 # an I/O future: awaiting it always suspends (IoFuture), done after its latency;
                 # at zero latency it is done already and the task's next step is scheduled now
                 if latency > 0:
-                    _push(HT, HK, G, now + latency, _IO, q, b)
+                    _push(HT, HK, G, now + latency, _IO, q, x)
                 else:
-                    _push(HT, HK, G, now, _STEP, q, b)
+                    _push(HT, HK, G, now, _STEP, q, x)
                 waits = True
                 break
             if G[ABORT]:
                 break
             if waits:
                 continue
-            QF[q, CPU] += BF[b, 2]                    # the task ends: its CPU is counted
-            finished_batch = b
+            if x & 1:                                 # a message's task ends; the last one's end
+                b = TK[r, B_LO]                       # completes gather: the batch's task steps on
+                BI[b, B_OUT] -= 1
+                if BI[b, B_OUT] == 0:
+                    _push(HT, HK, G, now, _MAIN, q, b)
+                continue
+            QF[q, CPU] += BF[r, 2]                    # the task ends: its CPU is counted
+            finished_batch = r
         if finished_batch >= 0:                       # Queue._batch_done
             b = finished_batch
             QI[q, RUNNING] -= 1
@@ -965,7 +992,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     never)."""
     nq, na = SI.shape[0], P.shape[0]
     concurrent = gi[0] == 1
-    G = np.zeros(17, np.int64)
+    G = np.zeros(18, np.int64)
     QI = np.zeros((nq, 25), np.int64)
     QF = np.zeros((nq, 7), np.float64)
     for q in range(nq):
@@ -977,13 +1004,14 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     DLT = np.empty((1024, 2), np.int64)               # dead letters: (row, the row it copies)
     chain = np.empty(1024, np.int32)                  # a task batch's steps, in turn
     chain_body = np.empty(1024, np.int64)
+    TK = np.empty((1024, B_COLUMNS), np.int64)        # parallel consumers' messages' tasks
     wl_store, wl_body, wl_time = np.empty(1024, np.int32), np.empty(1024, np.int64), np.empty(1024)
     s_draws = np.zeros(max(ST.shape[0], 1), np.int64)
     G[ROWS] = n0
     # batches, landing groups
     # (sized for a typical run of n0 arrivals, so that they rarely grow)
     # (np.empty: every entry is written before it is read; untouched pages cost nothing)
-    BI = np.empty((n0 // 4 + 1024, 16), np.int64)
+    BI = np.empty((n0 // 4 + 1024, B_COLUMNS), np.int64)
     BF = np.empty((n0 // 4 + 1024, 3), np.float64)           # started, finished, cpu
     done_order = np.empty(n0 // 4 + 1024, np.int64)
     brows = np.empty(2 * n0 + 30_000, np.int32)
@@ -1028,7 +1056,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
         _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     _push(HT, HK, G, 0.0, _SAMPLE, 0, 0)
     while _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows,
-               in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, chain_body, qwrites,
+               in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, chain_body, TK,
+               qwrites,
                ST, STF, skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
@@ -1052,6 +1081,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             DLT = _bigger(DLT, G[NDL] + BATCH_ROOM)
         if G[NCH] + BATCH_ROWS_ROOM > chain.shape[0]:
             chain, chain_body = _bigger(chain, G[NCH] + BATCH_ROWS_ROOM), _bigger(chain_body, G[NCH] + BATCH_ROWS_ROOM)
+        if G[NT] + BATCH_ROOM > TK.shape[0]:
+            TK = _bigger(TK, G[NT] + BATCH_ROOM)
         if G[NW] + BATCH_ROWS_ROOM > wl_store.shape[0]:
             need = G[NW] + BATCH_ROWS_ROOM
             wl_store, wl_body, wl_time = _bigger(wl_store, need), _bigger(wl_body, need), _bigger(wl_time, need)
@@ -1155,7 +1186,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     admitted.clear()                 # (taken: 10M arrivals are 160 MB the run no longer needs twice)
     # the queues' settings and their consumers' specs
     attempts = max((q.settings.max_retries + 1 for q in rt.queues.values()), default=1)
-    SI = np.zeros((nq, 15), np.int64)
+    SI = np.zeros((nq, 16), np.int64)
     store_index = {name: st for st, name in enumerate(writers)}
     qwrites: list[int] = []
     routes = np.full((nq, max(len(bodies.type_names), 1)), -1, np.int64)     # type -> queue routed to
@@ -1176,7 +1207,8 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
             continue
         spec = consumer.spec
         SI[q, HAS_CONSUMER] = 1
-        SI[q, TASK] = consumer.as_code          # routes or writes: a task per batch (as the runtime runs it)
+        SI[q, TASK] = consumer.as_code          # routes, writes or parallel: a task per batch (as the runtime)
+        SI[q, PARALLEL] = spec.parallel
         SI[q, W_LO] = len(qwrites)
         qwrites.extend(store_index[store] for store in spec.writes)
         SI[q, W_HI] = len(qwrites)

@@ -112,8 +112,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         ``wrangler dev`` and queueing theory; it runs everything). ``"compiled"``: the numba
         engine (:mod:`cdpkit.sim.compiled`), proven to give the same ledger, batches and
         summary on the pipelines it covers (spec consumers that compute, fail, retry,
-        publish, call or route to queues and service-only actors, write to stores and
-        dead-letter; no code, actors that write, call or publish, parallel steps, pull
+        publish, call or route to queues and service-only actors, write to stores, run in
+        parallel and dead-letter; no code, actors that write, call or publish, pull
         consumers, faults, trace or ``drain=False``); ConfigError if it
         does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
