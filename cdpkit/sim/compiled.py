@@ -233,8 +233,8 @@ def _np_sum(x, n):
 # State lives in numpy arrays with named columns (numba passes arrays cheaply; typed lists
 # cost several times more per append): a queue's state QI/QF, its settings SI/SF, the
 # ledger's own columns (numpy arrays it reserved: the engine writes its rows in place), a
-# queue's buffer a linked list through ``nxt[row]``, the batches BI/BF,
-# landing groups, actor calls CI/CF. Tables that grow double when full.
+# queue's buffer a linked list through ``nxt[row]``, the batches BI/BF, landing groups,
+# actor calls (their pools' logs), task steps, store writes. Tables grow by half when full.
 
 # a queue's integer state QI[q, ...] and float state QF[q, ...]
 (NXT, HEAD, TAIL, COUNT, ARRIVED, HAS_WAITING, LANDING, RUNNING, WAKE_SEQ, HAS_WAKE, PENDING_SEQ, IMMEDIATE,
@@ -247,8 +247,9 @@ def _np_sum(x, n):
 # the run's counters G[...]
 (SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT) = range(18)
 # a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
-# c_pool); a batch makes its calls one at a time, so which call is on, how many are left and
-# the next batch waiting for the same instance are the batch's (B_CALL, B_LEFT, B_WAITING)
+# c_pool); a caller makes its calls one at a time, so which call is on, how many are left
+# (call_each) and the next caller waiting at the same instance are the caller's (B_CALL,
+# B_LEFT, B_WAITING)
 # a batch's columns BI[b, ...] (floats BF: started, finished): its rows brows[B_LO:B_HI], its
 # failing positions and their delays fails/fdelay[B_FLO:B_FHI], what became of its messages
 (B_LO, B_HI, B_Q, B_FLO, B_FHI, B_RA, B_DA, B_ACK, B_RET, B_DEAD, B_DROP, B_CALL, B_LEFT, B_WAITING,
