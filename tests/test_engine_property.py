@@ -9,8 +9,9 @@ batch, as the runtime runs a routing consumer), dead letters to a queue with or
 without a consumer; batch sizes, timeouts (0 included), concurrency, retries with either
 policy and mode, transient and poison failures, every service distribution, per-message
 times, delivery delays, the three production profiles and ``local``, a scaled-down
-Durable Object soft limit (past it the kernel gives the run back: then both runs are
-Python's), Poisson and constant loads (a constant load on a grid with constant service
+Durable Object soft limit (requests past it are held and admitted later on both engines;
+one held past ``actor_max_queue_seconds`` would fail: the kernel gives the run back, then
+both runs are Python's), Poisson and constant loads (a constant load on a grid with constant service
 times makes ties everywhere). Every message's ledger row (times, attempts, outcome, drop
 reason), every batch, actor call and timeline sample, ``summary()``, ``cost()`` and
 ``warnings`` must be equal; floats to 1e-9 (relative 1e-12 for monthly cost

@@ -27,8 +27,10 @@ gate); ``drain=True``. The stores get the writes afterwards, as their own calls 
 Not covered (the Python engine runs them, ``res.engine`` says why): handler or actor code,
 actors that write, call or publish (they run on the runtime's Durable Object machinery),
 pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
-the consumer wall time, the Durable Object soft limit or KV's per-key write rate is given
-back to the Python engine, which reports them as the platform does.
+the consumer wall time, a request queued too long at the Durable Object soft limit
+(overloaded; one queued less long is held and admitted here, as the runtime does) or KV's
+per-key write rate is given back to the Python engine, which reports them as the platform
+does.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def fall_back(why: str, message: str) -> str:
 DIST_KINDS = {"const": 0, "exp": 1, "uniform": 2, "normal": 3, "lognormal": 4}
 # why a compiled run gave up (then the Python engine runs it): the runtime handles these
 ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran past the consumer wall time",
-                 3: "the run's event budget", 4: "an actor past the Durable Object soft limit",
+                 3: "the run's event budget", 4: "a request queued too long at the Durable Object soft limit",
                  5: "more than 4,096 cancelled batch timers pending on one queue",
                  6: "a KV write over the per-key write rate (the batch fails)"}
 
@@ -270,7 +272,7 @@ NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # (100 each), and the events they schedule
 BATCH_ROOM, BATCH_ROWS_ROOM, HEAP_ROOM = 256, 25_600, 600
 # event kinds
-_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO, _MAIN = range(12)
+_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO, _MAIN, _ADMIT = range(13)
 
 
 @njit(cache=True, inline="always")
@@ -465,11 +467,12 @@ def _land(HT, HK, G, QI, q, now, delay, rows, n, lrows, LG):
 
 @njit(cache=True, inline="always")
 def _call(a, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key, c_arrived,
-          c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G):
+          c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G):
     """SpecActors._enter: caller ``x``'s next call to pool ``a`` (its next picked key) arrives
-    now; it enters the instance's gate (an entry event now) or waits behind the call holding
-    it. Past the soft limit it would be held: the kernel gives the run back (ABORT 4). (The
-    caller made room in the call columns.)"""
+    now; it enters the instance's gate (:func:`_to_gate`), or, past the soft limit, is held
+    (SpecActors._hold): it reaches the gate ``wait`` seconds later (an admission event), or,
+    held longer than ``most`` seconds, it would fail: the kernel gives the run back (ABORT
+    4). (The caller made room in the call columns.)"""
     lo, n = P[a, 1], P[a, 0]
     u = _uniform(pkeys[a, 0], p_picks[a])
     p_picks[a] += 1
@@ -486,9 +489,20 @@ def _call(a, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c
     if period > 0:                                    # the soft limit: admission()
         tat = (tats[i] if tats[i] > now else now) + period
         tats[i] = tat
-        if tat - now - 1.0 > 0:
-            G[ABORT] = 4
+        wait = tat - now - 1.0
+        if wait > 0:
+            if wait > most:
+                G[ABORT] = 4
+            else:
+                _push(HT, HK, G, now + wait, _ADMIT, 0, x)
             return
+    _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G)
+
+
+@njit(cache=True, inline="always")
+def _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G):
+    """Gate.enter: caller ``x``'s call enters instance ``i``'s gate, of pool ``a`` (an entry
+    event now), or waits behind the call holding it."""
     if busy[i]:
         last = w_tail[i]
         if last >= 0:
@@ -532,7 +546,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
     concurrent, autoscale = gi[0] == 1, gi[1] == 1
     step_up, step_down, max_events, discard = gi[3], gi[4], gi[6], gi[7] == 1
     window, drain_s, wall, step, duration, rate_window, period = gf[0], gf[1], gf[2], gf[3], gf[4], gf[5], gf[6]
-    kv_period = gf[7]
+    kv_period, most = gf[7], gf[8]
     k_weight = 1.0 / gi[5]
     now = GF[0]
     while G[HN] > 0:
@@ -717,7 +731,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 elif a >= 0:                          # call_each: the first call now
                     BI[b, B_LEFT] = n_acked - 1
                     _call(a, 2 * b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key, c_arrived,
-                          c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
+                          c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
                     if G[ABORT]:
                         break
                     continue
@@ -735,6 +749,11 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         elif kind == _MAIN:                           # gather's result: the batch's task goes on, and ends
             QF[q, CPU] += BF[arg, 2]
             finished_batch = arg
+        elif kind == _ADMIT:                          # a call held at the soft limit reaches its gate
+            c = (TK if arg & 1 else BI)[arg >> 1, B_CALL]
+            a = c_pool[c]
+            _to_gate(a, P[a, 1] + c_key[c], arg, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G)
+            continue
         elif kind == _ENTRY:                          # caller arg's call gets its instance's gate
             c = (TK if arg & 1 else BI)[arg >> 1, B_CALL]
             a = c_pool[c]
@@ -766,7 +785,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             if BI[b, B_LEFT] > 0:                     # call_each: the caller's next call, at once
                 BI[b, B_LEFT] -= 1
                 _call(a, arg, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key,
-                      c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
+                      c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
                 if G[ABORT]:
                     break
                 continue
@@ -782,7 +801,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 target = chain[e]
                 if target >= 0:                       # await pool.awaitable(body): its exit wakes it
                     _call(target, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key,
-                          c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, HT, HK, G)
+                          c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
                     waits = True
                     break
                 st = -1 - target                      # await the store's write(body)
@@ -983,7 +1002,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     (``SI``, ``SF``), stream keys and retry delays, publish targets, global settings
     (``gi``: concurrent, autoscale, start, step_up, step_down, memory, max events,
     discard, row margin (:func:`row_margin`); ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
-    window, actor period (0: no soft limit), KV's per-key write period (0: none)), the
+    window, actor period (0: no soft limit), KV's per-key write period (0: none), the most a
+    request queues at the soft limit), the
     sends already counted per throughput
     window, and the pools (``P[a]``: instances, first instance, service kind; ``PF[a]``:
     service a, b; ``pkeys[a]``: key and service stream keys; ``cumulative``: key weights), and
@@ -1241,7 +1261,8 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                    scaler_policy.drain_seconds if scaler_policy else 1.0,
                    math.inf if sem.consumer_wall_seconds is None else sem.consumer_wall_seconds,
                    step, duration, sem.queue_rate_window, 0.0 if rate is None else 1 / rate,
-                   0.0 if sem.kv_key_writes_per_second is None else 1 / sem.kv_key_writes_per_second],
+                   0.0 if sem.kv_key_writes_per_second is None else 1 / sem.kv_key_writes_per_second,
+                   sem.actor_max_queue_seconds],
                   dtype=np.float64)
     # the stores consumers write: kind, latency (distribution, stream key), KV namespaces' last writes
     kinds = {"sink": SINK, "kv": KV, "d1": D1, "analytics": ANALYTICS}
