@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import pickle
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -308,19 +308,26 @@ class Ledger:
 
     def deliveries(self) -> tuple[np.ndarray, np.ndarray]:
         """Per row: how many times it was delivered, and when first (NaN if never)."""
-        sizes = np.asarray(self._delivered_sizes, dtype=np.int64)
-        rows = np.asarray(self._delivered)      # int64, or a compiled run's int32: no copy
-        at = np.asarray(self._delivered_at, dtype=np.float64)
         first = np.full(self.size, np.nan)
-        # batches are in time order: the earliest delivery wins, so write the last ones first,
-        # about a million at a time (a time per delivery for all of them is 8 bytes each)
-        ends, step = np.cumsum(sizes), 1 << 20
-        cuts = np.searchsorted(ends, np.arange(step, ends[-1], step), side="right") if len(ends) else ()
+        for rows, times in self.delivery_chunks():   # the earliest delivery is written last
+            first[rows[::-1]] = times[::-1]
+        return np.bincount(np.asarray(self._delivered), minlength=self.size), first
+
+    def delivery_chunks(self, step: int = 1 << 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The deliveries, whole batches at a time (about ``step`` deliveries a chunk), the
+        last chunk first: each chunk's rows (int64, or a compiled run's int32) and when each
+        was delivered. Batches are in time order, so a reader that writes each chunk reversed
+        is left with every row's earliest delivery, without a time per delivery for all of
+        them (8 bytes each). The rows are a view: use them, then drop them."""
+        sizes = np.asarray(self._delivered_sizes, dtype=np.int64)
+        if not len(sizes):
+            return
+        rows, at = np.asarray(self._delivered), np.asarray(self._delivered_at, dtype=np.float64)
+        ends = np.cumsum(sizes)
+        cuts = np.searchsorted(ends, np.arange(step, ends[-1], step), side="right")
         bounds = sorted({0, len(sizes), *(int(c) for c in cuts if 0 < c < len(sizes))})
         for lo, hi in reversed(list(zip(bounds, bounds[1:]))):
-            mine = rows[int(ends[lo] - sizes[lo]):int(ends[hi - 1])]
-            first[mine[::-1]] = np.repeat(at[lo:hi], sizes[lo:hi])[::-1]
-        return np.bincount(rows, minlength=self.size), first
+            yield rows[int(ends[lo] - sizes[lo]):int(ends[hi - 1])], np.repeat(at[lo:hi], sizes[lo:hi])
 
     def finish_all(self, rows: Sequence[int], code: int, now: float) -> None:
         """:meth:`finish` for many rows with one outcome code (the broker's hot path)."""

@@ -403,33 +403,19 @@ def _origins(ledger: Ledger, start: int, stop: int) -> np.ndarray:
     return origin
 
 
-def _delivery_log(ledger: Ledger) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ledger's deliveries, no copy: every batch's rows one after another, each batch's
-    size, and when it was delivered (in time order). Use them, then drop them (they keep the
-    ledger from growing)."""
-    return (np.asarray(ledger._delivered), np.asarray(ledger._delivered_sizes, dtype=np.int64),
-            np.asarray(ledger._delivered_at, dtype=np.float64))
-
-
 def _entry_waits(ledger: Ledger, entry: np.ndarray) -> tuple[np.ndarray, int]:
     """For the rows where ``entry`` is True, in row order: the wait before the first delivery
     (NaN: never delivered), and how many redeliveries they had in all. Only those rows: a
     position per row (int32) instead of :meth:`Ledger.deliveries`' two arrays of all rows."""
     position = np.cumsum(entry, dtype=np.int32 if len(entry) < 2**31 else np.int64)   # entry row -> 1 + index
     wait = np.full(int(position[-1]) if len(position) else 0, np.nan)
-    rows, sizes, at = _delivery_log(ledger)
-    ends = np.cumsum(sizes)
-    steps = np.unique(np.searchsorted(ends, np.arange(_STEP, ends[-1], _STEP), side="right")) if len(ends) else ()
-    bounds = [0, *(int(b) for b in steps if 0 < b < len(sizes)), len(sizes)] if len(sizes) else [0]
     deliveries = 0
-    for lo, hi in reversed(list(zip(bounds, bounds[1:]))):   # the last step first, each step backwards:
-        mine = rows[int(ends[lo] - sizes[lo]):int(ends[hi - 1])]          # the earliest delivery is written last
-        times = np.repeat(at[lo:hi], sizes[lo:hi])
+    for mine, times in ledger.delivery_chunks(_STEP):    # the earliest delivery is written last
         keep = entry[mine]
         mine, times = mine[keep], times[keep]
         deliveries += len(mine)
         wait[position[mine[::-1]] - 1] = times[::-1]
-    del rows, sizes, at, position
+    del position
     sent, done = ledger.view("sent"), 0
     for start in range(0, len(entry), _STEP):
         chunk = sent[start:start + _STEP][entry[start:start + _STEP]]
