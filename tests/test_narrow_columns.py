@@ -100,5 +100,6 @@ def test_a_backlog_past_32_bits_sums_exactly():
 def test_a_profile_cannot_count_past_the_failed_column():
     sem = dataclasses.replace(PRODUCTION, default_max_retries=40_000)
     rt = cdp.Runtime(semantics=sem)
-    with pytest.raises(ConfigError, match="max_retries=40000"):
+    with pytest.raises(ConfigError, match=r"max_retries=40000 is not allowed; allowed: at most 32766 \(the ledger "
+                                          r"counts failed attempts in 16 bits\)"):
         rt.queue("jobs")

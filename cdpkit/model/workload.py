@@ -48,22 +48,21 @@ class Arrivals:
     type_names: list[str]
 
     def __post_init__(self) -> None:
-        self.sizes = _narrow(self.sizes, np.int32)
+        self.sizes = _narrow(self.sizes)
 
     def __len__(self) -> int:
         return len(self.times)
 
 
-def _narrow(values: np.ndarray, narrowest: type = np.int8) -> np.ndarray:
-    """Integer ``values`` in the narrowest signed dtype, ``narrowest`` or wider, that holds
-    them all; anything else as it is."""
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """Integer ``values`` as int32 when they all fit, else int64 when they fit that; anything
+    else as it is."""
     values = np.asarray(values)
     if values.dtype.kind not in "iu" or not len(values):
         return values
     lo, hi = int(values.min()), int(values.max())
-    for dtype in (np.int8, np.int16, np.int32, np.int64):
-        info = np.iinfo(dtype)
-        if info.bits >= np.iinfo(narrowest).bits and info.min <= lo and hi <= info.max:
+    for dtype in (np.int32, np.int64):
+        if np.iinfo(dtype).min <= lo and hi <= np.iinfo(dtype).max:
             return values.astype(dtype, copy=False)
     return values
 

@@ -245,6 +245,7 @@ def _np_sum(x, n):
 # a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats)
 (SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, HAS_CONSUMER, PER_WINDOW, CALLS, PUB_LO, PUB_HI, RETRY_ALL,
  BASE_KIND, PER_KIND, TASK, W_LO, W_HI, PARALLEL) = range(16)
+SI_COLUMNS = PARALLEL + 1
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
 (SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT) = range(18)
@@ -1207,10 +1208,10 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     admitted.clear()                 # (taken: 10M arrivals are 160 MB the run no longer needs twice)
     # the queues' settings and their consumers' specs
     attempts = max((q.settings.max_retries + 1 for q in rt.queues.values()), default=1)
-    SI = np.zeros((nq, 16), np.int64)
+    SI = np.zeros((nq, SI_COLUMNS), np.int64)
     store_index = {name: st for st, name in enumerate(writers)}
     qwrites: list[int] = []
-    routes = np.full((nq, max(len(bodies.type_names), 1)), -1, np.int64)     # type -> queue routed to
+    routes = np.full((nq, max(len(bodies.type_names), 1)), -1, np.int64)     # type -> queue (or -2 - pool)
     SF = np.zeros((nq, 9), np.float64)
     keys = np.zeros((nq, 4), np.uint64)
     delays = np.zeros((nq, attempts + 1), np.int64)
