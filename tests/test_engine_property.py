@@ -8,7 +8,9 @@ consumer fails and retries too) or routes one message type there (run as a task 
 batch, as the runtime runs a routing consumer), dead letters to a queue with or
 without a consumer; batch sizes, timeouts (0 included), concurrency, retries with either
 policy and mode, transient and poison failures, every service distribution, per-message
-times, delivery delays, the three production profiles and ``local``, a scaled-down
+times, delivery delays; an actor on the Durable Object machinery (the consumer's, the routed
+one or the events consumer's) that writes to stores, calls children (one computing, one
+writing to KV and calling the first) and publishes to a consumed queue; the three production profiles and ``local``, a scaled-down
 Durable Object soft limit (requests past it are held and admitted later on both engines;
 one held past ``actor_max_queue_seconds`` would fail: the kernel gives the run back, then
 both runs are Python's), Poisson and constant loads (a constant load on a grid with constant service
@@ -86,6 +88,15 @@ specs = st.fixed_dictionaries({
     "load": st.tuples(st.sampled_from(["poisson", "constant"]), st.sampled_from([5, 20, 60])),
     "duration": st.sampled_from([2.0, 5.0]),
     "seed": st.integers(0, 10_000),
+    # one actor (if the pipeline has it) on the Durable Object machinery: it writes, calls
+    # children ("Leaf" computes; "Mid" writes to a second KV namespace and calls Leaf) and
+    # publishes to "outbox"
+    "io_actor": st.sampled_from([None, "Worker", "Checker", "Router"]),
+    "actor_writes": st.sampled_from([(), ("SINK",), ("KV",), ("LOG",), ("DB", "SINK")]),
+    "actor_calls": st.sampled_from([(), ("Leaf",), ("Mid",), ("Leaf", "Mid")]),   # (Mid writes to CACHE)
+    "actor_publish": st.booleans(),
+    "child_service": dists,
+    "child_instances": st.integers(1, 3),
 })
 
 
@@ -110,14 +121,21 @@ def pipeline(sc: dict) -> cdp.Pipeline:
                    publish=(["events", "audit"] if sc.get("fan_out") else ["events"]) if sc.get("publish") else [],
                    routes={"b": route} if route else None, calls="Checker" if sc.get("jobs_calls") else None,
                    writes=list(sc.get("writes", ())), parallel=sc.get("parallel", False))
+    present = {"Router": route == "Router", "Checker": sc.get("jobs_calls"), "Worker": events and sc["calls"]}
+    io = sc.get("io_actor") if present.get(sc.get("io_actor")) else None
+    io_spec = {"writes": list(sc.get("actor_writes", ())), "calls": list(sc.get("actor_calls", ())),
+               "publish": ["outbox"] if sc.get("actor_publish") else []} if io else {}
     latency = sc.get("store_latency", 0.002)
-    for store in {*sc.get("writes", ()), *(["DB"] if sc.get("dlq_writes") and sc["dlq"] == "consumed" else [])}:
-        kind = {"SINK": "sink", "DB": "d1", "KV": "kv", "LOG": "analytics"}[store]
+    stores = {*sc.get("writes", ()), *(["DB"] if sc.get("dlq_writes") and sc["dlq"] == "consumed" else [])}
+    stores |= {*io_spec.get("writes", ()), *(["CACHE"] if "Mid" in io_spec.get("calls", ()) else [])}
+    for store in sorted(stores):
+        kind = {"SINK": "sink", "DB": "d1", "KV": "kv", "CACHE": "kv", "LOG": "analytics"}[store]
         p.add_store(store, kind=kind, **({} if kind == "analytics" else {"latency": latency}))
     if route == "Router":      # a routed batch runs as a task awaiting each call (as handler code would)
-        p.add_actor("Router", service=sc.get("router_service", 0.05), instances=sc["instances"], skew=sc["skew"])
+        p.add_actor("Router", service=sc.get("router_service", 0.05), instances=sc["instances"], skew=sc["skew"],
+                    **(io_spec if io == "Router" else {}))
     if sc.get("jobs_calls"):
-        p.add_actor("Checker", service={"exp": 0.02}, instances=2)
+        p.add_actor("Checker", service={"exp": 0.02}, instances=2, **(io_spec if io == "Checker" else {}))
     if sc.get("publish") and sc.get("fan_out"):      # fan-out: every acked message to a second queue too
         p.add_queue("audit", max_batch_size=10, max_batch_timeout=0.5)
         p.add_consumer("audit", service={"base": 0.01, "per_message": 0.001}, failure=0.1)
@@ -126,7 +144,16 @@ def pipeline(sc: dict) -> cdp.Pipeline:
         p.add_consumer("events", service={"base": sc["events_service"]},
                        calls="Worker" if sc["calls"] else None)
         if sc["calls"]:
-            p.add_actor("Worker", service=sc["actor_service"], instances=sc["instances"], skew=sc["skew"])
+            p.add_actor("Worker", service=sc["actor_service"], instances=sc["instances"], skew=sc["skew"],
+                        **(io_spec if io == "Worker" else {}))
+    if io_spec.get("calls"):
+        p.add_actor("Leaf", service=sc.get("child_service", 0.01), instances=sc.get("child_instances", 1))
+        if "Mid" in io_spec["calls"]:
+            p.add_actor("Mid", service={"exp": 0.01}, instances=sc.get("child_instances", 1), writes=["CACHE"],
+                        calls=["Leaf"])
+    if io_spec.get("publish"):
+        p.add_queue("outbox", max_batch_size=5, max_batch_timeout=0.3)
+        p.add_consumer("outbox", service={"base": 0.01}, failure=0.1)
     if sc.get("second_source"):
         p.add_source("batch-upload", queue=sc["second_source"], share=0.5)
     return p
@@ -218,6 +245,12 @@ TIES = {"batch": 3, "timeout": 0.5, "concurrency": 2, "retries": 2, "dlq": "cons
 @example({**TIES, "parallel": True, "writes": ("KV", "LOG", "SINK"), "store_latency": {"exp": 0.05},
           "route": "actor", "jobs_calls": True, "instances": 1})
 @example({**TIES, "parallel": True, "jobs_calls": True, "profile": "production", "load": ("poisson", 60)})
+@example({**TIES, "io_actor": "Worker", "actor_writes": ("KV",), "actor_calls": ("Leaf", "Mid"), "actor_publish": True,
+          "store_latency": 0.0, "child_service": 0.05, "child_instances": 1, "instances": 1})
+@example({**TIES, "route": "actor", "io_actor": "Router", "actor_writes": ("DB", "SINK"), "actor_calls": ("Mid",),
+          "profile": "production", "instances": 1, "store_latency": {"exp": 0.05}})
+@example({**TIES, "parallel": True, "jobs_calls": True, "io_actor": "Checker", "actor_calls": ("Leaf",),
+          "actor_writes": ("LOG",), "actor_publish": True, "profile": "soft_limit", "load": ("constant", 60)})
 def test_the_compiled_engine_runs_as_the_python_engine(sc):
     assert_same_run(run(sc, "python"), run(sc, "compiled"))
 
@@ -251,20 +284,49 @@ def test_arrivals_at_a_queue_without_a_consumer_are_kept(profile):
     assert fast.runtime.conservation()["balanced"].all()
 
 
+class Enricher(cdp.Actor):
+    async def handle(self, body):
+        await self.ctx.work(0.01)
+
+
 def test_auto_falls_back_to_python_and_says_why():
-    p = cdp.Pipeline("store")
+    p = cdp.Pipeline("code")
     p.add_source("http", queue="jobs")
     p.add_queue("jobs")
     p.add_consumer("jobs", calls="Enricher")
-    p.add_actor("Enricher", writes=["KV"])      # an actor with I/O: the Durable Object machinery
-    p.add_store("KV", kind="kv")
+    p.add_actor("Enricher", cls=Enricher)       # actor code: only the Python engine runs code
     res = cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)
-    why = "actor 'Enricher' (it writes, calls or publishes)"
+    why = "actor 'Enricher' (code)"
     assert res.engine == f"python (the compiled engine does not cover: {why})"
     with pytest.raises(cdp.ConfigError, match=rf"engine='compiled' does not cover this run \({re.escape(why)}\)"):
         cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1, engine="compiled")
     with pytest.raises(cdp.ConfigError, match=r"engine='fast' is not allowed; allowed: 'auto', 'compiled' or 'python'"):
         cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1, engine="fast")
+
+
+@pytest.mark.parametrize("profile", ["local", "production"])
+def test_the_cdp_gateway_runs_compiled_as_on_python(profile):
+    """The seed's gateway: a consumer calling an orchestrator actor that calls children
+    (one calls another, which calls a third that writes to KV) and publishes, a routing
+    consumer, a DLQ consumer writing to D1 and publishing alerts: all of it on the Durable
+    Object machinery's events (gates left at I/O, child requests, idle evictions in
+    production), equal on both engines."""
+    from cdpkit.demo import gateway, gateway_workload
+    args = {"duration": 30, "seed": 2, "semantics": profile}
+    python = cdp.simulate(gateway(), gateway_workload(rate=100), engine="python", **args)
+    fast = cdp.simulate(gateway(), gateway_workload(rate=100), engine="compiled", **args)
+    assert_same_run(python, fast)
+    assert len(fast.actor_calls) > 5_000
+    objects = {(ns.binding, obj.label): (obj.requests, obj.busy_seconds, obj.evictions, obj.instance is None)
+               for ns in python.runtime.namespaces.values() for obj in ns.objects.values()}
+    same = {(ns.binding, obj.label): (obj.requests, obj.busy_seconds, obj.evictions, obj.instance is None)
+            for ns in fast.runtime.namespaces.values() for obj in ns.objects.values()}
+    assert list(objects) == list(same)
+    for key, (requests, busy, evictions, evicted) in objects.items():
+        assert (requests, evictions, evicted) == (same[key][0], same[key][2], same[key][3]), key
+        assert busy == pytest.approx(same[key][1], rel=1e-12, abs=1e-9), key
+    if profile == "production":     # idle objects were evicted after the run (70 s idle)
+        assert sum(evictions for _, _, evictions, _ in objects.values()) > 0
 
 
 def test_a_run_the_kernel_gives_up_on_runs_on_python_with_the_reason():

@@ -543,14 +543,21 @@ class ActorNamespace:
                                f"id_from_name(), new_unique_id() or id_from_string()")
         if actor_id.namespace != self.binding:
             raise HandlerError(f"{self.binding}.get: id belongs to namespace {actor_id.namespace!r}")
-        obj = self.objects.get(actor_id)
-        if obj is None:
-            obj = self.objects[actor_id] = ActorObject(self, actor_id)
-        return ActorStub(obj)
+        return ActorStub(self._object(actor_id))
 
     def get_by_name(self, name: str) -> ActorStub:
         """Shorthand for ``get(id_from_name(name))``."""
         return self.get(self.id_from_name(name))
+
+    def object_named(self, name: str) -> ActorObject:
+        """The object ``get_by_name(name)`` talks to (made now if it is new)."""
+        return self._object(self.id_from_name(name))
+
+    def _object(self, actor_id: ActorId) -> ActorObject:
+        obj = self.objects.get(actor_id)
+        if obj is None:
+            obj = self.objects[actor_id] = ActorObject(self, actor_id)
+        return obj
 
     def load(self) -> tuple[int, int]:
         """(requests waiting at the objects' gates, objects serving one) now."""

@@ -7,6 +7,7 @@ DataFrames only when asked for.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,6 +72,11 @@ class Trace:
         record = [binding, obj, method, t, None, None, None]
         self._calls.append(record)
         return record
+
+    def add_actor_calls(self, records: Iterable[list]) -> None:
+        """Requests made elsewhere (the compiled engine's), as :meth:`actor_call` records
+        them once finished: [binding, object, method, arrived, started, finished, outcome]."""
+        self._calls.extend(records)
 
     def actor_calls(self) -> pd.DataFrame:
         frame = pd.DataFrame(self._calls, columns=CALL_COLUMNS)

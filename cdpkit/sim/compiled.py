@@ -3,10 +3,10 @@ runtime runs it.
 
 The Python runtime is the reference semantics (DESIGN.md, "One semantics, proven"); this
 engine repeats, for the pipelines it covers (:func:`not_covered` says which and why not),
-exactly what the runtime's brokers, spec consumers and service-only spec actors do: the same
-events (:class:`~cdpkit.runtime.queues.Queue`'s inflow wake-ups, the flushers' timers, batch
+exactly what the runtime's brokers, spec consumers and spec actors do: the same events
+(:class:`~cdpkit.runtime.queues.Queue`'s inflow wake-ups, the flushers' timers, batch
 completions, publish, retry and dead-letter landings, the actors' gate entries and exits,
-the timeline's samples) scheduled in the same order with the clock's (time, sequence)
+a Durable Object request's steps, its I/O's ends, idle evictions, the timeline's samples) scheduled in the same order with the clock's (time, sequence)
 keys, so that ties fall the same way; the same counter-based draws
 (:mod:`cdpkit.sim.draws`); the autoscaler's arithmetic operation for operation. It fills the
 runtime's ledger, batch records, call logs and queue state, so
@@ -23,10 +23,13 @@ a consumer that routes, writes or runs in parallel runs each batch as a task, as
 runtime runs it (its CPU, its sends, then each message's writes and call awaited in turn,
 or with ``parallel`` each message's in a task of its own, gathered: a binding's I/O always
 suspends, a step follows each); service-only spec actors (keys with skew, the object
-gate); ``drain=True``. The stores get the writes afterwards, as their own calls make them.
-Not covered (the Python engine runs them, ``res.engine`` says why): handler or actor code,
-actors that write, call or publish (they run on the runtime's Durable Object machinery),
-pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
+gate); spec actors that write to stores, call child actors and publish, as the runtime's
+Durable Object machinery runs them (each request a task that computes holding its object's
+input gate, leaves the gate at every awaited write or child request and re-enters it behind
+the requests waiting there, publishes, and ends the request: the idle-eviction timer, then
+its caller goes on); ``drain=True``. The stores get the writes afterwards, as their own
+calls make them. Not covered (the Python engine runs them, ``res.engine`` says why):
+handler or actor code, pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
 the consumer wall time, a request queued too long at the Durable Object soft limit
 (overloaded; one queued less long is held and admitted here, as the runtime does) or KV's
 per-key write rate is given back to the Python engine, which reports them as the platform
@@ -53,7 +56,7 @@ from .draws import SECOND
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
     from ..runtime.runtime import Runtime
-    from .behaviour import SpecActors, SpecBodies, StoreWriter
+    from .behaviour import CodeActorCaller, SpecActors, SpecBodies, StoreWriter
 
 try:        # the compiled engine is optional: without numba every run uses the Python engine
     import numba
@@ -108,8 +111,6 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
         spec = pipeline.spec(node)
         if spec.cls is not None:
             return f"actor {node!r} (code)"
-        if spec.writes or spec.calls or spec.publish:
-            return f"actor {node!r} (it writes, calls or publishes)"
     for node in pipeline.nodes("consumer"):
         spec, queue = pipeline.spec(node), g.nodes[node]["queue"]
         if spec.handler is not None:
@@ -125,9 +126,11 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
 def row_margin(pipeline: Pipeline) -> int:
     """The most ledger rows one kernel event can add (the room it checks for): a batch of
     up to 100 messages sending each to every queue its consumer publishes to (routing sends
-    each to one), or its dead letters, plus a few."""
+    each to one), its dead letters, or an actor's request publishing its body to each of its
+    queues; plus a few."""
     fan_out = max((len(pipeline.spec(c).publish) for c in pipeline.nodes("consumer")), default=1)
-    return 100 * max(1, fan_out) + 108
+    publish = max((len(pipeline.spec(a).publish) for a in pipeline.nodes("actor")), default=0)
+    return max(100 * max(1, fan_out), publish) + 108
 
 
 def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
@@ -135,20 +138,25 @@ def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
     messages fed to it), at most ``cap`` + 1 (the message budget: past it the run stops),
     and the room the kernel checks for before each event: a message is a row on its queue
     and then, once, either what its consumer sends (to each queue it publishes to, or the
-    one its type is routed to; an actor it is routed to sends nothing) or its dead letter's
-    copy."""
+    one its type is routed to) and what the actor it calls (or is routed to) publishes, or
+    its dead letter's copy. An actor's request publishes its body to each of its queues and
+    calls each of its children once."""
     g = pipeline.graph
     consumers = {g.nodes[c]["queue"]: pipeline.spec(c) for c in pipeline.nodes("consumer")}
     memo: dict[str, int] = {}
 
-    def rows(queue: str) -> int:
-        if queue not in memo:
-            spec, dlq = consumers.get(queue), pipeline.spec(queue).get("dead_letter_queue")
-            memo[queue] = 1 if spec is None else 1 + max(
-                sum(map(rows, spec.publish)),
-                max((rows(t) for t in spec.routes.values() if g.nodes[t]["kind"] == "queue"), default=0),
+    def rows(node: str) -> int:       # rows a message on queue ``node``, or a request to actor ``node``, makes
+        if node not in memo:
+            spec = pipeline.spec(node)
+            if g.nodes[node]["kind"] == "actor":
+                memo[node] = sum(map(rows, spec.publish)) + sum(map(rows, spec.calls))
+                return memo[node]
+            consumer, dlq = consumers.get(node), spec.get("dead_letter_queue")
+            memo[node] = 1 if consumer is None else 1 + max(
+                sum(map(rows, consumer.publish)) + (rows(consumer.calls) if consumer.calls else 0),
+                max(map(rows, consumer.routes.values()), default=0),
                 rows(dlq) if dlq else 0)
-        return memo[queue]
+        return memo[node]
 
     return int(min(sum(n * rows(queue) for queue, n in arrivals.items()), cap + 1)) + row_margin(pipeline)
 
@@ -248,7 +256,7 @@ def _np_sum(x, n):
 SI_COLUMNS = PARALLEL + 1
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
 # the run's counters G[...]
-(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT) = range(18)
+(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT, FREE_T) = range(19)
 # a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
 # c_pool); a caller makes its calls one at a time, so which call is on, how many are left
 # (call_each) and the next caller waiting at the same instance are the caller's (B_CALL,
@@ -263,6 +271,22 @@ B_COLUMNS = B_OUT + 1
 # its steps, its call, its gate wait link), as x = 2t + 1; B_OUT counts a batch's tasks left.
 # a task batch's steps are chain[B_CHAIN:B_CHEND] (with their bodies chain_body): a pool a >= 0
 # to call, or -1 - s, a write to store s; the writes done go to the write log (store, body, time)
+#
+# Pools a (P[a], PF[a], pkeys[a]) are the actor classes, in the timeline's order: first the spec
+# actors that write, call or publish (they run on the runtime's Durable Object machinery: P[a,
+# P_KIND] == OBJECTS), then the service-only ones (SpecActors). A call to an OBJECTS pool is a
+# request served by a task of its own, a TK row laid out for it (T_*): the caller x it wakes at
+# the end, the call c it serves (c_pool/c_key: which object), its body and its program counter:
+# -1, it has not started; then the actor's steps PROG[P[a, P_LO]:P[a, P_HI]] in turn, each (kind,
+# what): a write to store s, a call to pool b, a publish to queue q. The task holds its
+# object's gate while it computes and leaves it at every awaited write or call, re-entering
+# behind the requests waiting there (ObjectGate: a FIFO through B_WAITING). Finished tasks'
+# rows are reused (a free list through T_FREE, from G[FREE_T]).
+(P_INSTANCES, P_FIRST, P_SERVICE, P_KIND, P_LO, P_HI) = range(6)
+SERVICE_ONLY, OBJECTS = 0, 1
+(T_PARENT, T_FREE, T_SERVES, T_BODY) = (B_LO, B_HI, B_Q, B_FLO)   # a serve task's own TK columns
+T_PC = B_CHAIN
+WRITE, CALL, PUBLISH = range(3)                                      # PROG's step kinds
 # a store's settings ST[s, ...]: its kind, its latency's distribution kind, which KV namespace
 (ST_KIND, ST_LATENCY, ST_KV) = range(3)
 SINK, KV, D1, ANALYTICS = range(4)
@@ -273,15 +297,16 @@ NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # (100 each), and the events they schedule
 BATCH_ROOM, BATCH_ROWS_ROOM, HEAP_ROOM = 256, 25_600, 600
 # event kinds
-_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO, _MAIN, _ADMIT = range(13)
+(_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO, _MAIN, _ADMIT,
+ _OSTEP, _OADMIT, _EVICT) = range(16)     # (5 bits of an event's code)
 
 
 @njit(cache=True, inline="always")
 def _push(HT, HK, G, t, kind, q, arg):
     """clock.call_at: an event at ``t`` with the next sequence number, into the heap of
-    (time, seq) keys HT/HK[:, 0] (its code, ``arg << 12 | queue << 4 | kind``, in HK[:, 1])."""
+    (time, seq) keys HT/HK[:, 0] (its code, ``arg << 13 | queue << 5 | kind``, in HK[:, 1])."""
     G[SEQ] += 1
-    seq, code = G[SEQ], (np.int64(arg) << 12) | (np.int64(q) << 4) | np.int64(kind)
+    seq, code = G[SEQ], (np.int64(arg) << 13) | (np.int64(q) << 5) | np.int64(kind)
     i = G[HN]
     G[HN] = i + 1
     while i > 0:                      # sift up
@@ -466,15 +491,24 @@ def _land(HT, HK, G, QI, q, now, delay, rows, n, lrows, LG):
     _push(HT, HK, G, now + delay, _LAND, q, g)
 
 
+# an object's state OB[i, ...] (an instance of an OBJECTS pool, as ActorObject keeps it): requests
+# inside it, requests served, its idle-eviction timer's sequence number (-1: none), evictions,
+# whether its instance is in memory, its first call (the order the runtime meets objects in)
+(O_ACTIVE, O_REQUESTS, O_EVICT, O_EVICTIONS, O_LIVE, O_FIRST) = range(6)
+
+
 @njit(cache=True, inline="always")
-def _call(a, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key, c_arrived,
+def _call(a, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool, c_key, c_arrived,
           c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G):
-    """SpecActors._enter: caller ``x``'s next call to pool ``a`` (its next picked key) arrives
-    now; it enters the instance's gate (:func:`_to_gate`), or, past the soft limit, is held
-    (SpecActors._hold): it reaches the gate ``wait`` seconds later (an admission event), or,
-    held longer than ``most`` seconds, it would fail: the kernel gives the run back (ABORT
-    4). (The caller made room in the call columns.)"""
-    lo, n = P[a, 1], P[a, 0]
+    """Caller ``x``'s next call to pool ``a``, for body ``m``, arrives now: its key is picked
+    (the next draw of the pool's key stream) and its call row made. A service-only pool's
+    call enters the instance's gate (SpecActors._enter, :func:`_to_gate`); an OBJECTS pool's
+    (CodeActorCaller.awaitable, then ActorObject.call) gets a serve task, and is served
+    (:func:`_serve`). Past the soft limit either is held (SpecActors._hold,
+    ActorObject._queued): it goes on ``wait`` seconds later (an admission event), or, held
+    longer than ``most`` seconds, it would fail: the kernel gives the run back (ABORT 4).
+    (The caller made room in the call columns and the tasks.)"""
+    lo, n = P[a, P_FIRST], P[a, P_INSTANCES]
     u = _uniform(pkeys[a, 0], p_picks[a])
     p_picks[a] += 1
     k = np.searchsorted(cumulative[lo:lo + n], u, side="right")
@@ -487,6 +521,19 @@ def _call(a, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c
     tab = TK if x & 1 else BI
     tab[x >> 1, B_CALL], tab[x >> 1, B_WAITING] = c, -1
     i = lo + k
+    objects = P[a, P_KIND] == OBJECTS
+    if objects:                                       # the request's own task (reusing a finished one's row)
+        t = G[FREE_T]
+        if t >= 0:
+            G[FREE_T] = TK[t, T_FREE]
+        else:
+            t = G[NT]
+            G[NT] = t + 1
+        TK[t, T_PARENT], TK[t, T_SERVES], TK[t, T_BODY], TK[t, T_PC] = x, c, m, -1
+        TK[t, B_CALL], TK[t, B_WAITING] = -1, -1
+        if OB[i, O_FIRST] < 0:
+            OB[i, O_FIRST] = c
+        x = 2 * t + 1                                 # (from here on: the task that serves it)
     if period > 0:                                    # the soft limit: admission()
         tat = (tats[i] if tats[i] > now else now) + period
         tats[i] = tat
@@ -495,17 +542,32 @@ def _call(a, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c
             if wait > most:
                 G[ABORT] = 4
             else:
-                _push(HT, HK, G, now + wait, _ADMIT, 0, x)
+                _push(HT, HK, G, now + wait, _OADMIT if objects else _ADMIT, 0, x)
             return
-    _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G)
+    if objects:
+        _serve(a, i, x, now, busy, w_head, w_tail, BI, TK, OB, p_waiting, p_holding, HT, HK, G)
+    else:
+        _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _ENTRY)
+
+
+@njit(cache=True)
+def _serve(a, i, x, now, busy, w_head, w_tail, BI, TK, OB, p_waiting, p_holding, HT, HK, G):
+    """ActorObject._serve: object ``i`` takes task ``x``'s request (its idle-eviction timer,
+    if any, is cancelled) and the task enters the object's gate."""
+    OB[i, O_ACTIVE] += 1
+    OB[i, O_REQUESTS] += 1
+    OB[i, O_EVICT] = -1
+    _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _OSTEP)
 
 
 @njit(cache=True, inline="always")
-def _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G):
-    """Gate.enter: caller ``x``'s call enters instance ``i``'s gate, of pool ``a`` (an entry
-    event now), or waits behind the call holding it."""
+def _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, kind):
+    """Gate.enter: ``x`` enters instance ``i``'s gate, of pool ``a`` (an event ``kind`` now:
+    a service-only call's entry, or a serve task's next step), or waits behind the one
+    holding it, in FIFO order."""
     if busy[i]:
-        last = w_tail[i]
+        (TK if x & 1 else BI)[x >> 1, B_WAITING] = -1     # (the end of the line; a serve task re-entering
+        last = w_tail[i]                                  # may have waited here before)
         if last >= 0:
             (TK if last & 1 else BI)[last >> 1, B_WAITING] = x
         else:
@@ -515,7 +577,165 @@ def _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, H
     else:
         busy[i] = True
         p_holding[a] += 1
-        _push(HT, HK, G, now, _ENTRY, 0, x)
+        _push(HT, HK, G, now, kind, 0, x)
+
+
+@njit(cache=True, inline="always")
+def _leave(a, i, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, kind):
+    """Gate.leave: the first waiting at instance ``i``'s gate gets it (an event ``kind`` now),
+    or the gate is free."""
+    waiting = w_head[i]
+    if waiting >= 0:
+        w_head[i] = (TK if waiting & 1 else BI)[waiting >> 1, B_WAITING]
+        if w_head[i] < 0:
+            w_tail[i] = -1
+        p_waiting[a] -= 1
+        _push(HT, HK, G, now, kind, 0, waiting)
+    else:
+        busy[i] = False
+        p_holding[a] -= 1
+
+
+@njit(cache=True)
+def _resume(x, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT, HK, G):
+    """Task._wake: what caller ``x`` awaited is done. A consumer's task (a batch's, or one
+    message's) takes its next step one event later; a serve task re-enters its object's gate."""
+    if x & 1 and TK[x >> 1, T_SERVES] >= 0:
+        c = TK[x >> 1, T_SERVES]
+        a = c_pool[c]
+        _to_gate(a, P[a, P_FIRST] + c_key[c], x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G,
+                 _OSTEP)
+    else:
+        _push(HT, HK, G, now, _STEP, BI[TK[x >> 1, B_LO] if x & 1 else x >> 1, B_Q], x)
+
+
+@njit(cache=True)
+def _write(st, m, x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G):
+    """Caller ``x`` writes body ``m`` to store ``st`` (StoreWriter.write): the write is logged and
+    its latency drawn; returns the latency (its end, an I/O event, is scheduled when over 0), or
+    -1.0 for an Analytics Engine data point (done at once, nothing drawn: awaiting it does not
+    suspend). A KV put over the per-key write rate (production) fails: ABORT 6."""
+    if ST[st, ST_KIND] == KV and kv_period > 0:       # KV's per-key write rate
+        last = kv_last[ST[st, ST_KV], m]
+        if last == last and now - last < kv_period:
+            G[ABORT] = 6
+            return -1.0
+        kv_last[ST[st, ST_KV], m] = now
+    w = G[NW]
+    wl_store[w], wl_body[w], wl_time[w] = st, m, now
+    G[NW] = w + 1
+    if ST[st, ST_KIND] == ANALYTICS:
+        return -1.0
+    latency, used = _draw(ST[st, ST_LATENCY], STF[st, 0], STF[st, 1], skeys[st], s_draws[st])
+    s_draws[st] += used
+    if latency > 0:                                   # an I/O future: done after its latency
+        _push(HT, HK, G, now + latency, _IO, q, x)
+    return latency
+
+
+@njit(cache=True)
+def _send(target, vals, lo, n, now, body, rowq, failed, outcome, reason, stamp, sent, finished, SI, SF, SD,
+          rate_window, lrows, LG, QI, HT, HK, G):
+    """send_spec_messages: bodies ``vals[lo:lo + n]`` sent to queue ``target`` together (one
+    sendBatch: ledger rows now, what is over the throughput limit rejected, the rest landing
+    together after the queue's delivery delay)."""
+    first = G[ROWS]
+    for i in range(n):
+        r = first + i
+        body[r], rowq[r], failed[r], outcome[r], reason[r] = vals[lo + i], target, 0, 0, 0
+        stamp[r], sent[r], finished[r] = now, now, np.nan
+    G[ROWS] = first + n
+    last = first + n
+    per_window = SI[target, PER_WINDOW]
+    if per_window >= 0:                               # Queue.enqueue's throughput limit
+        w = np.int64(now // rate_window)
+        so_far = SD[target, w]
+        if so_far + n > per_window:
+            fits = per_window - so_far if per_window > so_far else 0
+            for r in range(first + fits, last):
+                outcome[r], finished[r], reason[r] = REJECTED, now, TOO_MANY
+            last = first + fits
+        SD[target, w] = so_far + (last - first)
+        if last == first:
+            return
+    lo2 = G[NL]
+    for i in range(last - first):
+        lrows[lo2 + i] = first + i
+    LG[G[NG], 0], LG[G[NG], 1] = lo2, lo2 + last - first
+    G[NL] += last - first
+    G[NG] += 1
+    QI[target, LANDING] += last - first
+    _push(HT, HK, G, now + SF[target, DELAY], _LAND, target, G[NG] - 1)
+
+
+@njit(cache=True)
+def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_picks, p_draws, p_busy_s, busy, w_head,
+                 w_tail, tats, p_waiting, p_holding, period, most, c_pool, c_key, c_arrived, c_started, c_finished, BI,
+                 bodies, body, rowq, failed, outcome, reason, stamp, sent, finished, SI, SF, SD, rate_window, lrows, LG,
+                 QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G):
+    """Serve task ``x``'s next step, with its object's gate (an _OSTEP event): at first the
+    request starts and computes (``ctx.work``: the gate kept); then its steps in turn, a
+    publish at once, a write or a child request awaited (the gate left); at the end the
+    request is done (serve's ``finally``: the idle-eviction timer), the gate left and the
+    caller resumed. (Its own function: inlined into ``_run``, numba took three times as long
+    to compile the kernel.)"""
+    t = x >> 1
+    c = TK[t, T_SERVES]
+    a = c_pool[c]
+    i = P[a, P_FIRST] + c_key[c]
+    m = TK[t, T_BODY]
+    if TK[t, T_PC] < 0:                       # its first: started; ctx.work(service), the gate kept
+        c_started[c] = now
+        OB[i, O_LIVE] = 1                     # (ensure_instance)
+        seconds, used = _draw(P[a, P_SERVICE], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
+        p_draws[a] += used
+        p_busy_s[a] += seconds
+        o_busy_s[i] += seconds
+        TK[t, T_PC] = P[a, P_LO]
+        _push(HT, HK, G, now + seconds, _OSTEP, 0, x)
+        return
+    waits = False
+    while TK[t, T_PC] < P[a, P_HI]:           # then its writes, calls and publishes in turn
+        e = TK[t, T_PC]
+        TK[t, T_PC] = e + 1
+        what = PROG[e, 1]
+        if PROG[e, 0] == PUBLISH:             # send_spec_messages(queue, [body]): no await
+            bodies[0] = m
+            _send(what, bodies, 0, 1, now, body, rowq, failed, outcome, reason, stamp, sent, finished, SI,
+                  SF, SD, rate_window, lrows, LG, QI, HT, HK, G)
+            continue
+        if PROG[e, 0] == WRITE:
+            latency = _write(what, m, x, 0, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store,
+                             wl_body, wl_time, HT, HK, G)
+            if G[ABORT]:
+                break
+            if latency < 0:
+                continue
+        else:                                 # the child's call (awaitable(body)), then the await
+            _call(what, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool,
+                  c_key, c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT,
+                  HK, G)
+            latency = 1.0
+        # awaiting I/O or another object opens the gate (IoFuture: even when done already,
+        # then it is back in line at once)
+        _leave(a, i, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _OSTEP)
+        if latency == 0:
+            _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _OSTEP)
+        waits = True
+        break
+    if waits or G[ABORT]:
+        return
+    # the handler returns: serve's finally (the call ends; idle, the eviction timer), then
+    # Task._step leaves the gate and completes the task: its caller goes on
+    c_finished[c] = now
+    OB[i, O_ACTIVE] -= 1
+    if OB[i, O_ACTIVE] == 0 and PF[a, 2] >= 0:
+        OB[i, O_EVICT] = _push(HT, HK, G, now + PF[a, 2], _EVICT, 0, i)
+    _leave(a, i, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _OSTEP)
+    _resume(TK[t, T_PARENT], now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT,
+            HK, G)
+    TK[t, T_FREE] = G[FREE_T]                 # (its row is free for the next request)
+    G[FREE_T] = t
 
 
 @njit(cache=True, inline="always")
@@ -536,7 +756,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
          skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
-         p_waiting, p_holding, HT, HK, CX, row_margin):
+         p_waiting, p_holding, OB, o_busy_s, PROG, HT, HK, CX, row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
     short of room for the next one (returns True: the caller makes room and calls again).
     Nothing here allocates or reassigns an array (it is compiled without numba's reference
@@ -562,9 +782,9 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             GF[0] = now
             return True
         t, s, code = _pop(HT, HK, G)
-        kind, q, arg = code & 15, (code >> 4) & 255, code >> 12
+        kind, q, arg = code & 31, (code >> 5) & 255, code >> 13
         if (kind == _WAKE and s != QI[q, WAKE_SEQ]) or (kind == _PENDING and _uncancel(CX, QI, q, s)) or (
-                kind == _TIMER and s != QI[q, TIMER_SEQ]):
+                kind == _TIMER and s != QI[q, TIMER_SEQ]) or (kind == _EVICT and s != OB[arg, O_EVICT]):
             continue                                  # cancelled
         now = t
         G[EVENTS] += 1
@@ -622,9 +842,9 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             G[NSM] = i + 1
             while G[HN] > 0:                          # clock.peek: drop cancelled entries
                 s2, code2 = HK[0, 0], HK[0, 1]
-                k2, q2 = code2 & 15, (code2 >> 4) & 255
+                k2, q2, a2 = code2 & 31, (code2 >> 5) & 255, code2 >> 13
                 if (k2 == _WAKE and s2 != QI[q2, WAKE_SEQ]) or (k2 == _PENDING and _uncancel(CX, QI, q2, s2)) or (
-                        k2 == _TIMER and s2 != QI[q2, TIMER_SEQ]):
+                        k2 == _TIMER and s2 != QI[q2, TIMER_SEQ]) or (k2 == _EVICT and s2 != OB[a2, O_EVICT]):
                     _pop(HT, HK, G)
                 else:
                     break
@@ -676,34 +896,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                             bodies[n_b] = scratch[k]
                             n_b += 1
                     for c in range(0, n_b, 100):
-                        n = min(100, n_b - c)
-                        first = G[ROWS]
-                        for i in range(n):
-                            r = first + i
-                            body[r], rowq[r], failed[r], outcome[r], reason[r] = bodies[c + i], target, 0, 0, 0
-                            stamp[r], sent[r], finished[r] = now, now, np.nan
-                        G[ROWS] = first + n
-                        last = first + n
-                        per_window = SI[target, PER_WINDOW]
-                        if per_window >= 0:           # Queue.enqueue's throughput limit
-                            w = np.int64(now // rate_window)
-                            so_far = SD[target, w]
-                            if so_far + n > per_window:
-                                fits = per_window - so_far if per_window > so_far else 0
-                                for m in range(first + fits, last):
-                                    outcome[m], finished[m], reason[m] = REJECTED, now, TOO_MANY
-                                last = first + fits
-                            SD[target, w] = so_far + (last - first)
-                            if last == first:
-                                continue
-                        lo2 = G[NL]
-                        for i in range(last - first):
-                            lrows[lo2 + i] = first + i
-                        LG[G[NG], 0], LG[G[NG], 1] = lo2, lo2 + last - first
-                        G[NL] += last - first
-                        G[NG] += 1
-                        QI[target, LANDING] += last - first
-                        _push(HT, HK, G, now + SF[target, DELAY], _LAND, target, G[NG] - 1)
+                        _send(target, bodies, c, min(100, n_b - c), now, body, rowq, failed, outcome, reason, stamp,
+                              sent, finished, SI, SF, SD, rate_window, lrows, LG, QI, HT, HK, G)
                 a = SI[q, CALLS]
                 if routed:                            # the task then awaits each message's steps in turn
                     BI[b, B_CHAIN] = G[NCH]           # (in parallel: a task of its own for each message
@@ -721,7 +915,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         if SI[q, PARALLEL] == 1 and G[NCH] > first:
                             t = G[NT]
                             G[NT] = t + 1
-                            TK[t, B_LO], TK[t, B_CHAIN], TK[t, B_CHEND] = b, first, G[NCH]
+                            TK[t, B_LO], TK[t, B_CHAIN], TK[t, B_CHEND], TK[t, T_SERVES] = b, first, G[NCH], -1
                             BI[b, B_OUT] += 1
                             _push(HT, HK, G, now, _STEP, q, 2 * t + 1)
                     BI[b, B_CHEND] = G[NCH]
@@ -731,8 +925,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         BI[b, B_CHAIN] = BI[b, B_CHEND]   # (none had steps: gather is done at once)
                 elif a >= 0:                          # call_each: the first call now
                     BI[b, B_LEFT] = n_acked - 1
-                    _call(a, 2 * b, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key, c_arrived,
-                          c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
+                    _call(a, 2 * b, 0, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool, c_key,
+                          c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
                     if G[ABORT]:
                         break
                     continue
@@ -745,15 +939,36 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         elif kind == _STEP:                           # caller arg's step after an awaited call or write
             stepping = arg
         elif kind == _IO:                             # a store write's latency is over: its future is
-            _push(HT, HK, G, now, _STEP, q, arg)      # done, the caller's next step is scheduled
-            continue
+            _resume(arg, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT, HK, G)
+            continue                                  # done, its caller goes on
         elif kind == _MAIN:                           # gather's result: the batch's task goes on, and ends
             QF[q, CPU] += BF[arg, 2]
             finished_batch = arg
         elif kind == _ADMIT:                          # a call held at the soft limit reaches its gate
             c = (TK if arg & 1 else BI)[arg >> 1, B_CALL]
             a = c_pool[c]
-            _to_gate(a, P[a, 1] + c_key[c], arg, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G)
+            _to_gate(a, P[a, P_FIRST] + c_key[c], arg, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _ENTRY)
+            continue
+        elif kind == _OADMIT:                         # a request held at the soft limit: served now
+            c = TK[arg >> 1, T_SERVES]
+            a = c_pool[c]
+            _serve(a, P[a, P_FIRST] + c_key[c], arg, now, busy, w_head, w_tail, BI, TK, OB, p_waiting, p_holding,
+                   HT, HK, G)
+            continue
+        elif kind == _EVICT:                          # ActorObject.evict: idle for evict_after seconds
+            OB[arg, O_EVICT] = -1
+            if OB[arg, O_LIVE] == 1 and OB[arg, O_ACTIVE] == 0:
+                OB[arg, O_LIVE] = 0
+                OB[arg, O_EVICTIONS] += 1
+            continue
+        elif kind == _OSTEP:                          # serve task arg's next step, with its object's gate
+            _object_step(arg, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_picks, p_draws, p_busy_s,
+                         busy, w_head, w_tail, tats, p_waiting, p_holding, period, most, c_pool, c_key, c_arrived,
+                         c_started, c_finished, BI, bodies, body, rowq, failed, outcome, reason, stamp, sent, finished,
+                         SI, SF, SD, rate_window, lrows, LG, QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store,
+                         wl_body, wl_time, HT, HK, G)
+            if G[ABORT]:
+                break
             continue
         elif kind == _ENTRY:                          # caller arg's call gets its instance's gate
             c = (TK if arg & 1 else BI)[arg >> 1, B_CALL]
@@ -769,23 +984,13 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             c = (TK if arg & 1 else BI)[b, B_CALL]
             a = c_pool[c]
             c_finished[c] = now
-            k = P[a, 1] + c_key[c]
-            waiting = w_head[k]
-            if waiting >= 0:                          # the next waiting call gets the gate now
-                w_head[k] = (TK if waiting & 1 else BI)[waiting >> 1, B_WAITING]
-                if w_head[k] < 0:
-                    w_tail[k] = -1
-                p_waiting[a] -= 1
-                _push(HT, HK, G, now, _ENTRY, 0, waiting)
-            else:
-                busy[k] = False
-                p_holding[a] -= 1
-            if arg & 1 or SI[BI[b, B_Q], TASK] == 1:      # a task awaited it: its next step (call_later(0))
-                _push(HT, HK, G, now, _STEP, BI[TK[b, B_LO] if arg & 1 else b, B_Q], arg)
+            _leave(a, P[a, P_FIRST] + c_key[c], now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _ENTRY)
+            if arg & 1 or SI[BI[b, B_Q], TASK] == 1:      # a task awaited it: it goes on
+                _resume(arg, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT, HK, G)
                 continue
             if BI[b, B_LEFT] > 0:                     # call_each: the caller's next call, at once
                 BI[b, B_LEFT] -= 1
-                _call(a, arg, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key,
+                _call(a, arg, 0, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool, c_key,
                       c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
                 if G[ABORT]:
                     break
@@ -800,31 +1005,21 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 e = tab[r, B_CHAIN]
                 tab[r, B_CHAIN] = e + 1
                 target = chain[e]
-                if target >= 0:                       # await pool.awaitable(body): its exit wakes it
-                    _call(target, x, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, c_pool, c_key,
-                          c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
+                if target >= 0:                       # await pool.awaitable(body): the call's end wakes it
+                    _call(target, x, chain_body[e], now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB,
+                          c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most,
+                          HT, HK, G)
                     waits = True
                     break
-                st = -1 - target                      # await the store's write(body)
-                m = chain_body[e]
-                if ST[st, ST_KIND] == KV and kv_period > 0:   # KV's per-key write rate (production)
-                    last = kv_last[ST[st, ST_KV], m]
-                    if last == last and now - last < kv_period:
-                        G[ABORT] = 6                  # refused: the put fails, so does the batch
-                        break
-                    kv_last[ST[st, ST_KV], m] = now
-                w = G[NW]
-                wl_store[w], wl_body[w], wl_time[w] = st, m, now
-                G[NW] = w + 1
-                if ST[st, ST_KIND] == ANALYTICS:      # writeDataPoint: done at once, nothing drawn
+                # await the store's write(body): an I/O future always suspends (IoFuture), done
+                # after its latency; at zero latency it is done already: the next step is now
+                latency = _write(-1 - target, chain_body[e], x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period,
+                                 wl_store, wl_body, wl_time, HT, HK, G)
+                if G[ABORT]:                          # (a KV put refused: the batch fails)
+                    break
+                if latency < 0:                       # writeDataPoint: done at once
                     continue
-                latency, used = _draw(ST[st, ST_LATENCY], STF[st, 0], STF[st, 1], skeys[st], s_draws[st])
-                s_draws[st] += used
-                # an I/O future: awaiting it always suspends (IoFuture), done after its latency;
-                # at zero latency it is done already and the task's next step is scheduled now
-                if latency > 0:
-                    _push(HT, HK, G, now + latency, _IO, q, x)
-                else:
+                if latency == 0:
                     _push(HT, HK, G, now, _STEP, q, x)
                 waits = True
                 break
@@ -993,8 +1188,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
 
 @njit(cache=True)
 def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp, sent, finished, SI, SF,
-            keys, delays, pub, otype, routes, gi, gf, sends_init, P, PF, pkeys, cumulative, qwrites, ST, STF, skeys,
-            kv_last):
+            keys, delays, pub, otype, routes, gi, gf, sends_init, P, PF, pkeys, cumulative, PROG, qwrites, ST, STF,
+            skeys, kv_last):
     """Every queue, spec consumer and service-only spec actor of a covered pipeline, as the
     runtime runs them (see the module's docstring). Arguments: the queues' known arrivals
     (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger's reserved columns and its ``n0``
@@ -1014,7 +1209,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     never)."""
     nq, na = SI.shape[0], P.shape[0]
     concurrent = gi[0] == 1
-    G = np.zeros(18, np.int64)
+    G = np.zeros(19, np.int64)
+    G[FREE_T] = -1
     QI = np.zeros((nq, 25), np.int64)
     QF = np.zeros((nq, 7), np.float64)
     for q in range(nq):
@@ -1068,6 +1264,9 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     p_busy_s = np.zeros(max(na, 1), np.float64)
     p_waiting = np.zeros(max(na, 1), np.int64)
     p_holding = np.zeros(max(na, 1), np.int64)
+    OB = np.zeros((n_inst, 6), np.int64)              # objects (OBJECTS pools' instances)
+    OB[:, O_EVICT] = OB[:, O_FIRST] = -1
+    o_busy_s = np.zeros(n_inst, np.float64)
     HT = np.empty(4096, np.float64)                   # the event heap: times,
     HK = np.empty((4096, 2), np.int64)                # ... sequence numbers and codes
     GF = np.zeros(1, np.float64)                      # now
@@ -1083,8 +1282,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
                ST, STF, skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
-               p_draws, p_busy_s, p_waiting, p_holding, HT,
-               HK, CX, row_margin):
+               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, HT, HK, CX, row_margin):
         # a table is short of room for one more event: double it, then go on
         if G[NB] + BATCH_ROOM > BI.shape[0]:
             need = G[NB] + BATCH_ROOM
@@ -1149,7 +1347,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
             LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, c_pool[:nc],
             c_key[:nc], c_arrived[:nc], c_started[:nc], c_finished[:nc], p_busy_s, tats, busy, wl_store[:G[NW]],
-            wl_body[:G[NW]], wl_time[:G[NW]], s_draws)
+            wl_body[:G[NW]], wl_time[:G[NW]], s_draws, OB, o_busy_s)
 
 
 # ---------------------------------------------------------------------------- the glue
@@ -1180,21 +1378,25 @@ ENGINE_COLUMNS = ("payload", "failed", "outcome", "queue", "timestamp", "sent", 
 
 
 def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, Sequence[int]]],
-        pools: dict[str, SpecActors], writers: dict[str, StoreWriter], bodies: SpecBodies, timeline: list,
-        duration: float, step: float, max_events: int) -> str | None:
+        pools: dict[str, SpecActors], objects: dict[str, tuple[CodeActorCaller, int]],
+        writers: dict[str, StoreWriter], bodies: SpecBodies, timeline: list, duration: float, step: float,
+        max_events: int) -> str | None:
     """Run the covered pipeline built in ``rt`` with the kernel, its queues fed as simulate's
     ``_admit`` admitted them (``admitted``: queue -> (landing times, rows), in feeding order;
-    emptied here),
-    and write what happened into ``rt`` as its own broker, consumers and pools would have:
-    the ledger, the batch records, the queues' and pools' state, the consumers' CPU time, the
-    clock, and ``timeline``'s samples. Returns None, or why the run was given up (nothing is
-    written then: the caller runs it on the Python engine)."""
+    emptied here), and write what happened into ``rt`` as its own broker, consumers, pools and
+    Durable Objects would have: the ledger, the batch records, the queues', pools' and
+    objects' state, the actor calls, the consumers' CPU time, the clock, and ``timeline``'s
+    samples. ``objects``: the spec actors that write, call or publish (run on the runtime's
+    Durable Object machinery), each its caller and its service stream's key, in the order
+    their namespaces were made. Returns None, or why the run was given up (nothing is written
+    then: the caller runs it on the Python engine)."""
     sem, ledger = rt.semantics, rt.ledger
     if ledger.room >= 2**31 - 1:     # the kernel's row links are 32-bit
         return "more than 2,147,483,646 ledger rows"
     names = list(rt.queues)
     index = {name: q for q, name in enumerate(names)}
-    pool_index = {id(pool): a for a, pool in enumerate(pools.values())}
+    units = [*objects, *pools]         # the pools, as the timeline lists them: namespaces first
+    unit_index = {name: a for a, name in enumerate(units)}
     nq = len(names)
     # the queues' known arrivals, in queue order
     in_due, in_rows, in_lo = [np.zeros(0)], [np.zeros(0, np.int32)], [0]
@@ -1238,12 +1440,12 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
             for type_name, target in spec.routes.items():
                 if type_name in bodies.type_names:
                     routes[q, bodies.type_names.index(type_name)] = (
-                        index[target] if target in index else -2 - pool_index[id(pools[target])])
+                        index[target] if target in index else -2 - unit_index[target])
         SI[q, PUB_LO] = len(pub)
         pub.extend(index[target] for target in spec.publish)
         SI[q, PUB_HI] = len(pub)
-        if consumer.simple_pool is not None:
-            SI[q, CALLS] = pool_index[id(consumer.simple_pool)]
+        if spec.calls:
+            SI[q, CALLS] = unit_index[spec.calls]
         SI[q, [RETRY_ALL, BASE_KIND, PER_KIND]] = (spec.retry.mode == "retry_all", DIST_KINDS[spec.base.kind],
                                                    DIST_KINDS[spec.per_message.kind])
         SF[q, [BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON]] = (
@@ -1279,42 +1481,56 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     kv_last = np.full((n_kv, len(bodies.times)) if gf[7] > 0 else (0, 0), np.nan)
     sends_init = np.array([(index[name], w, c) for name, queue in rt.queues.items() for w, c in queue.sends.items()],
                           dtype=np.int64).reshape(-1, 3)
-    # the pools: instances, key weights, stream keys, service distributions
-    P = np.zeros((len(pools), 3), np.int64)
-    PF = np.zeros((len(pools), 2), np.float64)
-    pkeys = np.zeros((len(pools), 2), np.uint64)
+    # the pools: instances, key weights, stream keys, service distributions, and the objects' programs
+    P = np.zeros((len(units), 6), np.int64)
+    PF = np.zeros((len(units), 3), np.float64)
+    pkeys = np.zeros((len(units), 2), np.uint64)
     cumulative = [np.zeros(0)]
+    prog: list[tuple[int, int]] = []
     first = 0
-    for a, pool in enumerate(pools.values()):
-        service = pool.spec.service
-        P[a] = (pool.spec.instances, first, DIST_KINDS[service.kind])
-        PF[a] = (service.a, service.b)
-        pkeys[a] = (pool.picker.rng.key, pool.service_rng.key)
-        cumulative.append(pool.picker.cumulative)
-        first += pool.spec.instances
+    for a, name in enumerate(units):
+        spec = pipeline.spec(name)
+        service, lo = spec.service, len(prog)
+        if name in objects:
+            caller, service_key = objects[name]
+            picker, evict_after = caller.picker, caller.namespace.evict_after
+            prog += [(WRITE, store_index[store]) for store in spec.writes]
+            prog += [(CALL, unit_index[child]) for child in spec.calls]
+            prog += [(PUBLISH, index[queue]) for queue in spec.publish]
+        else:
+            picker, service_key, evict_after = pools[name].picker, pools[name].service_rng.key, None
+        P[a] = (spec.instances, first, DIST_KINDS[service.kind], OBJECTS if name in objects else SERVICE_ONLY,
+                lo, len(prog))
+        PF[a] = (service.a, service.b, -1.0 if evict_after is None else evict_after)
+        pkeys[a] = (picker.rng.key, service_key)
+        cumulative.append(picker.cumulative)
+        first += spec.instances
     # the ledger so far (the workload's arrivals)
     # the ledger so far (the workload's arrivals), in the columns it reserved for the engine
     try:
         out = _engine_call(fed, in_due, in_rows, np.array(in_lo, dtype=np.int64),
                            len(ledger), *(getattr(ledger, name) for name in ENGINE_COLUMNS), SI, SF, keys, delays, np.array(pub, dtype=np.int64),
                            np.asarray(bodies.arrivals.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
-                           np.concatenate(cumulative), np.array(qwrites, dtype=np.int64), ST, STF, skeys, kv_last)
+                           np.concatenate(cumulative), np.array(prog, dtype=np.int64).reshape(-1, 2),
+                           np.array(qwrites, dtype=np.int64), ST, STF, skeys, kv_last)
     except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
         return fall_back("numba could not compile it on this platform", "cdpkit: the compiled engine could "
                          f"not be compiled here ({type(error).__name__}); simulations use the Python engine")
     if out[0][ABORT]:
         return ABORT_REASONS[int(out[0][ABORT])]
-    _write_back(rt, names, pools, writers, bodies, timeline, duration, out, sends_init, (in_due, in_rows, in_lo))
+    _write_back(rt, names, pools, objects, writers, bodies, timeline, duration, out, sends_init,
+                (in_due, in_rows, in_lo))
     return None
 
 
-def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], writers: dict[str, StoreWriter],
+def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
+                objects: dict[str, tuple[CodeActorCaller, int]], writers: dict[str, StoreWriter],
                 bodies: SpecBodies, timeline: list, duration: float, out: tuple, sends_init: np.ndarray,
                 arrivals: tuple) -> None:
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
     G, QI, QF, now, *columns, reason, copies, brows, BI, BF = out[:16]
     (done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
-     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws) = out[16:]
+     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s) = out[16:]
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
     # the rows it added (sends, dead letters' copies) are in the ledger's columns already
     ledger.grown(int(G[ROWS]), names, "raw", bodies.arrivals.sizes, dict(zip(ENGINE_COLUMNS, columns)), copies)
@@ -1370,18 +1586,42 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors], wri
     for st, writer in enumerate(writers.values()):
         mine = wl_store == st
         writer.replay(rt.clock, wl_body[mine], wl_time[mine])
-    # the pools' calls and state
+    # the calls: the objects' requests (the recorder's, in the order they were made), the pools' logs
+    units = [*objects, *pools]
+    n_objects = len(objects)
+    if n_objects:
+        mine = np.flatnonzero(c_pool < n_objects)
+        callers = [objects[name][0] for name in objects]
+        labels = [caller.picker.names for caller in callers]
+        which = [(caller.namespace.binding, caller.method) for caller in callers]
+        rt.recorder.add_actor_calls(
+            [which[a][0], labels[a][k], which[a][1], arrived, started, ended, "ok"] for a, k, arrived, started, ended
+            in zip(c_pool[mine].tolist(), c_key[mine].tolist(), c_arrived[mine].tolist(), c_started[mine].tolist(),
+                   c_finished[mine].tolist()))
     first = 0
-    for a, pool in enumerate(pools.values()):
-        pool.log.take(c_key, c_arrived, c_started, c_finished, None if len(pools) == 1 else c_pool == a)
-        pool.busy_seconds = float(p_busy_s[a])
-        k = pool.spec.instances
-        pool.tats[:] = tats[first:first + k].tolist()
-        pool.busy[:] = busy[first:first + k].tolist()
+    for a, name in enumerate(units):
+        if name in objects:         # its objects, in the order the runtime met them (their first calls)
+            caller = objects[name][0]
+            k = len(caller.picker.names)
+            touched = [i for i in range(first, first + k) if OB[i, O_FIRST] >= 0]
+            for i in sorted(touched, key=lambda i: OB[i, O_FIRST]):
+                obj = caller.namespace.object_named(caller.picker.names[i - first])
+                obj.requests, obj.busy_seconds, obj.evictions = int(OB[i, O_REQUESTS]), float(o_busy_s[i]), \
+                    int(OB[i, O_EVICTIONS])
+                obj._tat = float(tats[i])
+                if OB[i, O_LIVE]:
+                    obj.ensure_instance()
+        else:
+            pool = pools[name]
+            pool.log.take(c_key, c_arrived, c_started, c_finished, None if len(units) == 1 else c_pool == a)
+            pool.busy_seconds = float(p_busy_s[a])
+            k = pool.spec.instances
+            pool.tats[:] = tats[first:first + k].tolist()
+            pool.busy[:] = busy[first:first + k].tolist()
         first += k
     # the timeline: per sample, a row per queue (runtime order), then per pool
-    width = 1 + 4 * len(queues) + 2 * len(pools)
-    pool_names = list(pools)
+    width = 1 + 4 * len(queues) + 2 * len(units)
+    pool_names = [objects[name][0].namespace.class_name for name in objects] + list(pools)
     for sample in samples.reshape(-1, width).tolist():
         t = sample[0]
         for q, name in enumerate(names):

@@ -112,8 +112,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         ``wrangler dev`` and queueing theory; it runs everything). ``"compiled"``: the numba
         engine (:mod:`cdpkit.sim.compiled`), proven to give the same ledger, batches and
         summary on the pipelines it covers (spec consumers that compute, fail, retry,
-        publish, call or route to queues and service-only actors, write to stores, run in
-        parallel and dead-letter; no code, actors that write, call or publish, pull
+        publish, call or route to queues and actors, write to stores, run in parallel and
+        dead-letter; spec actors, also those that write, call and publish; no code, pull
         consumers, faults, trace or ``drain=False``); ConfigError if it
         does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
@@ -197,6 +197,7 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
         rt.queue(queue, **pipeline.spec(queue))
     callers: dict = {}
     pools: dict[str, SpecActors] = {}
+    objects: dict[str, tuple[CodeActorCaller, int]] = {}     # spec actors on the Durable Object machinery
     plan = FaultPlan(rt, faults, seed) if faults else None
     for store in pipeline.nodes("store"):
         callers[store] = store_writer(rt, store, pipeline.spec(store), streams[store], bodies)
@@ -215,6 +216,8 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
         picker = KeyPicker(actor.lower(), spec.instances, spec.skew, keys)
         callers[actor] = CodeActorCaller(rt.actor(spec.binding, cls), picker, spec.method if spec.cls is None
                                           else "handle", bodies.view if spec.cls else None)
+        if spec.cls is None:
+            objects[actor] = (callers[actor], service.key)
     for node in pipeline.nodes("consumer"):
         data = pipeline.graph.nodes[node]
         spec = data["spec"]
@@ -265,8 +268,8 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
         feeds = indices = None      # (in the ledger now)
         if use_compiled:
             writers = {store: callers[store] for store in pipeline.nodes("store")}
-            gave_up = compiled.run(rt, pipeline, admitted, pools, writers, bodies, timeline, duration, step,
-                                   budget.events)
+            gave_up = compiled.run(rt, pipeline, admitted, pools, objects, writers, bodies, timeline, duration,
+                                   step, budget.events)
             if gave_up is not None:
                 return gave_up
             bar.update(duration)
