@@ -7,7 +7,6 @@ DataFrames only when asked for.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,13 +26,14 @@ BATCH_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "size", "outco
 class Trace:
     """Collects batches and deliveries while a runtime runs."""
 
-    __slots__ = ("_open", "_deliveries", "_batches", "_batch_blocks", "_calls", "call_logs", "warnings", "errors",
-                 "keep_deliveries")
+    __slots__ = ("_open", "_deliveries", "_batches", "_batch_blocks", "_calls", "_call_blocks", "call_logs",
+                 "warnings", "errors", "keep_deliveries")
 
     def __init__(self, keep_deliveries: bool = True) -> None:
         self.keep_deliveries = keep_deliveries   # a row per delivery (batches are always kept)
         self._open: dict[int, tuple] = {}
         self._calls: list[list] = []            # requests to code actors, one row each
+        self._call_blocks: list[dict] = []      # ... or, made by a compiled run, as columns
         self.call_logs: list[CallLog] = []       # requests to spec actors, as columns
         self._deliveries: list[tuple] = []      # message_id holds the ledger row until asked for
         self._batches: list[tuple] = []
@@ -73,17 +73,22 @@ class Trace:
         self._calls.append(record)
         return record
 
-    def add_actor_calls(self, records: Iterable[list]) -> None:
-        """Requests made elsewhere (the compiled engine's), as :meth:`actor_call` records
-        them once finished: [binding, object, method, arrived, started, finished, outcome]."""
-        self._calls.extend(records)
+    def add_actor_calls(self, columns: dict[str, np.ndarray]) -> None:
+        """Requests to objects made elsewhere (a compiled run's), finished, after those so
+        far, as columns named as :meth:`actor_call`'s records (``CALL_COLUMNS``; strings as
+        object arrays): 36 bytes a call instead of a list of seven objects."""
+        self._call_blocks.append(columns)
 
     def actor_calls(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self._calls, columns=CALL_COLUMNS)
+        parts = [pd.DataFrame(block, columns=CALL_COLUMNS) for block in self._call_blocks]
+        if self._calls or not parts:
+            parts.insert(0, pd.DataFrame(self._calls, columns=CALL_COLUMNS))
+        frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         logs = [log.frame() for log in self.call_logs if len(log)]
         if logs:
-            frame = pd.concat([frame, *logs] if len(frame) else logs, ignore_index=True)
-            if len(logs) > 1 or len(self._calls):
+            calls = len(frame)
+            frame = pd.concat([frame, *logs] if calls else logs, ignore_index=True)
+            if len(logs) > 1 or calls:
                 frame = frame.sort_values("arrived", kind="stable", ignore_index=True)
         frame["wait"] = frame["started"] - frame["arrived"]
         frame["duration"] = frame["finished"] - frame["started"]

@@ -1589,15 +1589,17 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     # the calls: the objects' requests (the recorder's, in the order they were made), the pools' logs
     units = [*objects, *pools]
     n_objects = len(objects)
-    if n_objects:
-        mine = np.flatnonzero(c_pool < n_objects)
+    mine = np.flatnonzero(c_pool < n_objects)
+    if len(mine):       # (none: the runtime's frame of no calls, as a Python run leaves it)
         callers = [objects[name][0] for name in objects]
-        labels = [caller.picker.names for caller in callers]
-        which = [(caller.namespace.binding, caller.method) for caller in callers]
-        rt.recorder.add_actor_calls(
-            [which[a][0], labels[a][k], which[a][1], arrived, started, ended, "ok"] for a, k, arrived, started, ended
-            in zip(c_pool[mine].tolist(), c_key[mine].tolist(), c_arrived[mine].tolist(), c_started[mine].tolist(),
-                   c_finished[mine].tolist()))
+        pool, offsets = c_pool[mine], np.cumsum([0] + [len(caller.picker.names) for caller in callers])
+        labels = np.array([name for caller in callers for name in caller.picker.names], dtype=object)
+        rt.recorder.add_actor_calls({
+            "binding": np.array([caller.namespace.binding for caller in callers], dtype=object)[pool],
+            "object": labels[offsets[pool] + c_key[mine]],
+            "method": np.array([caller.method for caller in callers], dtype=object)[pool],
+            "arrived": c_arrived[mine], "started": c_started[mine], "finished": c_finished[mine],
+            "outcome": np.full(len(mine), "ok", dtype=object)})
     first = 0
     for a, name in enumerate(units):
         if name in objects:         # its objects, in the order the runtime met them (their first calls)
