@@ -329,6 +329,26 @@ def test_the_cdp_gateway_runs_compiled_as_on_python(profile):
         assert sum(evictions for _, _, evictions, _ in objects.values()) > 0
 
 
+def test_row_room_counts_what_actors_publish():
+    """The ledger room a compiled run reserves (compiled.row_room) counts the rows actors
+    make: a message on ``jobs`` whose consumer calls A, which publishes to ``out`` and calls
+    B, which publishes to ``out2`` (and C, routed to by type, publishes to ``out`` and ``out2``)
+    is three rows, and a run where nothing fails makes exactly that many."""
+    p = cdp.Pipeline("publishing-actors")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=5, max_batch_timeout=0.1)
+    p.add_consumer("jobs", calls="A", routes={"c": "C"})
+    for queue in ("out", "out2"):
+        p.add_queue(queue, max_batch_size=5, max_batch_timeout=0.1)
+        p.add_consumer(queue)
+    p.add_actor("A", service=0.001, publish=["out"], calls=["B"])
+    p.add_actor("B", service=0.001, publish=["out2"])
+    p.add_actor("C", service=0.001, publish=["out", "out2"])
+    res = cdp.simulate(p, cdp.Constant(rate=50, types={"a": 1, "c": 1}), duration=10, seed=1, engine="compiled")
+    assert compiled.row_room(p, {"jobs": 500}, np.inf) - compiled.row_margin(p) == 3 * 500
+    assert len(res.messages) == 3 * 500 and (res.messages["outcome"] == "acked").all()
+
+
 def test_a_run_the_kernel_gives_up_on_runs_on_python_with_the_reason():
     """Retention shorter than a message's wait: the kernel stops (the runtime drops expired
     messages with their reason) and the Python engine runs it."""
