@@ -3,6 +3,10 @@ through a spike and a CRM outage, p99 <= 5 s and DLQ share <= 0.1 % on every see
 configurations): wall time and simulated messages of each, and whether the answers agree.
 
     .venv/bin/python bench/bench_tune.py [--seeds 3]
+    .venv/bin/python bench/bench_tune.py --without-faults [--python]   # the spike alone
+
+Without the outage every run is covered by the compiled engine (a fault timeline runs on
+Python); ``--python`` makes every run use the Python engine, to compare.
 
 The machine is shared and noisy: read the ratios, not the seconds.
 """
@@ -14,6 +18,7 @@ import time
 
 import cdpkit as cdp
 from cdpkit.demo import GATEWAY_MIX, gateway
+from cdpkit.sim import compiled
 
 KNOBS = {"cdp-command-queue.max_batch_size": [10, 25, 100],
          "cdp-command-queue.max_batch_timeout": [1, 30],
@@ -25,11 +30,15 @@ KNOBS = {"cdp-command-queue.max_batch_size": [10, 25, 100],
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--without-faults", action="store_true", help="the spike alone (compiled runs)")
+    parser.add_argument("--python", action="store_true", help="every run on the Python engine")
     args = parser.parse_args()
+    if args.python:      # (as if numba could not run here: simulate's auto picks Python)
+        compiled.BROKEN.append("bench_tune.py --python")
     spike = cdp.Piecewise([(0, 40), (60, 150), (90, 40)], types=dict(GATEWAY_MIX))
     outage = cdp.Faults().add("errors", "GHLContactActor", p=1.0, start=20, length=8)
     kw = dict(slo={"p99_latency": 5, "dead_lettered": 0.001}, knobs=KNOBS, duration=180, seeds=args.seeds,
-              faults=outage, progress=False)
+              faults=None if args.without_faults else outage, progress=False)
     results = {}
     for method in ("halving", "grid"):
         started = time.perf_counter()

@@ -4,9 +4,11 @@ import dataclasses
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cdpkit as cdp
-from cdpkit.sim.cost import DAY, MONTH, cost_table, pricing, quantities
+from cdpkit.sim.cost import DAY, MONTH, active_seconds, cost_table, pricing, quantities
 
 
 def run(size=1_000, failure=0.0, actor=False):
@@ -244,3 +246,32 @@ def test_cost_does_not_import_results():
     imported = [n.module for n in ast.walk(ast.parse(inspect.getsource(cost)))
                 if isinstance(n, ast.ImportFrom)]
     assert not any(m and "results" in m for m in imported)
+
+
+def _union_length(intervals: list[tuple[float, float]]) -> float:
+    """The length of a union of intervals, by merging them in order (the oracle)."""
+    total, current = 0.0, None
+    for lo, hi in sorted(intervals):
+        if current is None or lo > current[1]:
+            if current is not None:
+                total += current[1] - current[0]
+            current = [lo, hi]
+        else:
+            current[1] = max(current[1], hi)
+    return total + (current[1] - current[0] if current is not None else 0.0)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B"]), st.sampled_from(["x", "y", "z"]),
+                          st.integers(0, 40), st.integers(0, 10), st.booleans()), max_size=60))
+def test_active_seconds_is_each_objects_busy_union(rows):
+    """Durable Object duration: per object, the union of its requests' [arrival, end]
+    intervals (an unfinished request runs to now), summed: as merging the intervals gives."""
+    now = 60.0
+    calls = pd.DataFrame([(b, o, t / 4, None if unfinished else (t + d) / 4) for b, o, t, d, unfinished in rows],
+                         columns=["binding", "object", "arrived", "finished"])
+    calls["finished"] = calls["finished"].astype(float)
+    by_object: dict = {}
+    for b, o, t, d, unfinished in rows:
+        by_object.setdefault((b, o), []).append((t / 4, now if unfinished else (t + d) / 4))
+    assert active_seconds(calls, now) == pytest.approx(sum(map(_union_length, by_object.values())), abs=1e-9)

@@ -1353,16 +1353,16 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
 # ---------------------------------------------------------------------------- the glue
 
 
-NOTICE_AFTER = 2.0      # seconds: loading from numba's cache takes ~0.5 s; compiling, 20-30 s
+NOTICE_AFTER = 2.0      # seconds: loading from numba's cache takes ~0.5-1 s; compiling, about a minute
 
 
 def _engine_call(*args):
     """:func:`_engine`, loaded from numba's cache or, the first time on a machine, compiled
-    (20-30 s) before it runs: a compile that takes long says so on stderr instead of a
+    (about a minute) before it runs: a compile that takes long says so on stderr instead of a
     silent pause (the run itself may take long too: that says nothing)."""
     if hasattr(_engine, "compile") and not _engine.signatures:      # not yet loaded in this process
         timer = threading.Timer(NOTICE_AFTER, print, (
-            "cdpkit: compiling the simulation engine for this machine (once, 20-30 s; later runs "
+            "cdpkit: compiling the simulation engine for this machine (once, about a minute; later runs "
             "load it from numba's cache)",), {"file": sys.stderr, "flush": True})
         timer.daemon = True
         timer.start()

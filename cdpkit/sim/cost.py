@@ -64,17 +64,23 @@ def active_seconds(calls: pd.DataFrame, now: float) -> float:
     """
     if not len(calls):
         return 0.0
-    frame = pd.DataFrame({"key": calls["binding"].astype(str) + "\0" + calls["object"].astype(str),
-                          "start": calls["arrived"].to_numpy(float),
-                          "end": calls["finished"].fillna(now).to_numpy(float)})
-    frame = frame.sort_values(["key", "start"], kind="stable", ignore_index=True)
-    # the busy interval so far ends at the running max of ends within the object
-    reach = frame.groupby("key", sort=False)["end"].cummax()
-    prev = reach.groupby(frame["key"], sort=False).shift(1)
-    gap = (frame["start"] - prev).clip(lower=0).fillna(0.0)
-    # union length = span of each object minus the gaps between its busy intervals
-    span = frame.groupby("key", sort=False).agg(lo=("start", "min"), hi=("end", "max"))
-    return float((span["hi"] - span["lo"]).sum() - gap.sum())
+    binding, _ = pd.factorize(calls["binding"])       # an object: (binding, object) as one int
+    obj, objects = pd.factorize(calls["object"])
+    key = binding.astype(np.int64) * max(len(objects), 1) + obj
+    start = calls["arrived"].to_numpy(float)
+    end = calls["finished"].fillna(now).to_numpy(float)
+    order = np.lexsort((start, key))                  # by object, then arrival
+    key, start, end = key[order], start[order], end[order]
+    firsts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    # the busy interval so far ends at the running max of ends within the object; a request
+    # arriving after it leaves a gap. Union length = each object's span minus its gaps.
+    reach = np.empty_like(end)
+    for lo, hi in zip(firsts.tolist(), [*firsts[1:].tolist(), len(end)]):
+        reach[lo:hi] = np.maximum.accumulate(end[lo:hi])
+    gap = np.maximum(start[1:] - reach[:-1], 0.0)
+    gap[firsts[1:] - 1] = 0.0                         # (not across objects)
+    lasts = np.r_[firsts[1:] - 1, len(end) - 1]
+    return float((reach[lasts] - start[firsts]).sum() - gap.sum())
 
 
 def quantities(runtime: Any) -> dict[str, float]:
