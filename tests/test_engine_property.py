@@ -97,6 +97,7 @@ specs = st.fixed_dictionaries({
     "actor_publish": st.booleans(),
     "child_service": dists,
     "child_instances": st.integers(1, 3),
+    "drain": st.sampled_from([True, True, False]),        # False: stop at the duration, work in flight
 })
 
 
@@ -164,7 +165,7 @@ def run(sc: dict, engine: str) -> cdp.Results:
     mix = {"types": {"a": 2, "b": 1}} if sc.get("route") else {}     # routing by type: "b" goes to events or Router
     load = cdp.Poisson(rate=rate, **mix) if kind == "poisson" else cdp.Constant(rate=rate, **mix)
     return cdp.simulate(pipeline(sc), load, duration=sc["duration"], seed=sc["seed"],
-                        semantics=PROFILES[sc["profile"]], engine=engine)
+                        semantics=PROFILES[sc["profile"]], engine=engine, drain=sc.get("drain", True))
 
 
 def assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame, what: str, atol: float = 1e-9) -> None:
@@ -204,6 +205,11 @@ def assert_same_stores(a, b) -> None:
 
 def assert_same_run(python: cdp.Results, fast: cdp.Results) -> None:
     assert python.engine == "python" and (fast.engine == "compiled" or fast.engine in GAVE_UP), fast.engine
+    a, b = python.runtime, fast.runtime      # what is in flight (drain=False), held alike
+    assert a.recorder.in_progress_by_queue() == b.recorder.in_progress_by_queue()
+    assert [(q.backlog, q.landing, q.running) for q in a.queues.values()] == \
+        [(q.backlog, q.landing, q.running) for q in b.queues.values()]
+    assert a.clock.now == b.clock.now
     assert_frames_equal(python.messages, fast.messages, "messages")
     assert_frames_equal(python.batches, fast.batches, "batches")
     assert_frames_equal(python.timeline, fast.timeline, "timeline")
@@ -347,6 +353,34 @@ def test_row_room_counts_what_actors_publish():
     res = cdp.simulate(p, cdp.Constant(rate=50, types={"a": 1, "c": 1}), duration=10, seed=1, engine="compiled")
     assert compiled.row_room(p, {"jobs": 500}, np.inf) - compiled.row_margin(p) == 3 * 500
     assert len(res.messages) == 3 * 500 and (res.messages["outcome"] == "acked").all()
+
+
+def test_a_stopped_run_shows_calls_in_flight_as_not_finished():
+    """``drain=False`` stops at the duration: a request still inside an object, or waiting
+    at its gate, has no finish time (NaN, never a placeholder) and no outcome, on both
+    engines; the frame's times stay floats."""
+    p = cdp.Pipeline("stopped")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=4, max_batch_timeout=0)
+    p.add_consumer("jobs", calls="Io", parallel=True)
+    p.add_actor("Io", service=0.1, instances=1, calls=["Slow"])       # on the Durable Object machinery
+    p.add_actor("Slow", service=1.0, instances=1)                     # service-only
+    arrivals = cdp.Replay(trace=pd.DataFrame({"time": [0.0, 0.0, 0.0]}))
+    runs = [cdp.simulate(p, arrivals, duration=1.5, drain=False, engine=engine) for engine in ("python", "compiled")]
+    assert_same_run(*runs)
+    for res in runs:
+        calls = res.actor_calls
+        assert {calls[c].dtype.kind for c in ("arrived", "started", "finished")} == {"f"}
+        done = calls["finished"].notna()
+        assert (calls.loc[done, "outcome"] == "ok").all() and calls.loc[~done, "outcome"].isna().all()
+        # Io's three requests compute in turn (0.1 s each, leaving the gate to await Slow); Slow
+        # serves the first 0.1-1.1 s (then Io's first ends), the second from 1.1 s, the third
+        # waits at Slow's gate: at 1.5 s two calls are done, three started, one waiting ...
+        assert len(calls) == 6 and done.sum() == 2 and calls["started"].notna().sum() == 5
+        assert res.summary()["in_flight"] == 3
+    # ... and a drained run finishes every call
+    drained = cdp.simulate(p, arrivals, duration=1.5)
+    assert drained.actor_calls["finished"].notna().all() and (drained.actor_calls["outcome"] == "ok").all()
 
 
 def test_a_run_the_kernel_gives_up_on_runs_on_python_with_the_reason():

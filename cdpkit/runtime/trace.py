@@ -81,8 +81,9 @@ class Trace:
 
     def actor_calls(self) -> pd.DataFrame:
         parts = [pd.DataFrame(block, columns=CALL_COLUMNS) for block in self._call_blocks]
-        if self._calls or not parts:
-            parts.insert(0, pd.DataFrame(self._calls, columns=CALL_COLUMNS))
+        if self._calls or not parts:     # (times are floats: NaN, not None, for not yet)
+            parts.insert(0, pd.DataFrame(self._calls, columns=CALL_COLUMNS).astype(
+                {"arrived": float, "started": float, "finished": float}))
         frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         logs = [log.frame() for log in self.call_logs if len(log)]
         if logs:
@@ -137,8 +138,9 @@ class Trace:
 
 class CallLog:
     """Requests to the instances of one spec actor class, as columns (28 bytes a request,
-    not a list of objects), appended by ``SpecActors``; ``finished`` moves later while a
-    call continues with child calls or store writes."""
+    not a list of objects), appended by ``SpecActors``: ``started`` and ``finished`` are NaN
+    until the request gets its instance and ends (a run stopped before, ``drain=False``,
+    shows them so, with outcome None)."""
 
     __slots__ = ("binding", "method", "names", "key", "arrived", "started", "finished", "outcomes")
 
@@ -167,7 +169,8 @@ class CallLog:
 
     def frame(self) -> pd.DataFrame:
         n = len(self)
-        outcome = ["ok"] * n
+        finished = np.frombuffer(self.finished).copy()
+        outcome = np.where(np.isnan(finished), None, "ok").astype(object)
         for row, what in self.outcomes.items():
             outcome[row] = what
         return pd.DataFrame({
@@ -176,6 +179,6 @@ class CallLog:
             "method": [self.method] * n,
             "arrived": np.frombuffer(self.arrived).copy(),
             "started": np.frombuffer(self.started).copy(),
-            "finished": np.frombuffer(self.finished).copy(),
+            "finished": finished,
             "outcome": outcome,
         })

@@ -425,8 +425,8 @@ class SpecActors:
         row = len(log)
         log.key.append(k)
         log.arrived.append(t)
-        log.started.append(t)
-        log.finished.append(t)
+        log.started.append(math.nan)        # (not yet: NaN in a run stopped before, drain=False)
+        log.finished.append(math.nan)
         if self.period is not None:
             tat, wait = admission(self.tats[k], t, self.runtime.semantics.actor_requests_per_second)
             self.tats[k] = tat
@@ -497,8 +497,7 @@ class SpecActors:
                 if not (head[0] < bt or head[0] == bt and head[1] < bs):
                     break
                 t, _, row, left, then = entries.popleft()
-                started[row] = t            # it waited at the gate until now
-                entering = True
+                entering = True             # (it waited at the gate until now)
             elif exits:
                 head = exits[0]
                 if not (head[0] < bt or head[0] == bt and head[1] < bs):
@@ -509,7 +508,8 @@ class SpecActors:
                 break
             clock.now = t
             while True:                     # this call's events, then its chain's, while next
-                if entering:                # the call has the gate (started is t): compute
+                if entering:                # the call has the gate now: compute
+                    started[row] = t
                     seconds = service()     # drawn when the call gets the gate, as code does
                     busy_seconds += seconds
                     t += seconds
@@ -541,8 +541,8 @@ class SpecActors:
                     rows += 1
                     add_key(k)
                     add_arrived(t)
-                    add_started(t)
-                    add_finished(t)
+                    add_started(math.nan)
+                    add_finished(math.nan)
                     if period is not None:  # the soft limit: admission(), inlined
                         tat = tats[k]
                         tats[k] = tat = (tat if tat > t else t) + period

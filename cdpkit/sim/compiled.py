@@ -27,9 +27,11 @@ gate); spec actors that write to stores, call child actors and publish, as the r
 Durable Object machinery runs them (each request a task that computes holding its object's
 input gate, leaves the gate at every awaited write or child request and re-enters it behind
 the requests waiting there, publishes, and ends the request: the idle-eviction timer, then
-its caller goes on); ``drain=True``. The stores get the writes afterwards, as their own
+its caller goes on); ``drain`` either way (``False``: the run stops at the duration with what is
+in flight held as the runtime holds it). The stores get the writes afterwards, as their own
 calls make them. Not covered (the Python engine runs them, ``res.engine`` says why):
-handler or actor code, pull consumers, fault timelines, ``trace=True``, ``drain=False``, cycles. A run that meets the retention period,
+handler or actor code, pull consumers, fault timelines, ``trace=True``, cycles. A run that meets the
+retention period,
 the consumer wall time, a request queued too long at the Durable Object soft limit
 (overloaded; one queued less long is held and admitted here, as the runtime does) or KV's
 per-key write rate is given back to the Python engine, which reports them as the platform
@@ -102,8 +104,6 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
         return "a fault timeline"
     if trace:
         return "trace=True"
-    if not drain:
-        return "drain=False"
     g = pipeline.graph
     if len(pipeline.nodes("queue")) > 255:     # an event's queue is 8 bits of its code
         return "more than 255 queues"
@@ -517,7 +517,8 @@ def _call(a, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK
     c = G[CALLS_MADE]
     G[CALLS_MADE] = c + 1
     c_pool[c], c_key[c] = a, k
-    c_arrived[c] = c_started[c] = c_finished[c] = now
+    c_arrived[c] = now
+    c_started[c] = c_finished[c] = np.nan             # (not yet)
     tab = TK if x & 1 else BI
     tab[x >> 1, B_CALL], tab[x >> 1, B_WAITING] = c, -1
     i = lo + k
@@ -767,7 +768,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
     concurrent, autoscale = gi[0] == 1, gi[1] == 1
     step_up, step_down, max_events, discard = gi[3], gi[4], gi[6], gi[7] == 1
     window, drain_s, wall, step, duration, rate_window, period = gf[0], gf[1], gf[2], gf[3], gf[4], gf[5], gf[6]
-    kv_period, most = gf[7], gf[8]
+    kv_period, most, until = gf[7], gf[8], gf[9]
     k_weight = 1.0 / gi[5]
     now = GF[0]
     while G[HN] > 0:
@@ -781,6 +782,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 or HT[0] / rate_window + 3 > SD.shape[1]):
             GF[0] = now
             return True
+        if HT[0] > until:                             # drain=False: clock.run(until=duration) stops here
+            break
         t, s, code = _pop(HT, HK, G)
         kind, q, arg = code & 31, (code >> 5) & 255, code >> 13
         if (kind == _WAKE and s != QI[q, WAKE_SEQ]) or (kind == _PENDING and _uncancel(CX, QI, q, s)) or (
@@ -1380,13 +1383,14 @@ ENGINE_COLUMNS = ("payload", "failed", "outcome", "queue", "timestamp", "sent", 
 def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, Sequence[int]]],
         pools: dict[str, SpecActors], objects: dict[str, tuple[CodeActorCaller, int]],
         writers: dict[str, StoreWriter], bodies: SpecBodies, timeline: list, duration: float, step: float,
-        max_events: int) -> str | None:
+        max_events: int, drain: bool = True) -> str | None:
     """Run the covered pipeline built in ``rt`` with the kernel, its queues fed as simulate's
     ``_admit`` admitted them (``admitted``: queue -> (landing times, rows), in feeding order;
     emptied here), and write what happened into ``rt`` as its own broker, consumers, pools and
     Durable Objects would have: the ledger, the batch records, the queues', pools' and
     objects' state, the actor calls, the consumers' CPU time, the clock, and ``timeline``'s
-    samples. ``objects``: the spec actors that write, call or publish (run on the runtime's
+    samples; ``drain=False`` stops at ``duration`` as ``clock.run(until=duration)`` does, and
+    what is in flight then is written as the runtime holds it. ``objects``: the spec actors that write, call or publish (run on the runtime's
     Durable Object machinery), each its caller and its service stream's key, in the order
     their namespaces were made. Returns None, or why the run was given up (nothing is written
     then: the caller runs it on the Python engine)."""
@@ -1465,7 +1469,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                    math.inf if sem.consumer_wall_seconds is None else sem.consumer_wall_seconds,
                    step, duration, sem.queue_rate_window, 0.0 if rate is None else 1 / rate,
                    0.0 if sem.kv_key_writes_per_second is None else 1 / sem.kv_key_writes_per_second,
-                   sem.actor_max_queue_seconds],
+                   sem.actor_max_queue_seconds, math.inf if drain else duration],
                   dtype=np.float64)
     # the stores consumers write: kind, latency (distribution, stream key), KV namespaces' last writes
     kinds = {"sink": SINK, "kv": KV, "d1": D1, "analytics": ANALYTICS}
@@ -1556,6 +1560,10 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
             "outcome": np.full(len(done_order), "ok", dtype=object), "retry_all": BI[done_order, B_RA].astype(bool),
             "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
             "retried": BI[done_order, B_RET], "dead_lettered": BI[done_order, B_DEAD], "dropped": BI[done_order, B_DROP]})
+    unfinished = np.flatnonzero(np.isnan(BF[:, 1]))      # (drain=False: batches still running)
+    for b in unfinished.tolist():
+        rt.recorder.batch_started(first_id + b, names[BI[b, B_Q]], float(BF[b, 0]),
+                                  brows[BI[b, B_LO]:BI[b, B_HI]].tolist(), ledger)
     # the queues' state
     if not np.array_equal(sends, sends_init):     # (usually only the arrivals counted: as they were)
         for queue in queues:
@@ -1565,6 +1573,9 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     for q, queue in enumerate(queues):
         queue.batches += int(QI[q, BATCHES])
         queue.arrived = int(QI[q, ARRIVED])
+        queue.landing, queue.running = int(QI[q, LANDING]), int(QI[q, RUNNING])   # (in flight: drain=False)
+        if hasattr(queue.flusher, "running"):
+            queue.flusher.running = int(QI[q, F_RUNNING])
         if queue.consumer is not None:
             queue.consumer.cpu_seconds += float(QF[q, CPU])
         if queue.scaler is not None:
@@ -1599,7 +1610,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
             "object": labels[offsets[pool] + c_key[mine]],
             "method": np.array([caller.method for caller in callers], dtype=object)[pool],
             "arrived": c_arrived[mine], "started": c_started[mine], "finished": c_finished[mine],
-            "outcome": np.full(len(mine), "ok", dtype=object)})
+            "outcome": np.where(np.isnan(c_finished[mine]), None, "ok").astype(object)})   # (unfinished: drain=False)
     first = 0
     for a, name in enumerate(units):
         if name in objects:         # its objects, in the order the runtime met them (their first calls)
@@ -1610,7 +1621,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
                 obj = caller.namespace.object_named(caller.picker.names[i - first])
                 obj.requests, obj.busy_seconds, obj.evictions = int(OB[i, O_REQUESTS]), float(o_busy_s[i]), \
                     int(OB[i, O_EVICTIONS])
-                obj._tat = float(tats[i])
+                obj._tat, obj.active = float(tats[i]), int(OB[i, O_ACTIVE])
                 if OB[i, O_LIVE]:
                     obj.ensure_instance()
         else:

@@ -114,7 +114,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         summary on the pipelines it covers (spec consumers that compute, fail, retry,
         publish, call or route to queues and actors, write to stores, run in parallel and
         dead-letter; spec actors, also those that write, call and publish; no code, pull
-        consumers, faults, trace or ``drain=False``); ConfigError if it
+        consumers, faults or trace); ConfigError if it
         does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
         which ran and, when ``auto`` fell back, why. Without numba every run uses the Python
@@ -269,7 +269,7 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
         if use_compiled:
             writers = {store: callers[store] for store in pipeline.nodes("store")}
             gave_up = compiled.run(rt, pipeline, admitted, pools, objects, writers, bodies, timeline, duration,
-                                   step, budget.events)
+                                   step, budget.events, drain)
             if gave_up is not None:
                 return gave_up
             bar.update(duration)
