@@ -54,9 +54,9 @@ table[["events.max_batch_size", "events.max_batch_timeout", "mean_batch", "p50_l
 
 # %% [markdown]
 # Fifteen configurations of a minute at 200 messages/s each: a sweep like this takes a second
-# or two, because pipelines made of specs (no handler code, no actors with I/O) run on cdpkit's
-# compiled engine, which gives exactly the Python runtime's results (the `engine` column
-# says which ran; README, "Two engines, one semantics").
+# or two, because pipelines made of specs (no handler code) run on cdpkit's compiled
+# engine, which gives exactly the Python runtime's results (the `engine` column says which
+# ran; README, "Two engines, one semantics").
 
 # %%
 # NBVAL_CHECK_OUTPUT
