@@ -280,6 +280,8 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
             rt.clock.run(until=duration)
             if drain:
                 _drain(rt, pipeline, duration)
+            else:
+                rt.close_unstarted()
     finally:
         bar.close()
         if collecting:
