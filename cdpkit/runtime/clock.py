@@ -352,6 +352,10 @@ class Clock:
             gate.enter(task)
         return task
 
+    def scheduled_tasks(self) -> list[Task]:
+        """The tasks whose next step is scheduled (to begin, or to resume after a timer)."""
+        return [entry[2].__self__ for entry in self._heap if getattr(entry[2], "__func__", None) is Task._step]
+
     def peek(self) -> float | None:
         """Time of the next live event, or None when idle."""
         heap = self._heap

@@ -1345,8 +1345,7 @@ class Runtime:
         or waiting at an object's input gate), and return how many. A simulation stopped with
         work in flight (``drain=False``) is not run further; without this, Python warns, when
         it collects them, that cdpkit's own coroutines were never awaited."""
-        tasks = [entry[2].__self__ for entry in self.clock._heap
-                 if getattr(entry[2], "__func__", None) is Task._step]
+        tasks = self.clock.scheduled_tasks()
         tasks += [task for namespace in self.namespaces.values() for obj in namespace.objects.values()
                   for task, _, _ in obj.gate.waiting]
         unstarted = [task for task in tasks if inspect.getcoroutinestate(task.coro) == inspect.CORO_CREATED]
