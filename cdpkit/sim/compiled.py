@@ -1,41 +1,40 @@
-"""The compiled engine: a spec pipeline run in numba, event for event as the reference
-runtime runs it.
+"""The compiled engine: a spec pipeline run in numba, event for event as the reference runtime
+runs it.
 
 The Python runtime is the reference semantics (DESIGN.md, "One semantics, proven"); this
 engine repeats, for the pipelines it covers (:func:`not_covered` says which and why not),
 exactly what the runtime's brokers, spec consumers and spec actors do: the same events
 (:class:`~cdpkit.runtime.queues.Queue`'s inflow wake-ups, the flushers' timers, batch
-completions, publish, retry and dead-letter landings, the actors' gate entries and exits,
-a Durable Object request's steps, its I/O's ends, idle evictions, the timeline's samples) scheduled in the same order with the clock's (time, sequence)
-keys, so that ties fall the same way; the same counter-based draws
-(:mod:`cdpkit.sim.draws`); the autoscaler's arithmetic operation for operation. It fills the
-runtime's ledger, batch records, call logs and queue state, so
-:class:`~cdpkit.sim.results.Results` reads a compiled run as a Python one.
-``tests/test_engine_property.py`` requires the two engines' ledgers, batches, actor calls,
-timelines, summaries, costs and warnings to be equal on random covered pipelines.
+completions, publish, retry and dead-letter landings, the actors' gate entries and exits, a
+Durable Object request's steps, its I/O's ends, idle evictions, the timeline's samples)
+scheduled in the same order with the clock's (time, sequence) keys, so that ties fall the
+same way; the same counter-based draws (:mod:`cdpkit.sim.draws`); the autoscaler's
+arithmetic operation for operation. It fills the runtime's ledger, batch records, call logs
+and queue state, so :class:`~cdpkit.sim.results.Results` reads a compiled run as a Python
+one. ``tests/test_engine_property.py`` requires the two engines' ledgers, batches, actor
+calls, timelines, summaries, costs and warnings to be equal on random covered pipelines.
 
 Covered: sources (shares, types), queues under any profile (autoscaling or every slot, the
 throughput limit), push spec consumers that compute (base and per-message service, any
 distribution), fail (transient and poison), retry (either policy and mode), publish (fan-out
-included), call a service-only actor for each message, route by message type to queues or
-to service-only actors, write to stores (sinks, KV, D1, Analytics Engine) and dead-letter;
-a consumer that routes, writes or runs in parallel runs each batch as a task, as the
-runtime runs it (its CPU, its sends, then each message's writes and call awaited in turn,
-or with ``parallel`` each message's in a task of its own, gathered: a binding's I/O always
-suspends, a step follows each); service-only spec actors (keys with skew, the object
-gate); spec actors that write to stores, call child actors and publish, as the runtime's
-Durable Object machinery runs them (each request a task that computes holding its object's
-input gate, leaves the gate at every awaited write or child request and re-enters it behind
-the requests waiting there, publishes, and ends the request: the idle-eviction timer, then
-its caller goes on); ``drain`` either way (``False``: the run stops at the duration with what is
-in flight held as the runtime holds it). The stores get the writes afterwards, as their own
-calls make them. Not covered (the Python engine runs them, ``res.engine`` says why):
-handler or actor code, pull consumers, fault timelines, ``trace=True``, cycles. A run that meets the
-retention period,
-the consumer wall time, a request queued too long at the Durable Object soft limit
-(overloaded; one queued less long is held and admitted here, as the runtime does) or KV's
-per-key write rate is given back to the Python engine, which reports them as the platform
-does.
+included), call an actor for each message, route by message type to queues or to actors,
+write to stores (sinks, KV, D1, Analytics Engine) and dead-letter; a
+consumer that routes, writes or runs in parallel runs each batch as a task, as the runtime
+runs it (its CPU, its sends, then each message's writes and call awaited in turn, or with
+``parallel`` each message's in a task of its own, gathered: a binding's I/O always suspends,
+a step follows each); service-only spec actors (keys with skew, the object gate); spec
+actors that write to stores, call child actors and publish, as the runtime's Durable Object
+machinery runs them (each request a task that computes holding its object's input gate,
+leaves the gate at every awaited write or child request and re-enters it behind the requests
+waiting there, publishes, and ends the request: the idle-eviction timer, then its caller
+goes on); ``drain`` either way (``False``: the run stops at the duration with what is in
+flight held as the runtime holds it). The stores get the writes afterwards, as their own
+calls make them. Not covered (the Python engine runs them, ``res.engine`` says why): handler
+or actor code, pull consumers, fault timelines, ``trace=True``, cycles. A run that meets the
+retention period, the consumer wall time, a request queued too long at the Durable Object
+soft limit (overloaded; one queued less long is held and admitted here, as the runtime does)
+or KV's per-key write rate is given back to the Python engine, which reports them as the
+platform does.
 """
 
 from __future__ import annotations
