@@ -98,7 +98,34 @@ specs = st.fixed_dictionaries({
     "child_service": dists,
     "child_instances": st.integers(1, 3),
     "drain": st.sampled_from([True, True, False]),        # False: stop at the duration, work in flight
+    # a fault timeline's errors, rate limits and slowdowns (on a consumer, an actor or a store)
+    "fault": st.sampled_from([None, None, ("errors", "jobs.consumer"), ("slowdown", "jobs.consumer"),
+                              ("errors", "actor"), ("rate_limit", "actor"), ("slowdown", "actor"),
+                              ("slowdown", "store"), ("errors", "store"), ("errors", "events.consumer")]),
+    "fault_p": st.sampled_from([0.3, 1.0]),
+    "fault_start": st.sampled_from([0.0, 0.5, 1.5]),
 })
+
+
+def faults(sc: dict, p: cdp.Pipeline) -> cdp.Faults | None:
+    """The drawn fault on a node of the pipeline that has one of that kind (None: no such node)."""
+    if not sc.get("fault"):
+        return None
+    kind, where = sc["fault"]
+    nodes = set(p.graph)
+    if where == "actor":
+        candidates = [a for a in ("Checker", "Router", "Worker") if a in nodes]
+    elif where == "store":
+        candidates = [s for s in (*sc.get("writes", ()), *sc.get("actor_writes", ())) if s in nodes
+                      and not (kind == "slowdown" and s == "LOG")]       # (a data point has no wait to slow)
+    else:
+        candidates = [where] if where in nodes else []
+    if not candidates:
+        return None
+    window = {"start": sc.get("fault_start", 0.0), "length": sc["duration"] / 2}
+    extra = {"errors": {"p": sc.get("fault_p", 0.3)}, "rate_limit": {"per_second": 3},
+             "slowdown": {"factor": 4}}[kind]
+    return cdp.Faults().add(kind, candidates[0], **window, **extra)
 
 
 def pipeline(sc: dict) -> cdp.Pipeline:
@@ -164,8 +191,9 @@ def run(sc: dict, engine: str) -> cdp.Results:
     kind, rate = sc["load"]
     mix = {"types": {"a": 2, "b": 1}} if sc.get("route") else {}     # routing by type: "b" goes to events or Router
     load = cdp.Poisson(rate=rate, **mix) if kind == "poisson" else cdp.Constant(rate=rate, **mix)
-    return cdp.simulate(pipeline(sc), load, duration=sc["duration"], seed=sc["seed"],
-                        semantics=PROFILES[sc["profile"]], engine=engine, drain=sc.get("drain", True))
+    p = pipeline(sc)
+    return cdp.simulate(p, load, duration=sc["duration"], seed=sc["seed"], semantics=PROFILES[sc["profile"]],
+                        engine=engine, drain=sc.get("drain", True), faults=faults(sc, p))
 
 
 def assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame, what: str, atol: float = 1e-9) -> None:
@@ -210,6 +238,11 @@ def assert_same_run(python: cdp.Results, fast: cdp.Results) -> None:
     assert [(q.backlog, q.landing, q.running) for q in a.queues.values()] == \
         [(q.backlog, q.landing, q.running) for q in b.queues.values()]
     assert a.clock.now == b.clock.now
+    if python.fault_plan is not None:        # what each fault did, and the incident report
+        for s, t in zip(python.fault_plan.states, fast.fault_plan.states):
+            assert (s.injected, s.rejected, list(s.added_cpu)) == (t.injected, t.rejected, list(t.added_cpu))
+            assert np.allclose(list(s.added_cpu.values()), list(t.added_cpu.values()), rtol=1e-12, atol=1e-9)
+        assert_frames_equal(python.incidents(), fast.incidents(), "incidents")
     assert_frames_equal(python.messages, fast.messages, "messages")
     assert_frames_equal(python.batches, fast.batches, "batches")
     assert_frames_equal(python.timeline, fast.timeline, "timeline")

@@ -362,3 +362,17 @@ def test_cli_simulate_with_faults(tmp_path, capsys):
     assert cli_main(["simulate", str(model), "--rate", "2", "--duration", "60", "--faults", str(faults)]) == 0
     out = capsys.readouterr().out
     assert "incidents" in out and "outage" in out and "peak_backlog" in out
+
+
+def test_slowdown_of_an_analytics_dataset_is_refused_before_the_run():
+    """writeDataPoint returns at once: there is no wait to slow. It ended in an
+    AttributeError from inside the fault wiring; now a ConfigError naming the fault."""
+    p = cdp.Pipeline("points")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs")
+    p.add_consumer("jobs", writes=["LOG"])
+    p.add_store("LOG", kind="analytics")
+    slow = cdp.Faults().add("slowdown", "LOG", factor=4, start=0, length=5)
+    with pytest.raises(cdp.ConfigError, match=r"fault 1 \(slowdown of 'LOG'\): slowdown of Analytics Engine "
+                                              r"dataset 'LOG' is not modelled .*; allowed: a sink, KV"):
+        cdp.simulate(p, cdp.Poisson(rate=5), duration=10, faults=slow, engine="python")

@@ -28,9 +28,13 @@ machinery runs them (each request a task that computes holding its object's inpu
 leaves the gate at every awaited write or child request and re-enters it behind the requests
 waiting there, publishes, and ends the request: the idle-eviction timer, then its caller
 goes on); ``drain`` either way (``False``: the run stops at the duration with what is in
-flight held as the runtime holds it). The stores get the writes afterwards, as their own
-calls make them. Not covered (the Python engine runs them, ``res.engine`` says why): handler
-or actor code, pull consumers, fault timelines, ``trace=True``, cycles. A run that meets the
+flight held as the runtime holds it); a fault timeline's errors, rate limits and slowdowns
+(of consumers, actors and stores: as the runtime's ``ConsumerFaults`` hook fails a batch's
+messages and its ``scaled`` draws stretch service times and latencies, with each fault's
+counters). The stores get the writes afterwards, as their own calls make them. Not covered
+(the Python engine runs them, ``res.engine`` says why): handler or actor code, pull
+consumers, outages, pauses, purges and eviction storms, errors with a permanent share,
+``trace=True``, cycles. A run that meets the
 retention period, the consumer wall time, a request queued too long at the Durable Object
 soft limit (overloaded; one queued less long is held and admitted here, as the runtime does)
 or KV's per-key write rate is given back to the Python engine, which reports them as the
@@ -56,6 +60,7 @@ from .draws import SECOND
 
 if TYPE_CHECKING:
     from ..model.pipeline import Pipeline
+    from ..runtime.faults import FaultPlan
     from ..runtime.runtime import Runtime
     from .behaviour import CodeActorCaller, SpecActors, SpecBodies, StoreWriter
 
@@ -99,8 +104,11 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
     if not HAVE_NUMBA:
         return fall_back("numba is not installed", "cdpkit: numba is not installed, so simulations run on "
                          "the Python engine (`pip install numba` for the compiled one)")
-    if faults:
-        return "a fault timeline"
+    for fault in faults or ():
+        if fault.kind not in ("errors", "rate_limit", "slowdown"):
+            return f"a fault timeline ({fault.label}: {fault.kind})"
+        if fault.kind == "errors" and fault.permanent > 0:
+            return f"a fault timeline ({fault.label}: errors with a permanent share)"
     if trace:
         return "trace=True"
     g = pipeline.graph
@@ -410,9 +418,86 @@ def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G):
         QI[q, HAS_WAKE] = 1 if has_target else 0
 
 
+# A fault timeline's errors, rate limits and slowdowns (runtime.faults), as tables FT = (FI, FF,
+# fsalt, WS, WE, WCPU, WT, FL, CF, RR, PS, SS): fault f's kind, its windows WS/WE[FI[f, F_WLO]:
+# FI[f, F_WHI]], its rate limit's second and calls in it, what it injected and refused (FI); its
+# retry-independent failure probability q, slowdown factor and calls per second (FF); its draws'
+# salt; each window's CPU seconds a consumer slowdown added (WCPU, WT: touched). FL is a flat
+# list of fault indices: queue q's consumer consults its own errors FL[CF[q, 0]:CF[q, 1]], its
+# slowdowns FL[CF[q, 2]:CF[q, 3]] and, for a message of type y, the faults of the actors and
+# stores it reaches FL[RR[q, y, 0]:RR[q, y, 1]] (ConsumerFaults); pool a's service draws are
+# slowed by FL[PS[a, 0]:PS[a, 1]], store s's latencies by FL[SS[s, 0]:SS[s, 1]] (scaled).
+(F_KIND, F_WLO, F_WHI, F_SECOND, F_USED, F_INJECTED, F_REJECTED) = range(7)
+(F_Q, F_FACTOR, F_PER_SECOND) = range(3)
+ERRORS, RATE_LIMIT, SLOWDOWN = range(3)
+
+
+@njit(cache=True, inline="always")
+def _window(f, t, FT):
+    """FaultState.active: the index of fault ``f``'s window holding ``t``, or -1."""
+    FI, WS, WE = FT[0], FT[3], FT[4]
+    lo, hi = FI[f, F_WLO], FI[f, F_WHI]
+    w = np.searchsorted(WS[lo:hi], t, side="right") - 1
+    if w >= 0 and t < WE[lo + w]:
+        return w
+    return -1
+
+
+@njit(cache=True)
+def _slowed(value, lo, hi, now, FT):
+    """scaled(): ``value`` times each slowdown FL[lo:hi] active now, in turn."""
+    for j in range(lo, hi):
+        f = FT[7][j]
+        if _window(f, now, FT) >= 0:
+            value *= FT[1][f, F_FACTOR]
+    return value
+
+
+@njit(cache=True)
+def _fault_hits(q, m, y, now, failed, FT):
+    """ConsumerFaults.apply for one message (row ``m``, type ``y``) not already failing:
+    whether a fault active now fails it (its own errors first, then those of the actors and
+    stores it reaches, in call order: a rate limit past its calls this second, an error by
+    its draw), counted as that fault's."""
+    FI, FF, fsalt, FL, CF, RR = FT[0], FT[1], FT[2], FT[7], FT[8], FT[9]
+    for j in range(CF[q, 0], CF[q, 1]):
+        f = FL[j]
+        if _window(f, now, FT) >= 0 and _fault_fails(f, m, failed, FF, fsalt):
+            FI[f, F_INJECTED] += 1
+            return True
+    for j in range(RR[q, y, 0], RR[q, y, 1]):
+        f = FL[j]
+        if _window(f, now, FT) < 0:
+            continue
+        if FI[f, F_KIND] == RATE_LIMIT:       # FaultState.take
+            second = np.int64(np.floor(now))
+            if second != FI[f, F_SECOND]:
+                FI[f, F_SECOND], FI[f, F_USED] = second, 0
+            if FI[f, F_USED] < FF[f, F_PER_SECOND]:
+                FI[f, F_USED] += 1
+                continue
+            FI[f, F_REJECTED] += 1
+            FI[f, F_INJECTED] += 1
+            return True
+        if FI[f, F_KIND] == ERRORS and _fault_fails(f, m, failed, FF, fsalt):
+            FI[f, F_INJECTED] += 1
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _fault_fails(f, m, failed, FF, fsalt):
+    """FaultState.fails for this attempt at row ``m`` (a fault with no permanent share)."""
+    q = FF[f, F_Q]
+    if q == 0:
+        return False
+    key = (np.uint64(m) << np.uint64(8)) ^ np.uint64(failed[m])
+    return float(_mix(_mix(key) ^ fsalt[f])) * (2.0 ** -64) < q
+
+
 @njit(cache=True, inline="always")
 def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows, fails,
-           fdelay):
+           fdelay, otype, FT):
     """Queue.flush, then SpecConsumer.start: cut a batch from the front of queue ``q``'s
     buffer, draw its service time and failures, schedule its end. False if it was empty.
     (The caller made room in the batch tables.)"""
@@ -446,15 +531,27 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
             QI[q, N_PER] += used
             per_x[k] = pv
         cpu = bv + _np_sum(per_x, take)
+    CF = FT[8]
+    for j in range(CF[q, 2], CF[q, 3]):           # a slowdown of this consumer (ConsumerFaults)
+        f = FT[7][j]
+        w = _window(f, now, FT)
+        if w >= 0:
+            i = FT[0][f, F_WLO] + w                   # (FaultState.add_cpu)
+            FT[5][i] += cpu * (FT[1][f, F_FACTOR] - 1)
+            FT[6][i] = 1
+            cpu *= FT[1][f, F_FACTOR]
     transient, poison = SF[q, TRANSIENT], SF[q, POISON]
     retry_all, last = False, np.int64(-1)
     nf = G[NF]
-    if transient > 0 or poison > 0:
+    faulted = CF[q, 4] == 1                       # errors or rate limits may fail its messages
+    if transient > 0 or poison > 0 or faulted:
         for k in range(take):
             m = brows[lo + k]
             hit = transient > 0 and _uniform(keys[q, 2], QI[q, N_TRIAL] + k) < transient
             if not hit and poison > 0:
                 hit = _uniform(keys[q, 3], body[m]) < poison
+            if not hit and faulted:
+                hit = _fault_hits(q, m, otype[body[m]], now, failed, FT)
             if hit:
                 d = delays[q, failed[m] + 1]
                 fails[nf] = k
@@ -610,7 +707,7 @@ def _resume(x, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p
 
 
 @njit(cache=True)
-def _write(st, m, x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G):
+def _write(st, m, x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G, FT):
     """Caller ``x`` writes body ``m`` to store ``st`` (StoreWriter.write): the write is logged and
     its latency drawn; returns the latency (its end, an I/O event, is scheduled when over 0), or
     -1.0 for an Analytics Engine data point (done at once, nothing drawn: awaiting it does not
@@ -628,6 +725,7 @@ def _write(st, m, x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_sto
         return -1.0
     latency, used = _draw(ST[st, ST_LATENCY], STF[st, 0], STF[st, 1], skeys[st], s_draws[st])
     s_draws[st] += used
+    latency = _slowed(latency, FT[11][st, 0], FT[11][st, 1], now, FT)
     if latency > 0:                                   # an I/O future: done after its latency
         _push(HT, HK, G, now + latency, _IO, q, x)
     return latency
@@ -672,7 +770,7 @@ def _send(target, vals, lo, n, now, body, rowq, failed, outcome, reason, stamp, 
 def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_picks, p_draws, p_busy_s, busy, w_head,
                  w_tail, tats, p_waiting, p_holding, period, most, c_pool, c_key, c_arrived, c_started, c_finished, BI,
                  bodies, body, rowq, failed, outcome, reason, stamp, sent, finished, SI, SF, SD, rate_window, lrows, LG,
-                 QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G):
+                 QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G, FT):
     """Serve task ``x``'s next step, with its object's gate (an _OSTEP event): at first the
     request starts and computes (``ctx.work``: the gate kept); then its steps in turn, a
     publish at once, a write or a child request awaited (the gate left); at the end the
@@ -689,6 +787,7 @@ def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_pic
         OB[i, O_LIVE] = 1                     # (ensure_instance)
         seconds, used = _draw(P[a, P_SERVICE], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
         p_draws[a] += used
+        seconds = _slowed(seconds, FT[10][a, 0], FT[10][a, 1], now, FT)
         p_busy_s[a] += seconds
         o_busy_s[i] += seconds
         TK[t, T_PC] = P[a, P_LO]
@@ -706,7 +805,7 @@ def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_pic
             continue
         if PROG[e, 0] == WRITE:
             latency = _write(what, m, x, 0, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store,
-                             wl_body, wl_time, HT, HK, G)
+                             wl_body, wl_time, HT, HK, G, FT)
             if G[ABORT]:
                 break
             if latency < 0:
@@ -756,7 +855,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
          skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
-         p_waiting, p_holding, OB, o_busy_s, PROG, HT, HK, CX, row_margin):
+         p_waiting, p_holding, OB, o_busy_s, PROG, FT, HT, HK, CX, row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
     short of room for the next one (returns True: the caller makes room and calls again).
     Nothing here allocates or reassigns an array (it is compiled without numba's reference
@@ -822,7 +921,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             if QI[q, COUNT] >= SI[q, SIZE]:
                 QI[q, IMMEDIATE] = 1
             if not _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows,
-                          fails, fdelay):
+                          fails, fdelay, otype, FT):
                 QI[q, PENDING_SEQ] = -1               # an empty flush: finished (the buffer is empty)
             rewake = True
         elif kind == _TIMER:                          # ConcurrentFlush._expire
@@ -968,7 +1067,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                          busy, w_head, w_tail, tats, p_waiting, p_holding, period, most, c_pool, c_key, c_arrived,
                          c_started, c_finished, BI, bodies, body, rowq, failed, outcome, reason, stamp, sent, finished,
                          SI, SF, SD, rate_window, lrows, LG, QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store,
-                         wl_body, wl_time, HT, HK, G)
+                         wl_body, wl_time, HT, HK, G, FT)
             if G[ABORT]:
                 break
             continue
@@ -976,8 +1075,9 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             c = (TK if arg & 1 else BI)[arg >> 1, B_CALL]
             a = c_pool[c]
             c_started[c] = now
-            seconds, used = _draw(P[a, 2], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
+            seconds, used = _draw(P[a, P_SERVICE], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
             p_draws[a] += used
+            seconds = _slowed(seconds, FT[10][a, 0], FT[10][a, 1], now, FT)
             p_busy_s[a] += seconds
             _push(HT, HK, G, now + seconds, _EXIT, 0, arg)
             continue
@@ -1016,7 +1116,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 # await the store's write(body): an I/O future always suspends (IoFuture), done
                 # after its latency; at zero latency it is done already: the next step is now
                 latency = _write(-1 - target, chain_body[e], x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period,
-                                 wl_store, wl_body, wl_time, HT, HK, G)
+                                 wl_store, wl_body, wl_time, HT, HK, G, FT)
                 if G[ABORT]:                          # (a KV put refused: the batch fails)
                     break
                 if latency < 0:                       # writeDataPoint: done at once
@@ -1148,7 +1248,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 QI[q, TIMER_SEQ] = -1
                 QI[q, F_RUNNING] += 1
                 _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF,
-                       brows, fails, fdelay)
+                       brows, fails, fdelay, otype, FT)
             if QI[q, COUNT] == 0:
                 QI[q, DUE] = 0
             elif QI[q, TIMER_SEQ] < 0 and QI[q, DUE] == 0:
@@ -1191,7 +1291,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
 @njit(cache=True)
 def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp, sent, finished, SI, SF,
             keys, delays, pub, otype, routes, gi, gf, sends_init, P, PF, pkeys, cumulative, PROG, qwrites, ST, STF,
-            skeys, kv_last):
+            skeys, kv_last, FT):
     """Every queue, spec consumer and service-only spec actor of a covered pipeline, as the
     runtime runs them (see the module's docstring). Arguments: the queues' known arrivals
     (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger's reserved columns and its ``n0``
@@ -1284,7 +1384,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
                ST, STF, skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
-               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, HT, HK, CX, row_margin):
+               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, FT, HT, HK, CX, row_margin):
         # a table is short of room for one more event: double it, then go on
         if G[NB] + BATCH_ROOM > BI.shape[0]:
             need = G[NB] + BATCH_ROOM
@@ -1349,7 +1449,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
             LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, c_pool[:nc],
             c_key[:nc], c_arrived[:nc], c_started[:nc], c_finished[:nc], p_busy_s, tats, busy, wl_store[:G[NW]],
-            wl_body[:G[NW]], wl_time[:G[NW]], s_draws, OB, o_busy_s)
+            wl_body[:G[NW]], wl_time[:G[NW]], s_draws, OB, o_busy_s, FT)
 
 
 # ---------------------------------------------------------------------------- the glue
@@ -1382,13 +1482,15 @@ ENGINE_COLUMNS = ("payload", "failed", "outcome", "queue", "timestamp", "sent", 
 def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, Sequence[int]]],
         pools: dict[str, SpecActors], objects: dict[str, tuple[CodeActorCaller, int]],
         writers: dict[str, StoreWriter], bodies: SpecBodies, timeline: list, duration: float, step: float,
-        max_events: int, drain: bool = True) -> str | None:
+        max_events: int, drain: bool = True, plan: FaultPlan | None = None) -> str | None:
     """Run the covered pipeline built in ``rt`` with the kernel, its queues fed as simulate's
     ``_admit`` admitted them (``admitted``: queue -> (landing times, rows), in feeding order;
     emptied here), and write what happened into ``rt`` as its own broker, consumers, pools and
     Durable Objects would have: the ledger, the batch records, the queues', pools' and
     objects' state, the actor calls, the consumers' CPU time, the clock, and ``timeline``'s
-    samples; ``drain=False`` stops at ``duration`` as ``clock.run(until=duration)`` does, and
+    samples; ``plan``: the run's fault plan (its errors, rate limits and slowdowns act here, as
+    the runtime's hooks and wrappers apply them, and its counters are written back);
+    ``drain=False`` stops at ``duration`` as ``clock.run(until=duration)`` does, and
     what is in flight then is written as the runtime holds it. ``objects``: the spec actors that write, call or publish (run on the runtime's
     Durable Object machinery), each its caller and its service stream's key, in the order
     their namespaces were made. Returns None, or why the run was given up (nothing is written
@@ -1508,6 +1610,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         pkeys[a] = (picker.rng.key, service_key)
         cumulative.append(picker.cumulative)
         first += spec.instances
+    FT = _fault_tables(plan, rt, units, list(writers), len(bodies.type_names))
     # the ledger so far (the workload's arrivals)
     # the ledger so far (the workload's arrivals), in the columns it reserved for the engine
     try:
@@ -1515,7 +1618,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                            len(ledger), *(getattr(ledger, name) for name in ENGINE_COLUMNS), SI, SF, keys, delays, np.array(pub, dtype=np.int64),
                            np.asarray(bodies.arrivals.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
                            np.concatenate(cumulative), np.array(prog, dtype=np.int64).reshape(-1, 2),
-                           np.array(qwrites, dtype=np.int64), ST, STF, skeys, kv_last)
+                           np.array(qwrites, dtype=np.int64), ST, STF, skeys, kv_last, FT)
     except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
         return fall_back("numba could not compile it on this platform", "cdpkit: the compiled engine could "
                          f"not be compiled here ({type(error).__name__}); simulations use the Python engine")
@@ -1523,7 +1626,59 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         return ABORT_REASONS[int(out[0][ABORT])]
     _write_back(rt, names, pools, objects, writers, bodies, timeline, duration, out, sends_init,
                 (in_due, in_rows, in_lo))
+    if plan is not None:          # what each fault did, as its FaultState counts it
+        FT_out = out[-1]
+        FI = FT_out[0]
+        for f, state in enumerate(plan.states):
+            state.second, state.used = int(FI[f, F_SECOND]), int(FI[f, F_USED])
+            state.injected, state.rejected = int(FI[f, F_INJECTED]), int(FI[f, F_REJECTED])
+            lo = int(FI[f, F_WLO])
+            state.added_cpu = {w - lo: float(FT_out[5][w]) for w in range(lo, int(FI[f, F_WHI])) if FT_out[6][w]}
     return None
+
+
+def _fault_tables(plan: FaultPlan | None, rt: Runtime, units: list[str], stores: list[str], types: int) -> tuple:
+    """The kernel's fault tables FT (see ``_window``'s comment) for ``plan``'s errors, rate
+    limits and slowdowns: each queue's consumer's hook (ConsumerFaults: its own errors and
+    slowdowns, and by message type the faults of what it reaches), each pool's and store's
+    slowdowns. (Empty tables without a plan.)"""
+    states = plan.states if plan is not None else []
+    index = {id(state): f for f, state in enumerate(states)}
+    kinds = {"errors": ERRORS, "rate_limit": RATE_LIMIT, "slowdown": SLOWDOWN}
+    FI = np.zeros((len(states), 7), np.int64)
+    FF = np.zeros((len(states), 3), np.float64)
+    fsalt = np.array([state.salt for state in states], dtype=np.uint64)
+    starts: list[float] = []
+    ends: list[float] = []
+    for f, state in enumerate(states):
+        FI[f] = (kinds.get(state.fault.kind, -1), len(starts), len(starts) + len(state.starts), state.second,
+                 state.used, state.injected, state.rejected)
+        FF[f] = (state.q, state.fault.factor, state.fault.per_second)
+        starts += state.starts
+        ends += state.ends
+    FL: list[int] = []
+
+    def listed(chosen: Sequence[Any]) -> tuple[int, int]:
+        lo = len(FL)
+        FL.extend(index[id(state)] for state in chosen)
+        return lo, len(FL)
+
+    queues = list(rt.queues.values())
+    CF = np.zeros((len(queues), 5), np.int64)
+    RR = np.zeros((len(queues), max(types, 1), 2), np.int64)
+    for q, queue in enumerate(queues):
+        hook = getattr(queue.consumer, "faults", None)
+        if hook is None:
+            continue
+        CF[q, 0:2], CF[q, 2:4] = listed(hook.errors), listed(hook.slow)
+        default = hook.reach.get(None, ())
+        for y in range(types):
+            RR[q, y] = listed(hook.reach.get(y, default)) if hook.reach else (0, 0)
+        CF[q, 4] = CF[q, 1] > CF[q, 0] or bool((RR[q, :, 1] > RR[q, :, 0]).any())
+    PS = np.array([listed(plan.of(name, "slowdown") if plan else ()) for name in units], np.int64).reshape(-1, 2)
+    SS = np.array([listed(plan.of(name, "slowdown") if plan else ()) for name in stores], np.int64).reshape(-1, 2)
+    return (FI, FF, fsalt, np.array(starts, np.float64), np.array(ends, np.float64), np.zeros(len(starts)),
+            np.zeros(len(starts), np.int64), np.array(FL, np.int64), CF, RR, PS, SS)
 
 
 def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
@@ -1533,7 +1688,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
     G, QI, QF, now, *columns, reason, copies, brows, BI, BF = out[:16]
     (done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
-     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s) = out[16:]
+     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s, _faults) = out[16:]
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
     # the rows it added (sends, dead letters' copies) are in the ledger's columns already
     ledger.grown(int(G[ROWS]), names, "raw", bodies.arrivals.sizes, dict(zip(ENGINE_COLUMNS, columns)), copies)

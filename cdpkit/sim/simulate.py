@@ -113,8 +113,9 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         engine (:mod:`cdpkit.sim.compiled`), proven to give the same ledger, batches and
         summary on the pipelines it covers (spec consumers that compute, fail, retry,
         publish, call or route to queues and actors, write to stores, run in parallel and
-        dead-letter; spec actors, also those that write, call and publish; no code, pull
-        consumers, faults or trace); ConfigError if it
+        dead-letter; spec actors, also those that write, call and publish; faults' errors,
+        rate limits and slowdowns; no code, pull consumers, outages, pauses, purges, eviction
+        storms or trace); ConfigError if it
         does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
         which ran and, when ``auto`` fell back, why. Without numba every run uses the Python
@@ -269,7 +270,7 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
         if use_compiled:
             writers = {store: callers[store] for store in pipeline.nodes("store")}
             gave_up = compiled.run(rt, pipeline, admitted, pools, objects, writers, bodies, timeline, duration,
-                                   step, budget.events, drain)
+                                   step, budget.events, drain, plan)
             if gave_up is not None:
                 return gave_up
             bar.update(duration)
@@ -362,6 +363,10 @@ def check_faults(pipeline: Pipeline, faults: Faults, duration: float) -> None:
                               "or errors / slowdown of the consumer")
         # a handler consumer's slowdown stretches its invocations (runtime.faults.FaultedConsumer);
         # an actor class's code has no service draw to scale
+        if f.kind == "slowdown" and kind == "store" and pipeline.spec(f.node).kind == "analytics":
+            raise ConfigError(f"{f.label}: slowdown of Analytics Engine dataset {f.node!r} is not modelled "
+                              "(writeDataPoint returns at once: there is no wait to slow); allowed: a sink, KV "
+                              "namespace or D1 database")
         if f.kind == "slowdown" and kind == "actor" and pipeline.spec(f.node).cls is not None:
             raise ConfigError(f"{f.label}: slowdown of user code ({f.node!r}) is not modelled; allowed: a "
                               "consumer, spec actor or store (slow the store the code calls instead)")
