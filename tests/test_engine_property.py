@@ -10,7 +10,10 @@ without a consumer; batch sizes, timeouts (0 included), concurrency, retries wit
 policy and mode, transient and poison failures, every service distribution, per-message
 times, delivery delays; an actor on the Durable Object machinery (the consumer's, the routed
 one or the events consumer's) that writes to stores, calls children (one computing, one
-writing to KV and calling the first) and publishes to a consumed queue; the three production profiles and ``local``, a scaled-down
+writing to KV and calling the first) and publishes to a consumed queue; runs stopped at the
+duration (``drain=False``) with work in flight; a fault (errors, a rate limit or a slowdown
+of a consumer, an actor or a store) with its counters and ``incidents()``; the three
+production profiles and ``local``, a scaled-down
 Durable Object soft limit (requests past it are held and admitted later on both engines;
 one held past ``actor_max_queue_seconds`` would fail: the kernel gives the run back, then
 both runs are Python's), Poisson and constant loads (a constant load on a grid with constant service
