@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
+from tqdm import tqdm
 
 from ..runtime.ledger import ACKED, DROPPED, REJECTED
 from ..runtime.ledger import DEAD_LETTERED as DEAD
@@ -1463,9 +1464,9 @@ def _engine_call(*args):
     (about a minute) before it runs: a compile that takes long says so on stderr instead of a
     silent pause (the run itself may take long too: that says nothing)."""
     if hasattr(_engine, "compile") and not _engine.signatures:      # not yet loaded in this process
-        timer = threading.Timer(NOTICE_AFTER, print, (
+        timer = threading.Timer(NOTICE_AFTER, tqdm.write, (    # (tqdm's write: not onto a progress bar's line)
             "cdpkit: compiling the simulation engine for this machine (once, about a minute; later runs "
-            "load it from numba's cache)",), {"file": sys.stderr, "flush": True})
+            "load it from numba's cache)",), {"file": sys.stderr})
         timer.daemon = True
         timer.start()
         try:
