@@ -93,12 +93,22 @@ def browser():
 
 def palette(page, command: str, done: str, timeout: int) -> None:
     """Run a JupyterLab command from the command palette and wait until the JavaScript
-    condition ``done`` holds; a palette opened before the page settles can miss the keys,
-    so it tries three times (a run that silently never started passed as a run before)."""
+    condition ``done`` holds. The command is typed into the palette's own box once it is
+    open: typed blind, before the page had bound the shortcut, its letters went to the
+    notebook as command-mode keys (once notebook 04's cells never ran, and its explorer
+    never appeared). It tries three times."""
+    box = page.locator(".lm-CommandPalette-input:visible").first
     for attempt in range(3):
         page.locator(".jp-Notebook").first.click()
         page.keyboard.press("Control+Shift+c")
-        page.keyboard.type(command)
+        try:
+            box.wait_for(state="visible", timeout=10_000)
+        except Exception:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+            continue
+        page.keyboard.type(command)         # (into the box, which has the focus now)
         page.keyboard.press("Enter")
         try:
             page.wait_for_function(done, timeout=timeout)
