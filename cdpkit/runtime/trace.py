@@ -136,6 +136,11 @@ class Trace:
         return len(self._deliveries)
 
 
+def call_outcomes(finished: np.ndarray) -> np.ndarray:
+    """A call's outcome from its finish time: "ok", or None while it has not finished."""
+    return np.where(np.isnan(finished), None, "ok").astype(object)
+
+
 class CallLog:
     """Requests to the instances of one spec actor class, as columns (28 bytes a request,
     not a list of objects), appended by ``SpecActors``: ``started`` and ``finished`` are NaN
@@ -170,7 +175,7 @@ class CallLog:
     def frame(self) -> pd.DataFrame:
         n = len(self)
         finished = np.frombuffer(self.finished).copy()
-        outcome = np.where(np.isnan(finished), None, "ok").astype(object)
+        outcome = call_outcomes(finished)
         for row, what in self.outcomes.items():
             outcome[row] = what
         return pd.DataFrame({

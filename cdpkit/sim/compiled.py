@@ -57,6 +57,7 @@ from tqdm import tqdm
 from ..runtime.ledger import ACKED, DROPPED, REJECTED
 from ..runtime.ledger import DEAD_LETTERED as DEAD
 from ..runtime.queues import Inflow
+from ..runtime.trace import call_outcomes
 from .draws import SECOND
 
 if TYPE_CHECKING:
@@ -616,8 +617,7 @@ def _call(a, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK
     c_pool[c], c_key[c] = a, k
     c_arrived[c] = now
     c_started[c] = c_finished[c] = np.nan             # (not yet)
-    tab = TK if x & 1 else BI
-    tab[x >> 1, B_CALL], tab[x >> 1, B_WAITING] = c, -1
+    (TK if x & 1 else BI)[x >> 1, B_CALL] = c
     i = lo + k
     objects = P[a, P_KIND] == OBJECTS
     if objects:                                       # the request's own task (reusing a finished one's row)
@@ -628,7 +628,7 @@ def _call(a, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK
             t = G[NT]
             G[NT] = t + 1
         TK[t, T_PARENT], TK[t, T_SERVES], TK[t, T_BODY], TK[t, T_PC] = x, c, m, -1
-        TK[t, B_CALL], TK[t, B_WAITING] = -1, -1
+        TK[t, B_CALL] = -1
         if OB[i, O_FIRST] < 0:
             OB[i, O_FIRST] = c
         x = 2 * t + 1                                 # (from here on: the task that serves it)
@@ -664,8 +664,8 @@ def _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, H
     a service-only call's entry, or a serve task's next step), or waits behind the one
     holding it, in FIFO order."""
     if busy[i]:
-        (TK if x & 1 else BI)[x >> 1, B_WAITING] = -1     # (the end of the line; a serve task re-entering
-        last = w_tail[i]                                  # may have waited here before)
+        (TK if x & 1 else BI)[x >> 1, B_WAITING] = -1     # the end of the line (whatever x waited
+        last = w_tail[i]                                  # behind before: a serve task re-enters)
         if last >= 0:
             (TK if last & 1 else BI)[last >> 1, B_WAITING] = x
         else:
@@ -1765,7 +1765,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
             "object": labels[offsets[pool] + c_key[mine]],
             "method": np.array([caller.method for caller in callers], dtype=object)[pool],
             "arrived": c_arrived[mine], "started": c_started[mine], "finished": c_finished[mine],
-            "outcome": np.where(np.isnan(c_finished[mine]), None, "ok").astype(object)})   # (unfinished: drain=False)
+            "outcome": call_outcomes(c_finished[mine])})
     first = 0
     for a, name in enumerate(units):
         if name in objects:         # its objects, in the order the runtime met them (their first calls)
