@@ -107,7 +107,17 @@ specs = st.fixed_dictionaries({
                               ("slowdown", "store"), ("errors", "store"), ("errors", "events.consumer")]),
     "fault_p": st.sampled_from([0.3, 1.0]),
     "fault_start": st.sampled_from([0.0, 0.5, 1.5]),
+    # jobs' consumer as an HTTP pull consumer (production profiles; it then only computes,
+    # fails, retries and publishes): short visibility timeouts make leases expire mid-batch
+    "pull": st.one_of(st.none(), st.none(), st.fixed_dictionaries({
+        "interval": st.sampled_from([0.1, 0.5, 1.0]), "batch_size": st.sampled_from([None, 1, 3, 7]),
+        "concurrency": st.integers(1, 3), "visibility_timeout": st.sampled_from([None, 0.1, 0.4])})),
 })
+
+
+def pulled(sc: dict) -> bool:
+    """Whether jobs' consumer is a pull consumer (wrangler dev, the ``local`` profile, has none)."""
+    return bool(sc.get("pull")) and sc["profile"] != "local"
 
 
 def faults(sc: dict, p: cdp.Pipeline) -> cdp.Faults | None:
@@ -132,6 +142,8 @@ def faults(sc: dict, p: cdp.Pipeline) -> cdp.Faults | None:
 
 
 def pipeline(sc: dict) -> cdp.Pipeline:
+    if pulled(sc):          # a pull client runs outside Workers: no routes, calls or writes
+        sc = {**sc, "route": None, "jobs_calls": False, "writes": (), "parallel": False}
     p = cdp.Pipeline("engines")
     p.add_source("http", queue="jobs", share=sc.get("share", 1.0))
     queue = {"max_batch_size": sc["batch"], "max_batch_timeout": sc["timeout"],
@@ -151,7 +163,8 @@ def pipeline(sc: dict) -> cdp.Pipeline:
                    retry={"policy": sc["policy"], "base": sc["retry_base"], "cap": 5, "mode": sc["mode"]},
                    publish=(["events", "audit"] if sc.get("fan_out") else ["events"]) if sc.get("publish") else [],
                    routes={"b": route} if route else None, calls="Checker" if sc.get("jobs_calls") else None,
-                   writes=list(sc.get("writes", ())), parallel=sc.get("parallel", False))
+                   writes=list(sc.get("writes", ())), parallel=sc.get("parallel", False),
+                   pull=sc["pull"] if pulled(sc) else None)
     present = {"Router": route == "Router", "Checker": sc.get("jobs_calls"), "Worker": events and sc["calls"]}
     io = sc.get("io_actor") if present.get(sc.get("io_actor")) else None
     io_spec = {"writes": list(sc.get("actor_writes", ())), "calls": list(sc.get("actor_calls", ())),
@@ -241,6 +254,10 @@ def assert_same_run(python: cdp.Results, fast: cdp.Results) -> None:
     assert [(q.backlog, q.landing, q.running) for q in a.queues.values()] == \
         [(q.backlog, q.landing, q.running) for q in b.queues.values()]
     assert a.clock.now == b.clock.now
+    for name, queue in a.queues.items():     # a pull consumer's pulls (empty ones are billed reads), leases
+        if getattr(queue.consumer, "pull_consumer", False):
+            mine, other = queue.consumer, b.queues[name].consumer
+            assert (mine.pulls, mine.empty_pulls, mine.leased) == (other.pulls, other.empty_pulls, other.leased), name
     if python.fault_plan is not None:        # what each fault did, and the incident report
         for s, t in zip(python.fault_plan.states, fast.fault_plan.states):
             assert (s.injected, s.rejected, list(s.added_cpu)) == (t.injected, t.rejected, list(t.added_cpu))
@@ -293,6 +310,10 @@ TIES = {"batch": 3, "timeout": 0.5, "concurrency": 2, "retries": 2, "dlq": "cons
           "profile": "production", "instances": 1, "store_latency": {"exp": 0.05}})
 @example({**TIES, "parallel": True, "jobs_calls": True, "io_actor": "Checker", "actor_calls": ("Leaf",),
           "actor_writes": ("LOG",), "actor_publish": True, "profile": "soft_limit", "load": ("constant", 60)})
+@example({**TIES, "profile": "production", "pull": {"interval": 0.5, "batch_size": 3, "concurrency": 2,
+                                                    "visibility_timeout": 0.1}, "base": 0.2, "load": ("constant", 5)})
+@example({**TIES, "profile": "slow_autoscaler", "drain": False, "mode": "retry_all", "load": ("poisson", 60),
+          "pull": {"interval": 0.1, "batch_size": None, "concurrency": 3, "visibility_timeout": None}})
 def test_the_compiled_engine_runs_as_the_python_engine(sc):
     assert_same_run(run(sc, "python"), run(sc, "compiled"))
 
@@ -487,3 +508,36 @@ def test_a_first_run_that_compiles_says_so(monkeypatch, capfd):
     with pytest.warns(RuntimeWarning):
         cdp.simulate(p, cdp.Poisson(rate=5), duration=2, seed=1)
     assert "compiling the simulation engine for this machine" in capfd.readouterr().err
+
+
+def test_a_pull_consumer_runs_compiled_as_on_python():
+    """An HTTP pull consumer on the compiled engine: two polling loops lease batches whose
+    visibility timeout (0.3 s) often ends before the behaviour is done (0.5 s mean), so the
+    messages are delivered again, worked on twice and published twice, and the late acks are
+    ignored; after the duration the loops idle until a retry lands 60 s later, and the polls
+    they skipped (600,000 of them at a 0.1 ms interval: added up by arithmetic, not one by one)
+    count as empty pulls. Every pull, empty pull, lease and message alike on both engines."""
+    p = cdp.Pipeline("pulled")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=4, max_retries=2, dead_letter_queue="jobs-dlq")
+    p.add_queue("jobs-dlq")
+    p.add_consumer("jobs-dlq", service={"base": 0.01})
+    p.add_queue("events", max_batch_size=10, max_batch_timeout=0.5)
+    p.add_consumer("events", service={"base": 0.02})
+    p.add_consumer("jobs", service={"base": {"exp": 0.5}}, failure=0.2, retry={"policy": "fixed", "base": 60},
+                   publish=["events"], pull={"interval": 0.0001, "batch_size": 3, "concurrency": 2,
+                                             "visibility_timeout": 0.3})
+    args = {"duration": 3, "seed": 5, "semantics": "production"}
+    python = cdp.simulate(p, cdp.Poisson(rate=8), engine="python", **args)
+    fast = cdp.simulate(p, cdp.Poisson(rate=8), engine="compiled", **args)
+    assert_same_run(python, fast)
+    jobs = fast.runtime.queues["jobs"].consumer
+    assert jobs.empty_pulls > 600_000 and jobs.pulls > jobs.empty_pulls
+    attempts = fast.messages.loc[fast.messages["queue"] == "jobs", "attempts"]
+    assert (attempts > 1).any()                                        # delivered again
+    assert (fast.messages["queue"] == "events").sum() > (attempts > 0).sum()   # worked on twice: published twice
+    # stopped at 3.3 s, with two batches (6 messages) leased: held as open leases on both
+    stopped = [cdp.simulate(p, cdp.Poisson(rate=8), engine=engine, drain=False, **{**args, "duration": 3.3})
+               for engine in ("python", "compiled")]
+    assert_same_run(*stopped)
+    assert stopped[1].runtime.queues["jobs"].consumer.leased == 6 and stopped[1].runtime.queues["jobs"].running == 2

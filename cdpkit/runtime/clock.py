@@ -356,6 +356,16 @@ class Clock:
         """The tasks whose next step is scheduled (to begin, or to resume after a timer)."""
         return [entry[2].__self__ for entry in self._heap if getattr(entry[2], "__func__", None) is Task._step]
 
+    def drop_scheduled_tasks(self) -> list[Task]:
+        """Cancel the scheduled steps of every task (see :meth:`scheduled_tasks`) and return
+        those tasks: the compiled engine ran what they would have done."""
+        tasks = []
+        for entry in self._heap:
+            if getattr(entry[2], "__func__", None) is Task._step:
+                tasks.append(entry[2].__self__)
+                entry[2] = None
+        return tasks
+
     def peek(self) -> float | None:
         """Time of the next live event, or None when idle."""
         heap = self._heap

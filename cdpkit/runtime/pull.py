@@ -178,15 +178,20 @@ class PullConsumer:
             return []
         batch_id, rows, done = self._cut
         self._cut = None
-        lease = self._batches[batch_id] = _Lease(rows, done)
+        lease = self.hold(batch_id, rows, done)
         lease.timer = self.runtime.clock.call_later(float(timeout), self._expire, batch_id)
-        ledger, out = self.runtime.ledger, []
+        ledger = self.runtime.ledger
+        return [PulledMessage(ledger.id(row), ledger.body(row), int(ledger.failed[row]) + 1, ledger.timestamp[row],
+                              f"{batch_id}-{i}") for i, row in enumerate(rows)]
+
+    def hold(self, batch_id: int, rows: list[int], done: Callable[[bool, BatchResult], None]) -> _Lease:
+        """Lease batch ``batch_id``'s ``rows`` (lease ids ``"<batch>-<i>"``) until it is settled
+        (``done``); the caller sets its timer. (The compiled engine holds a stopped run's open
+        leases here too.)"""
+        lease = self._batches[batch_id] = _Lease(rows, done)
         for i, row in enumerate(rows):
-            lease_id = f"{batch_id}-{i}"
-            self._leases[lease_id] = (batch_id, row)
-            out.append(PulledMessage(ledger.id(row), ledger.body(row), int(ledger.failed[row]) + 1,
-                                     ledger.timestamp[row], lease_id))
-        return out
+            self._leases[f"{batch_id}-{i}"] = (batch_id, row)
+        return lease
 
     def ack(self, acks: Iterable[str] = (), retries: Iterable[str | dict] = ()) -> dict[str, int]:
         """Acknowledge leases (``acks``) and ask for redelivery (``retries``: lease ids or

@@ -31,9 +31,12 @@ goes on); ``drain`` either way (``False``: the run stops at the duration with wh
 flight held as the runtime holds it); a fault timeline's errors, rate limits and slowdowns
 (of consumers, actors and stores: as the runtime's ``ConsumerFaults`` hook fails a batch's
 messages and its ``scaled`` draws stretch service times and latencies, with each fault's
-counters). The stores get the writes afterwards, as their own calls make them. Not covered
-(the Python engine runs them, ``res.engine`` says why): handler or actor code, pull
-consumers, outages, pauses, purges and eviction storms, errors with a permanent share,
+counters); HTTP pull consumers (``pull=``: the client's polling loops as ``PullClient`` runs
+them, each pull a leased batch cut as a flush cuts one and worked on by the spec's behaviour,
+acked when it is done or delivered again when its visibility timeout ends first, empty pulls
+counted, idle loops woken by a landing). The stores get the writes afterwards, as their own
+calls make them. Not covered (the Python engine runs them, ``res.engine`` says why): handler
+or actor code, outages, pauses, purges and eviction storms, errors with a permanent share,
 ``trace=True``, cycles. A run that meets the
 retention period, the consumer wall time, a request queued too long at the Durable Object
 soft limit (overloaded; one queued less long is held and admitted here, as the runtime does)
@@ -48,6 +51,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -56,6 +60,7 @@ from tqdm import tqdm
 
 from ..runtime.ledger import ACKED, DROPPED, REJECTED
 from ..runtime.ledger import DEAD_LETTERED as DEAD
+from ..runtime.pull import _EXACT_TICKS as EXACT_TICKS
 from ..runtime.queues import Inflow
 from ..runtime.trace import call_outcomes
 from .draws import SECOND
@@ -124,8 +129,6 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
         spec, queue = pipeline.spec(node), g.nodes[node]["queue"]
         if spec.handler is not None:
             return f"handler code on {queue!r}"
-        if spec.pull is not None:
-            return f"the pull consumer of {queue!r}"
     cycles = next(nx.simple_cycles(g), None)
     if cycles is not None:
         return f"a cycle ({' -> '.join(cycles)})"
@@ -142,14 +145,16 @@ def row_margin(pipeline: Pipeline) -> int:
     return max(100 * max(1, fan_out), publish) + 108
 
 
-def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
+def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float, attempts: dict[str, int] | None = None) -> int:
     """The most ledger rows a covered (acyclic) run can make from ``arrivals`` (queue ->
     messages fed to it), at most ``cap`` + 1 (the message budget: past it the run stops),
     and the room the kernel checks for before each event: a message is a row on its queue
     and then, once, either what its consumer sends (to each queue it publishes to, or the
     one its type is routed to) and what the actor it calls (or is routed to) publishes, or
     its dead letter's copy. An actor's request publishes its body to each of its queues and
-    calls each of its children once."""
+    calls each of its children once. A pull consumer's batch may be worked on after its lease
+    expired and the message was delivered again: up to ``attempts[queue]`` times (default: its
+    ``max_retries`` + 1, 4 if unset)."""
     g = pipeline.graph
     consumers = {g.nodes[c]["queue"]: pipeline.spec(c) for c in pipeline.nodes("consumer")}
     memo: dict[str, int] = {}
@@ -161,8 +166,11 @@ def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float) -> int:
                 memo[node] = sum(map(rows, spec.publish)) + sum(map(rows, spec.calls))
                 return memo[node]
             consumer, dlq = consumers.get(node), spec.get("dead_letter_queue")
+            # (a pull consumer's lease may expire while its batch is worked on: each delivery publishes)
+            deliveries = 1 if consumer is None or not consumer.pull else (
+                attempts[node] if attempts else spec.get("max_retries", 3) + 1)
             memo[node] = 1 if consumer is None else 1 + max(
-                sum(map(rows, consumer.publish)) + (rows(consumer.calls) if consumer.calls else 0),
+                deliveries * (sum(map(rows, consumer.publish)) + (rows(consumer.calls) if consumer.calls else 0)),
                 max(map(rows, consumer.routes.values()), default=0),
                 rows(dlq) if dlq else 0)
         return memo[node]
@@ -257,13 +265,17 @@ def _np_sum(x, n):
 
 # a queue's integer state QI[q, ...] and float state QF[q, ...]
 (NXT, HEAD, TAIL, COUNT, ARRIVED, HAS_WAITING, LANDING, RUNNING, WAKE_SEQ, HAS_WAKE, PENDING_SEQ, IMMEDIATE,
- F_RUNNING, TIMER_SEQ, DUE, LEVEL, N_BASE, N_PER, N_TRIAL, HAS_PER, SEEN_ARRIVED, BATCHES, CX_HEAD, CX_TAIL, FIRED) = range(25)
+ F_RUNNING, TIMER_SEQ, DUE, LEVEL, N_BASE, N_PER, N_TRIAL, HAS_PER, SEEN_ARRIVED, BATCHES, CX_HEAD, CX_TAIL, FIRED,
+ PULLS, EMPTY, IDLE_HEAD, IDLE_TAIL) = range(29)
+QI_COLUMNS = IDLE_TAIL + 1
 (WAITING_SINCE, WAKE_TIME, RATE, SEEN, PER_MSG, FAILED_SHARE, CPU) = range(7)
-# a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats)
+# a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats); a pull consumer's queue (PULL)
+# has polling loops LOOP_LO..LOOP_HI pulling PULL_SIZE messages, every INTERVAL s, for VISIBILITY s
 (SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, HAS_CONSUMER, PER_WINDOW, CALLS, PUB_LO, PUB_HI, RETRY_ALL,
- BASE_KIND, PER_KIND, TASK, W_LO, W_HI, PARALLEL) = range(16)
-SI_COLUMNS = PARALLEL + 1
-(TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON) = range(9)
+ BASE_KIND, PER_KIND, TASK, W_LO, W_HI, PARALLEL, PULL, PULL_SIZE, LOOP_LO, LOOP_HI) = range(20)
+SI_COLUMNS = LOOP_HI + 1
+(TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON, INTERVAL, VISIBILITY) = range(11)
+SF_COLUMNS = VISIBILITY + 1
 # the run's counters G[...]
 (SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT, FREE_T) = range(19)
 # a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
@@ -305,9 +317,17 @@ NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
 # one flush can start (max_concurrency is at most 250) and their landing groups, their rows
 # (100 each), and the events they schedule
 BATCH_ROOM, BATCH_ROWS_ROOM, HEAP_ROOM = 256, 25_600, 600
+# A pull consumer's polling loops l (PullClient._loop), LI[l, ...]: its queue, what it does next
+# (L_POLL: pull; L_LEASED: it leased batch L_BATCH of L_TAKEN messages, and the behaviour is done
+# with it: ack; L_IDLE: waiting for a landing, since its empty pull at LF[l], in the queue's idle
+# list through L_NEXT). A pull batch keeps its loop and its lease's timer (the sequence number of
+# its expiry event, -1 once settled) in columns a pull batch has no other use for.
+(L_Q, L_STATE, L_BATCH, L_TAKEN, L_NEXT) = range(5)
+L_POLL, L_LEASED, L_IDLE = range(3)
+B_LOOP, B_LEASE = B_CALL, B_LEFT
 # event kinds
 (_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO, _MAIN, _ADMIT,
- _OSTEP, _OADMIT, _EVICT) = range(16)     # (5 bits of an event's code)
+ _OSTEP, _OADMIT, _EVICT, _PSTEP, _EXPIRE) = range(18)     # (5 bits of an event's code)
 
 
 @njit(cache=True, inline="always")
@@ -409,8 +429,8 @@ def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G):
     j = i + size - n - 1
     if n < size and j < n_in:
         target, has_target = in_due[lo + j], True
-    if n == 0 and i < n_in:
-        first = in_due[lo + i] + SF[q, TIMEOUT] if concurrent else in_due[lo + i]
+    if n == 0 and i < n_in:     # (a pull consumer's queue: no batch timeout, a pull takes what is there)
+        first = in_due[lo + i] + SF[q, TIMEOUT] if concurrent and SI[q, PULL] == 0 else in_due[lo + i]
         if not has_target or first < target:
             target = first
         has_target = True
@@ -503,9 +523,33 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
     """Queue.flush, then SpecConsumer.start: cut a batch from the front of queue ``q``'s
     buffer, draw its service time and failures, schedule its end. False if it was empty.
     (The caller made room in the batch tables.)"""
-    take = min(SI[q, SIZE], QI[q, COUNT])
-    if take == 0:
+    b = _cut(q, now, SI[q, SIZE], QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF, brows, fails,
+             fdelay, otype, FT)
+    if b < 0:
         return False
+    _begin(q, b, now, QI, QF, SI, BF, HT, HK, G)
+    return True
+
+
+@njit(cache=True, inline="always")
+def _begin(q, b, now, QI, QF, SI, BF, HT, HK, G):
+    """The end of SpecConsumer.start: batch ``b``'s work is scheduled (its CPU BF[b, 2])."""
+    if SI[q, TASK] == 1:       # run as code (SpecConsumer._run_as_code): a task whose first step
+        _push(HT, HK, G, now, _START, q, b)     # is one event later, then awaits work(cpu); its CPU
+    else:                                     # is counted at the end
+        QF[q, CPU] += BF[b, 2]
+        _push(HT, HK, G, now + BF[b, 2], _DONE, q, b)
+
+
+@njit(cache=True, inline="always")
+def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF, brows, fails, fdelay,
+         otype, FT):
+    """Queue.flush and SpecConsumer.start but for scheduling the batch's end (:func:`_begin`):
+    cut a batch of up to ``size`` messages from the front of queue ``q``'s buffer, draw its
+    service time (BF[b, 2]) and failures; its index, or -1 if the buffer was empty."""
+    take = min(size, QI[q, COUNT])
+    if take == 0:
+        return -1
     retention = SF[q, RETENTION]
     lo = G[NBR]
     m = QI[q, HEAD]
@@ -566,13 +610,66 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
             QI[q, N_TRIAL] += take
     G[NF] = nf
     BI[b, B_FHI], BI[b, B_RA], BI[b, B_DA] = nf, retry_all, last if retry_all else -1
-    if SI[q, TASK] == 1:       # run as code (SpecConsumer._run_as_code): a task whose first step
-        BF[b, 2] = cpu           # is one event later, then awaits work(cpu); its CPU is counted at the end
-        _push(HT, HK, G, now, _START, q, b)
-    else:
-        QF[q, CPU] += cpu
-        _push(HT, HK, G, now + cpu, _DONE, q, b)
-    return True
+    BF[b, 2] = cpu
+    return b
+
+
+@njit(cache=True)
+def _poll(lp, now, idle_after, LI, LF, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI,
+          BF, brows, fails, fdelay, otype, FT, in_due, in_rows, in_lo, concurrent, discard, outcome, finished, reason):
+    """Polling loop ``lp`` pulls (PullConsumer.pull): the queue cuts a batch as a flush does,
+    leased until its visibility timeout (the expiry event), and the loop runs the consumer's
+    behaviour on it (behaviour_handler: SpecConsumer.start); an empty pull is counted, and the
+    loop sleeps ``interval`` seconds, or, from ``idle_after`` on, waits for a landing
+    (PullClient._idle). (The caller made room in the batch tables.)"""
+    q = LI[lp, L_Q]
+    QI[q, PULLS] += 1
+    _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
+    b = -1
+    if QI[q, COUNT] > 0:
+        b = _cut(q, now, SI[q, PULL_SIZE], QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF,
+                 brows, fails, fdelay, otype, FT)
+    _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
+    if b >= 0:
+        BI[b, B_LOOP] = lp
+        BI[b, B_LEASE] = _push(HT, HK, G, now + SF[q, VISIBILITY], _EXPIRE, q, b)
+        _begin(q, b, now, QI, QF, SI, BF, HT, HK, G)
+        LI[lp, L_STATE], LI[lp, L_BATCH], LI[lp, L_TAKEN] = L_LEASED, b, BI[b, B_HI] - BI[b, B_LO]
+        return
+    QI[q, EMPTY] += 1
+    if now >= idle_after:             # idle: at the end of the queue's list of loops waiting for a landing
+        LF[lp] = now
+        LI[lp, L_STATE], LI[lp, L_NEXT] = L_IDLE, -1
+        if QI[q, IDLE_TAIL] >= 0:
+            LI[QI[q, IDLE_TAIL], L_NEXT] = lp
+        else:
+            QI[q, IDLE_HEAD] = lp
+        QI[q, IDLE_TAIL] = lp
+        return
+    LI[lp, L_STATE] = L_POLL
+    _push(HT, HK, G, now + SF[q, INTERVAL], _PSTEP, q, lp)
+
+
+@njit(cache=True)
+def _woken(lp, now, LI, LF, QI, SF, HT, HK, G):
+    """PullClient._idle after the landing that woke loop ``lp``: the polls it skipped while
+    idle count as the empty pulls they would have been, and it sleeps to the first poll of
+    its cadence at or after now."""
+    q = LI[lp, L_Q]
+    polled, interval = LF[lp], SF[q, INTERVAL]
+    tick, skipped = polled + interval, 0
+    if (now - polled) / interval < EXACT_TICKS:     # added up as the sleeps would
+        while tick < now:
+            skipped += 1
+            tick += interval
+    else:                                       # a long wait: the same polls, by arithmetic
+        ticks = max(1, math.ceil((now - polled) / interval))
+        tick = polled + ticks * interval
+        skipped = max(0, ticks - 1)
+    QI[q, PULLS] += skipped
+    QI[q, EMPTY] += skipped
+    LI[lp, L_STATE] = L_POLL
+    _push(HT, HK, G, now + max(0.0, tick - now), _PSTEP, q, lp)
 
 
 @njit(cache=True, inline="always")
@@ -856,7 +953,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
          skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF, done_order,
          brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
-         p_waiting, p_holding, OB, o_busy_s, PROG, FT, HT, HK, CX, row_margin):
+         p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, HT, HK, CX, row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
     short of room for the next one (returns True: the caller makes room and calls again).
     Nothing here allocates or reassigns an array (it is compiled without numba's reference
@@ -886,7 +983,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         t, s, code = _pop(HT, HK, G)
         kind, q, arg = code & 31, (code >> 5) & 255, code >> 13
         if (kind == _WAKE and s != QI[q, WAKE_SEQ]) or (kind == _PENDING and _uncancel(CX, QI, q, s)) or (
-                kind == _TIMER and s != QI[q, TIMER_SEQ]) or (kind == _EVICT and s != OB[arg, O_EVICT]):
+                kind == _TIMER and s != QI[q, TIMER_SEQ]) or (kind == _EVICT and s != OB[arg, O_EVICT]) or (
+                kind == _EXPIRE and s != BI[arg, B_LEASE]):
             continue                                  # cancelled
         now = t
         G[EVENTS] += 1
@@ -894,6 +992,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             G[ABORT] = 3
             break
         finished_batch = -1                           # a batch whose handler returns now
+        expired = False                               # ... or whose lease expired now (a pull batch)
+        polling = -1                                  # a pull loop that polls on, after all that
         stepping = -1                                 # a task batch that runs its next steps now
         landed = rewake = False
         n_dead = 0
@@ -937,6 +1037,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 _absorb(r, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
                 SM[i + 1], SM[i + 2], SM[i + 3] = QI[r, COUNT], QI[r, LANDING], QI[r, RUNNING]
                 SM[i + 4] = (QI[r, LEVEL] if autoscale else SI[r, MAX_CONC]) if concurrent else 1
+                if SI[r, PULL] == 1:                  # a pull consumer's: its client's polling loops
+                    SM[i + 4] = SI[r, LOOP_HI] - SI[r, LOOP_LO]
                 i += 4
             for a in range(na):
                 SM[i + 1], SM[i + 2] = p_waiting[a], p_holding[a]
@@ -946,7 +1048,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 s2, code2 = HK[0, 0], HK[0, 1]
                 k2, q2, a2 = code2 & 31, (code2 >> 5) & 255, code2 >> 13
                 if (k2 == _WAKE and s2 != QI[q2, WAKE_SEQ]) or (k2 == _PENDING and _uncancel(CX, QI, q2, s2)) or (
-                        k2 == _TIMER and s2 != QI[q2, TIMER_SEQ]) or (k2 == _EVICT and s2 != OB[a2, O_EVICT]):
+                        k2 == _TIMER and s2 != QI[q2, TIMER_SEQ]) or (k2 == _EVICT and s2 != OB[a2, O_EVICT]) or (
+                        k2 == _EXPIRE and s2 != BI[a2, B_LEASE]):
                     _pop(HT, HK, G)
                 else:
                     break
@@ -1036,10 +1139,34 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 if not n_acked:
                     BI[b, B_CHAIN] = BI[b, B_CHEND] = 0
                 stepping = 2 * b
+            elif SI[q, PULL] == 1:                    # a pull batch: its loop's handler goes on (acks)
+                _push(HT, HK, G, now, _PSTEP, q, BI[b, B_LOOP])
+                continue
             else:
                 finished_batch = b
         elif kind == _STEP:                           # caller arg's step after an awaited call or write
             stepping = arg
+        elif kind == _PSTEP:                          # pull loop arg's next step
+            state = LI[arg, L_STATE]
+            if state == L_POLL:
+                _poll(arg, now, duration, LI, LF, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT,
+                      HK, G, BI, BF, brows, fails, fdelay, otype, FT, in_due, in_rows, in_lo, concurrent, discard,
+                      outcome, finished, reason)
+                if G[ABORT]:
+                    break
+                continue
+            if state == L_IDLE:
+                _woken(arg, now, LI, LF, QI, SF, HT, HK, G)
+                continue
+            b = LI[arg, L_BATCH]                      # the behaviour is done with its batch: ack it
+            if BI[b, B_LEASE] >= 0:                   # (ignored if its lease expired: delivered again)
+                BI[b, B_LEASE] = -1                   # settled: its expiry is cancelled
+                finished_batch = b
+            polling = arg
+        elif kind == _EXPIRE:                         # a lease's visibility timeout: its batch is
+            BI[arg, B_LEASE] = -1                     # settled, every message delivered again at once
+            finished_batch = arg
+            expired = True
         elif kind == _IO:                             # a store write's latency is over: its future is
             _resume(arg, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT, HK, G)
             continue                                  # done, its caller goes on
@@ -1143,23 +1270,25 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             QI[q, RUNNING] -= 1
             lo, hi = BI[b, B_LO], BI[b, B_HI]
             started, n = BF[b, 0], hi - lo
-            if now - started > wall:
+            pulled = SI[q, PULL] == 1
+            if now - started > wall and not pulled:   # (a pull client runs outside Workers)
                 G[ABORT] = 2
                 break
             fl, fh = BI[b, B_FLO], BI[b, B_FHI]
             acked = retried = dropped = 0
-            if fh == fl:
+            if fh == fl and not expired:
                 for i in range(lo, hi):
                     outcome[brows[i]] = ACKED
                     finished[brows[i]] = now
                 acked = n
             else:
-                retry_all = BI[b, B_RA] == 1
+                retry_all = BI[b, B_RA] == 1 or expired
+                all_delay = 0 if expired else BI[b, B_DA]
                 n_vals = 0
                 f = fl
                 for j in range(n):
                     m = brows[lo + j]
-                    again, delay = retry_all, BI[b, B_DA]
+                    again, delay = retry_all, all_delay
                     if not retry_all and f < fh and fails[f] == j:
                         again, delay = True, fdelay[f]
                         f += 1
@@ -1200,7 +1329,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             done_order[G[NDONE]] = b
             G[NDONE] += 1
             _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
-            if autoscale:                             # Scaler.decide, operation for operation
+            if autoscale and not pulled:              # Scaler.decide, operation for operation
                 dt = now - QF[q, SEEN]
                 weight = -math.expm1(-dt / window)
                 if weight > 0:
@@ -1229,14 +1358,23 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                         QI[q, LEVEL] = new
                         LV[G[NLV], 0], LV[G[NLV], 1], LV[G[NLV], 2] = q, now, new
                         G[NLV] += 1
-            if concurrent:                            # flusher.finished
+            if pulled:                                # flusher.finished: nothing (Held)
+                pass
+            elif concurrent:                          # flusher.finished
                 QI[q, F_RUNNING] -= 1
                 landed = True
             else:
                 QI[q, PENDING_SEQ] = -1
                 landed = QI[q, COUNT] > 0
             rewake = True
-        if landed and concurrent:                     # ConcurrentFlush.landed
+        if landed and SI[q, PULL] == 1:               # Held.landed: idle loops wake (in the order they
+            if QI[q, COUNT] > 0:                      # went idle), each one event later
+                lp = QI[q, IDLE_HEAD]
+                while lp >= 0:
+                    _push(HT, HK, G, now, _PSTEP, q, lp)
+                    lp = LI[lp, L_NEXT]
+                QI[q, IDLE_HEAD] = QI[q, IDLE_TAIL] = -1
+        elif landed and concurrent:                   # ConcurrentFlush.landed
             has_since = QI[q, HAS_WAITING] == 1
             since = QF[q, WAITING_SINCE]
             QI[q, HAS_WAITING] = 0
@@ -1283,6 +1421,14 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 scratch[i] = r
             G[ROWS] = first + n_dead
             _land(HT, HK, G, QI, d, now, SF[d, DELAY], scratch, n_dead, lrows, LG)
+        if polling >= 0:                              # the pull loop, its batch acked: more may wait
+            if LI[polling, L_TAKEN] >= SI[q, PULL_SIZE]:   # after a full batch: pull again at once
+                _poll(polling, now, duration, LI, LF, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x,
+                      HT, HK, G, BI, BF, brows, fails, fdelay, otype, FT, in_due, in_rows, in_lo, concurrent,
+                      discard, outcome, finished, reason)
+            else:
+                LI[polling, L_STATE] = L_POLL
+                _push(HT, HK, G, now + SF[q, INTERVAL], _PSTEP, q, polling)
         if G[ABORT]:
             break
     GF[0] = now
@@ -1314,11 +1460,18 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     concurrent = gi[0] == 1
     G = np.zeros(19, np.int64)
     G[FREE_T] = -1
-    QI = np.zeros((nq, 25), np.int64)
+    QI = np.zeros((nq, QI_COLUMNS), np.int64)
     QF = np.zeros((nq, 7), np.float64)
     for q in range(nq):
         QI[q, WAKE_SEQ] = QI[q, PENDING_SEQ] = QI[q, TIMER_SEQ] = QI[q, HEAD] = QI[q, TAIL] = -1
+        QI[q, IDLE_HEAD] = QI[q, IDLE_TAIL] = -1
         QI[q, LEVEL] = min(gi[2], SI[q, MAX_CONC])
+    n_loops = max(SI[:, LOOP_HI].max(), 1) if nq else 1      # pull consumers' polling loops
+    LI = np.zeros((n_loops, 5), np.int64)
+    LF = np.zeros(n_loops, np.float64)
+    for q in range(nq):
+        for lp in range(SI[q, LOOP_LO], SI[q, LOOP_HI]):
+            LI[lp, L_Q], LI[lp, L_STATE], LI[lp, L_NEXT] = q, L_POLL, -1
     # the engine's own row columns: why a row was dropped, the next row in its queue's buffer
     reason = np.zeros(len(body), np.int8)
     nxt = np.empty(len(body), np.int32)               # (run() checks rows fit in 32 bits)
@@ -1375,7 +1528,11 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     GF = np.zeros(1, np.float64)                      # now
     row_margin = gi[8]
 
-    # simulate: each fed queue's attach_inflow (a rewake), in feeding order, then _sample's call_at(0.0)
+    # simulate: the pull clients' loops start (spawned with their consumers), each fed queue's
+    # attach_inflow (a rewake), in feeding order, then _sample's call_at(0.0)
+    for q in range(nq):
+        for lp in range(SI[q, LOOP_LO], SI[q, LOOP_HI]):
+            _push(HT, HK, G, 0.0, _PSTEP, q, lp)
     for q in fed:
         _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     _push(HT, HK, G, 0.0, _SAMPLE, 0, 0)
@@ -1385,7 +1542,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
                ST, STF, skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF,
                done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
-               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, FT, HT, HK, CX, row_margin):
+               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, HT, HK, CX, row_margin):
         # a table is short of room for one more event: double it, then go on
         if G[NB] + BATCH_ROOM > BI.shape[0]:
             need = G[NB] + BATCH_ROOM
@@ -1450,7 +1607,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
             LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, c_pool[:nc],
             c_key[:nc], c_arrived[:nc], c_started[:nc], c_finished[:nc], p_busy_s, tats, busy, wl_store[:G[NW]],
-            wl_body[:G[NW]], wl_time[:G[NW]], s_draws, OB, o_busy_s, FT)
+            wl_body[:G[NW]], wl_time[:G[NW]], s_draws, OB, o_busy_s, LI, FT)
 
 
 # ---------------------------------------------------------------------------- the glue
@@ -1520,10 +1677,11 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     store_index = {name: st for st, name in enumerate(writers)}
     qwrites: list[int] = []
     routes = np.full((nq, max(len(bodies.type_names), 1)), -1, np.int64)     # type -> queue (or -2 - pool)
-    SF = np.zeros((nq, 9), np.float64)
+    SF = np.zeros((nq, SF_COLUMNS), np.float64)
     keys = np.zeros((nq, 4), np.uint64)
     delays = np.zeros((nq, attempts + 1), np.int64)
     pub: list[int] = []
+    loops = 0
     for q, queue in enumerate(rt.queues.values()):
         settings, consumer = queue.settings, queue.consumer
         dlq = settings.dead_letter_queue
@@ -1535,6 +1693,13 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         SI[q, CALLS] = -1
         if consumer is None:
             continue
+        if getattr(consumer, "pull_consumer", False):      # its client's loops run the spec's behaviour
+            consumer, pull = consumer.behaviour, consumer.behaviour.spec.pull
+            SI[q, [PULL, PULL_SIZE, LOOP_LO, LOOP_HI]] = (1, pull["batch_size"] or settings.max_batch_size, loops,
+                                                         loops + pull["concurrency"])
+            loops += pull["concurrency"]
+            SF[q, [INTERVAL, VISIBILITY]] = (pull["interval"], settings.visibility_timeout_ms / 1000
+                                             if pull["visibility_timeout"] is None else pull["visibility_timeout"])
         spec = consumer.spec
         SI[q, HAS_CONSUMER] = 1
         SI[q, TASK] = consumer.as_code          # routes, writes or parallel: a task per batch (as the runtime)
@@ -1614,6 +1779,8 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     FT = _fault_tables(plan, rt, units, list(writers), len(bodies.type_names))
     # the ledger so far (the workload's arrivals)
     # the ledger so far (the workload's arrivals), in the columns it reserved for the engine
+    for task in rt.clock.drop_scheduled_tasks():    # the pull clients' loops: the kernel runs them
+        task.coro.close()
     try:
         out = _engine_call(fed, in_due, in_rows, np.array(in_lo, dtype=np.int64),
                            len(ledger), *(getattr(ledger, name) for name in ENGINE_COLUMNS), SI, SF, keys, delays, np.array(pub, dtype=np.int64),
@@ -1689,8 +1856,9 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
     G, QI, QF, now, *columns, reason, copies, brows, BI, BF = out[:16]
     (done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
-     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s, _faults) = out[16:]
+     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s, _loops, _faults) = out[16:]
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
+    is_pull = np.array([getattr(queue.consumer, "pull_consumer", False) for queue in queues], dtype=bool)
     # the rows it added (sends, dead letters' copies) are in the ledger's columns already
     ledger.grown(int(G[ROWS]), names, "raw", bodies.arrivals.sizes, dict(zip(ENGINE_COLUMNS, columns)), copies)
     rate = sem.queue_messages_per_second
@@ -1712,7 +1880,8 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
         rt.recorder.batches_finished({      # (each column its own array: the trace keeps them)
             "queue": np.array(names, dtype=object)[BI[done_order, B_Q]], "batch": first_id + done_order,
             "delivered_at": BF[done_order, 0], "finished_at": BF[done_order, 1], "size": sizes[done_order],
-            "outcome": np.full(len(done_order), "ok", dtype=object), "retry_all": BI[done_order, B_RA].astype(bool),
+            "outcome": np.full(len(done_order), "ok", dtype=object),   # (a lease's result has no retry_all)
+            "retry_all": (BI[done_order, B_RA] == 1) & (is_pull[BI[done_order, B_Q]] == 0),
             "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
             "retried": BI[done_order, B_RET], "dead_lettered": BI[done_order, B_DEAD], "dropped": BI[done_order, B_DROP]})
     unfinished = np.flatnonzero(np.isnan(BF[:, 1]))      # (drain=False: batches still running)
@@ -1727,12 +1896,19 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
             queues[q].sends[w] = c
     for q, queue in enumerate(queues):
         queue.batches += int(QI[q, BATCHES])
+        if is_pull[q]:            # a pull consumer: its pulls, and the leases not settled (drain=False)
+            pulled = queue.consumer
+            pulled.pulls += int(QI[q, PULLS])
+            pulled.empty_pulls += int(QI[q, EMPTY])
+            for b in np.flatnonzero((BI[:, B_Q] == q) & np.isnan(BF[:, 1])).tolist():
+                rows = brows[BI[b, B_LO]:BI[b, B_HI]].tolist()
+                pulled.hold(first_id + b, rows, partial(queue._batch_done, first_id + b, rows, started=float(BF[b, 0])))
         queue.arrived = int(QI[q, ARRIVED])
         queue.landing, queue.running = int(QI[q, LANDING]), int(QI[q, RUNNING])   # (in flight: drain=False)
         if hasattr(queue.flusher, "running"):
             queue.flusher.running = int(QI[q, F_RUNNING])
         if queue.consumer is not None:
-            queue.consumer.cpu_seconds += float(QF[q, CPU])
+            (queue.consumer.behaviour if is_pull[q] else queue.consumer).cpu_seconds += float(QF[q, CPU])
         if queue.scaler is not None:
             queue.scaler.level = int(QI[q, LEVEL])
     for q, t, level in zip(lv_q.tolist(), lv_t.tolist(), lv_v.tolist()):

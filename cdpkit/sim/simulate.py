@@ -114,7 +114,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         summary on the pipelines it covers (spec consumers that compute, fail, retry,
         publish, call or route to queues and actors, write to stores, run in parallel and
         dead-letter; spec actors, also those that write, call and publish; faults' errors,
-        rate limits and slowdowns; no code, pull consumers, outages, pauses, purges, eviction
+        rate limits and slowdowns; pull consumers; no code, outages, pauses, purges, eviction
         storms or trace); ConfigError if it
         does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
@@ -259,8 +259,9 @@ def _run(pipeline: Pipeline, arrivals, duration: float, seed: int, semantics, dr
     step = duration / TIMELINE_POINTS
     try:
         if use_compiled:        # the engine writes its rows into the ledger's columns, made numpy arrays
+            attempts = {name: queue.settings.max_retries + 1 for name, queue in rt.queues.items()}
             rt.ledger.reserve(compiled.row_room(pipeline, {q: sum(map(len, parts)) for q, parts in feeds.items()},
-                                                rt.ledger.max_size), queues=len(rt.queues))
+                                                rt.ledger.max_size, attempts), queues=len(rt.queues))
         admitted = {}
         for queue, parts in feeds.items():   # sources into one queue merge by arrival time
             indices = np.concatenate(parts)
