@@ -106,9 +106,12 @@ specs = st.fixed_dictionaries({
                               ("errors", "actor"), ("rate_limit", "actor"), ("slowdown", "actor"),
                               ("slowdown", "store"), ("errors", "store"), ("errors", "events.consumer")]),
     "fault_p": st.sampled_from([0.3, 1.0]),
+    "fault_permanent": st.sampled_from([0.0, 0.0, 0.5]),       # errors: a share fails every attempt
     "fault_start": st.sampled_from([0.0, 0.5, 1.5]),
     # jobs' consumer as an HTTP pull consumer (production profiles; it then only computes,
     # fails, retries and publishes): short visibility timeouts make leases expire mid-batch
+    "trace": st.booleans(),                               # keep a row per delivery
+    "cycle": st.booleans(),      # the consumed DLQ publishes back to jobs (see loops_back)
     "pull": st.one_of(st.none(), st.none(), st.fixed_dictionaries({
         "interval": st.sampled_from([0.1, 0.5, 1.0]), "batch_size": st.sampled_from([None, 1, 3, 7]),
         "concurrency": st.integers(1, 3), "visibility_timeout": st.sampled_from([None, 0.1, 0.4])})),
@@ -136,9 +139,18 @@ def faults(sc: dict, p: cdp.Pipeline) -> cdp.Faults | None:
     if not candidates:
         return None
     window = {"start": sc.get("fault_start", 0.0), "length": sc["duration"] / 2}
-    extra = {"errors": {"p": sc.get("fault_p", 0.3)}, "rate_limit": {"per_second": 3},
+    extra = {"errors": {"p": sc.get("fault_p", 0.3), "permanent": sc.get("fault_permanent", 0.0)},
+             "rate_limit": {"per_second": 3},
              "slowdown": {"factor": 4}}[kind]
     return cdp.Faults().add(kind, candidates[0], **window, **extra)
+
+
+def loops_back(sc: dict) -> bool:
+    """Whether the consumed DLQ sends its messages back to jobs (a cycle), drawn only where
+    they come out of it: no poison, each message failing on its own, at most 30 % of the time
+    (``retry_all`` fails whole batches: they would go round and round, and the drain stops
+    that as it should, on both engines: ``test_cycles_run_compiled_...``)."""
+    return bool(sc.get("cycle")) and not sc["permanent"] and sc["mode"] == "per_message" and sc["failure"] <= 0.3
 
 
 def pipeline(sc: dict) -> cdp.Pipeline:
@@ -155,7 +167,8 @@ def pipeline(sc: dict) -> cdp.Pipeline:
     if sc["dlq"]:
         p.add_queue("jobs-dlq", delivery_delay=sc["dlq_delay"])
         if sc["dlq"] == "consumed":
-            p.add_consumer("jobs-dlq", service={"base": 0.05}, writes=["DB"] if sc.get("dlq_writes") else None)
+            p.add_consumer("jobs-dlq", service={"base": 0.05}, writes=["DB"] if sc.get("dlq_writes") else None,
+                           publish=["jobs"] if loops_back(sc) else [])
     route = {None: None, False: None, True: "events", "queue": "events", "actor": "Router"}[sc.get("route")]
     events = sc.get("publish") or route == "events" or sc.get("second_source") == "events"
     p.add_consumer("jobs", service={"base": sc["base"], "per_message": sc["per_message"]},
@@ -209,7 +222,7 @@ def run(sc: dict, engine: str) -> cdp.Results:
     load = cdp.Poisson(rate=rate, **mix) if kind == "poisson" else cdp.Constant(rate=rate, **mix)
     p = pipeline(sc)
     return cdp.simulate(p, load, duration=sc["duration"], seed=sc["seed"], semantics=PROFILES[sc["profile"]],
-                        engine=engine, drain=sc.get("drain", True), faults=faults(sc, p))
+                        engine=engine, drain=sc.get("drain", True), faults=faults(sc, p), trace=sc.get("trace", False))
 
 
 def assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame, what: str, atol: float = 1e-9) -> None:
@@ -265,6 +278,9 @@ def assert_same_run(python: cdp.Results, fast: cdp.Results) -> None:
         assert_frames_equal(python.incidents(), fast.incidents(), "incidents")
     assert_frames_equal(python.messages, fast.messages, "messages")
     assert_frames_equal(python.batches, fast.batches, "batches")
+    assert a.recorder.keep_deliveries == b.recorder.keep_deliveries and len(a.recorder) == len(b.recorder)
+    if a.recorder.keep_deliveries:          # trace=True: every delivery, its attempt and disposition
+        assert_frames_equal(a.trace, b.trace, "trace")
     assert_frames_equal(python.timeline, fast.timeline, "timeline")
     assert_frames_equal(python.actor_calls, fast.actor_calls, "actor_calls")
     assert_frames_equal(python.warnings, fast.warnings, "warnings")
@@ -314,6 +330,10 @@ TIES = {"batch": 3, "timeout": 0.5, "concurrency": 2, "retries": 2, "dlq": "cons
                                                     "visibility_timeout": 0.1}, "base": 0.2, "load": ("constant", 5)})
 @example({**TIES, "profile": "slow_autoscaler", "drain": False, "mode": "retry_all", "load": ("poisson", 60),
           "pull": {"interval": 0.1, "batch_size": None, "concurrency": 3, "visibility_timeout": None}})
+@example({**TIES, "profile": "production", "writes": ("DB",), "dlq_writes": True, "permanent": 0.0, "retries": 0,
+          "fault": ("errors", "store"), "fault_p": 0.6, "fault_permanent": 0.5, "fault_start": 0.0, "trace": True})
+@example({**TIES, "permanent": 0.0, "failure": 0.3, "cycle": True, "trace": True, "profile": "production",
+          "load": ("poisson", 20)})
 def test_the_compiled_engine_runs_as_the_python_engine(sc):
     assert_same_run(run(sc, "python"), run(sc, "compiled"))
 
@@ -541,3 +561,32 @@ def test_a_pull_consumer_runs_compiled_as_on_python():
                for engine in ("python", "compiled")]
     assert_same_run(*stopped)
     assert stopped[1].runtime.queues["jobs"].consumer.leased == 6 and stopped[1].runtime.queues["jobs"].running == 2
+
+
+def test_cycles_run_compiled_and_a_drain_round_a_cycle_stops_as_on_python():
+    """Around a cycle (failed messages dead-lettered to a queue whose consumer sends them
+    back; acked ones published to a queue that sends them on again): while messages come out
+    of the cycle, both engines run it alike; when they never do, the drain stops at the
+    same limit on both (the kernel gives the run back, the Python engine says why)."""
+    def loop(back: bool) -> cdp.Pipeline:
+        p = cdp.Pipeline("loop")
+        p.add_source("http", queue="jobs")
+        p.add_queue("jobs", max_batch_size=5, max_batch_timeout=0.2, max_retries=1, dead_letter_queue="again")
+        p.add_consumer("jobs", service={"base": 0.05}, failure=0.3, publish=["done"])
+        p.add_queue("again", max_batch_size=10, max_batch_timeout=1, delivery_delay=2)
+        p.add_consumer("again", service={"base": 0.01}, publish=["jobs"])
+        p.add_queue("done", max_batch_size=10, max_batch_timeout=0.5)
+        p.add_consumer("done", service={"base": 0.01}, publish=["jobs"] if back else [])
+        return p
+
+    for profile in ("local", "production"):
+        runs = [cdp.simulate(loop(False), cdp.Poisson(rate=20), duration=20, seed=1, semantics=profile, engine=engine)
+                for engine in ("python", "compiled")]
+        assert_same_run(*runs)
+        assert (runs[1].messages["queue"] == "again").sum() > 0 and runs[1].engine == "compiled"
+    errors = []
+    for engine in ("python", "compiled"):
+        with pytest.raises(cdp.BudgetError, match="messages go round the cycle") as error:
+            cdp.simulate(loop(True), cdp.Poisson(rate=20), duration=5, seed=1, engine=engine)
+        errors.append(str(error.value))
+    assert errors[0] == errors[1]

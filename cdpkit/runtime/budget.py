@@ -108,6 +108,11 @@ def check_plan(budget: Budget, messages: float, instances: dict[str, int],
                     f"(~{_gib(parts[biggest])})", _gib(budget.memory_bytes), change, how, "memory_bytes")
 
 
+# Draining around a cycle (simulate's drain; the compiled engine stops where it would): the
+# messages that may still enter queues, per message in flight when arrivals stopped, plus a slack
+DRAIN_TRIPS, DRAIN_SLACK = 100, 100_000
+
+
 class BudgetWatch:
     """Checks a runtime against its budget while it runs: the clock calls it every
     ``every`` events, the ledger when it grows past ``budget.messages``.

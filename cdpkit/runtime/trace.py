@@ -26,8 +26,8 @@ BATCH_COLUMNS = ["queue", "batch", "delivered_at", "finished_at", "size", "outco
 class Trace:
     """Collects batches and deliveries while a runtime runs."""
 
-    __slots__ = ("_open", "_deliveries", "_batches", "_batch_blocks", "_calls", "_call_blocks", "call_logs",
-                 "warnings", "errors", "keep_deliveries")
+    __slots__ = ("_open", "_deliveries", "_delivery_blocks", "_batches", "_batch_blocks", "_calls", "_call_blocks",
+                 "call_logs", "warnings", "errors", "keep_deliveries")
 
     def __init__(self, keep_deliveries: bool = True) -> None:
         self.keep_deliveries = keep_deliveries   # a row per delivery (batches are always kept)
@@ -36,6 +36,7 @@ class Trace:
         self._call_blocks: list[dict] = []      # ... or, made by a compiled run, as columns
         self.call_logs: list[CallLog] = []       # requests to spec actors, as columns
         self._deliveries: list[tuple] = []      # message_id holds the ledger row until asked for
+        self._delivery_blocks: list[pd.DataFrame] = []   # ... recorded many at once (a compiled run)
         self._batches: list[tuple] = []
         self._batch_blocks: list[pd.DataFrame] = []   # batches recorded many at once (a compiled run)
         self.warnings: list[tuple[float, str, int, str]] = []
@@ -116,6 +117,9 @@ class Trace:
             raise ValueError("this run did not keep a row per delivery; run it with "
                              "simulate(..., trace=True) (Results.messages and .batches are always kept)")
         frame = pd.DataFrame(self._deliveries, columns=DELIVERY_COLUMNS)   # message_id: a row so far
+        if self._delivery_blocks:
+            frame = pd.concat([frame, *self._delivery_blocks] if self._deliveries else self._delivery_blocks,
+                              ignore_index=True)
         if len(frame):
             frame["message_id"] = ledger.ids(frame["message_id"].to_numpy(np.int64))
         return frame
@@ -132,8 +136,14 @@ class Trace:
         keeps (not a copy of them: the caller gives them up)."""
         self._batch_blocks.append(pd.DataFrame(columns, columns=BATCH_COLUMNS, copy=False))
 
+    def deliveries_finished(self, columns: dict) -> None:
+        """The deliveries of many finished batches, in order (what :meth:`batch_finished` keeps
+        for each with ``keep_deliveries``; a compiled run's): each column of
+        :data:`DELIVERY_COLUMNS` (``message_id``: ledger rows)."""
+        self._delivery_blocks.append(pd.DataFrame(columns, columns=DELIVERY_COLUMNS, copy=False))
+
     def __len__(self) -> int:
-        return len(self._deliveries)
+        return len(self._deliveries) + sum(map(len, self._delivery_blocks))
 
 
 def call_outcomes(finished: np.ndarray) -> np.ndarray:

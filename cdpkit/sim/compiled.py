@@ -37,7 +37,8 @@ acked when it is done or delivered again when its visibility timeout ends first,
 counted, idle loops woken by a landing). The stores get the writes afterwards, as their own
 calls make them. Not covered (the Python engine runs them, ``res.engine`` says why): handler
 or actor code, outages, pauses, purges and eviction storms, errors with a permanent share,
-``trace=True``, cycles. A run that meets the
+cycles. ``trace=True`` keeps each delivery's attempt and disposition as the runtime's
+recorder does. A run that meets the
 retention period, the consumer wall time, a request queued too long at the Durable Object
 soft limit (overloaded; one queued less long is held and admitted here, as the runtime does)
 or KV's per-key write rate is given back to the Python engine, which reports them as the
@@ -58,6 +59,7 @@ import networkx as nx
 import numpy as np
 from tqdm import tqdm
 
+from ..runtime.budget import DRAIN_SLACK, DRAIN_TRIPS
 from ..runtime.ledger import ACKED, DROPPED, REJECTED
 from ..runtime.ledger import DEAD_LETTERED as DEAD
 from ..runtime.pull import _EXACT_TICKS as EXACT_TICKS
@@ -101,10 +103,11 @@ DIST_KINDS = {"const": 0, "exp": 1, "uniform": 2, "normal": 3, "lognormal": 4}
 ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran past the consumer wall time",
                  3: "the run's event budget", 4: "a request queued too long at the Durable Object soft limit",
                  5: "more than 4,096 cancelled batch timers pending on one queue",
-                 6: "a KV write over the per-key write rate (the batch fails)"}
+                 6: "a KV write over the per-key write rate (the batch fails)",
+                 7: "the message budget (around a cycle: the drain's limit)"}
 
 
-def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, drain: bool) -> str | None:
+def not_covered(pipeline: Pipeline, faults: Any) -> str | None:
     """Why the compiled engine cannot run this simulation exactly (None: it can)."""
     if BROKEN:
         return BROKEN[0]
@@ -114,10 +117,6 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
     for fault in faults or ():
         if fault.kind not in ("errors", "rate_limit", "slowdown"):
             return f"a fault timeline ({fault.label}: {fault.kind})"
-        if fault.kind == "errors" and fault.permanent > 0:
-            return f"a fault timeline ({fault.label}: errors with a permanent share)"
-    if trace:
-        return "trace=True"
     g = pipeline.graph
     if len(pipeline.nodes("queue")) > 255:     # an event's queue is 8 bits of its code
         return "more than 255 queues"
@@ -129,10 +128,13 @@ def not_covered(pipeline: Pipeline, semantics: Any, faults: Any, trace: bool, dr
         spec, queue = pipeline.spec(node), g.nodes[node]["queue"]
         if spec.handler is not None:
             return f"handler code on {queue!r}"
-    cycles = next(nx.simple_cycles(g), None)
-    if cycles is not None:
-        return f"a cycle ({' -> '.join(cycles)})"
     return None
+
+
+def cyclic(pipeline: Pipeline) -> bool:
+    """Whether messages can go round (publishing, routing, dead letters, actors publishing):
+    then a drain stops them as simulate's does (``DRAIN_TRIPS``)."""
+    return not nx.is_directed_acyclic_graph(pipeline.graph)
 
 
 def row_margin(pipeline: Pipeline) -> int:
@@ -146,7 +148,7 @@ def row_margin(pipeline: Pipeline) -> int:
 
 
 def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float, attempts: dict[str, int] | None = None) -> int:
-    """The most ledger rows a covered (acyclic) run can make from ``arrivals`` (queue ->
+    """The most ledger rows a covered run can make from ``arrivals`` (queue ->
     messages fed to it), at most ``cap`` + 1 (the message budget: past it the run stops),
     and the room the kernel checks for before each event: a message is a row on its queue
     and then, once, either what its consumer sends (to each queue it publishes to, or the
@@ -154,8 +156,11 @@ def row_room(pipeline: Pipeline, arrivals: dict[str, int], cap: float, attempts:
     its dead letter's copy. An actor's request publishes its body to each of its queues and
     calls each of its children once. A pull consumer's batch may be worked on after its lease
     expired and the message was delivered again: up to ``attempts[queue]`` times (default: its
-    ``max_retries`` + 1, 4 if unset)."""
+    ``max_retries`` + 1, 4 if unset). Around a cycle there is no such bound: then room for a
+    few trips round it (the kernel grows the columns if it needs more)."""
     g = pipeline.graph
+    if cyclic(pipeline):     # no bound: room for a few trips (the kernel makes more if it needs it)
+        return int(min(4 * sum(arrivals.values()) + DRAIN_SLACK, cap + 1)) + row_margin(pipeline)
     consumers = {g.nodes[c]["queue"]: pipeline.spec(c) for c in pipeline.nodes("consumer")}
     memo: dict[str, int] = {}
 
@@ -277,7 +282,8 @@ SI_COLUMNS = LOOP_HI + 1
 (TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON, INTERVAL, VISIBILITY) = range(11)
 SF_COLUMNS = VISIBILITY + 1
 # the run's counters G[...]
-(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT, FREE_T) = range(19)
+(SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT, FREE_T, CAP,
+ DRAINING) = range(21)
 # a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
 # c_pool); a caller makes its calls one at a time, so which call is on, how many are left
 # (call_each) and the next caller waiting at the same instance are the caller's (B_CALL,
@@ -313,6 +319,8 @@ WRITE, CALL, PUBLISH = range(3)                                      # PROG's st
 SINK, KV, D1, ANALYTICS = range(4)
 # ledger drop reasons
 NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
+RETRIED = 5        # a delivery's disposition (trace=True): the ledger's outcome codes, or this
+DISPOSITIONS = {ACKED: "acked", RETRIED: "retried", DEAD: "dead_lettered", DROPPED: "dropped"}
 # room one event may need (_run checks it before each event, _engine makes it): the batches
 # one flush can start (max_concurrency is at most 250) and their landing groups, their rows
 # (100 each), and the events they schedule
@@ -450,7 +458,7 @@ def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G):
 # stores it reaches FL[RR[q, y, 0]:RR[q, y, 1]] (ConsumerFaults); pool a's service draws are
 # slowed by FL[PS[a, 0]:PS[a, 1]], store s's latencies by FL[SS[s, 0]:SS[s, 1]] (scaled).
 (F_KIND, F_WLO, F_WHI, F_SECOND, F_USED, F_INJECTED, F_REJECTED) = range(7)
-(F_Q, F_FACTOR, F_PER_SECOND) = range(3)
+(F_Q, F_FACTOR, F_PER_SECOND, F_POISON) = range(4)
 ERRORS, RATE_LIMIT, SLOWDOWN = range(3)
 
 
@@ -476,7 +484,7 @@ def _slowed(value, lo, hi, now, FT):
 
 
 @njit(cache=True)
-def _fault_hits(q, m, y, now, failed, FT):
+def _fault_hits(q, m, y, now, failed, FT, DLT, ndl):
     """ConsumerFaults.apply for one message (row ``m``, type ``y``) not already failing:
     whether a fault active now fails it (its own errors first, then those of the actors and
     stores it reaches, in call order: a rate limit past its calls this second, an error by
@@ -484,7 +492,7 @@ def _fault_hits(q, m, y, now, failed, FT):
     FI, FF, fsalt, FL, CF, RR = FT[0], FT[1], FT[2], FT[7], FT[8], FT[9]
     for j in range(CF[q, 0], CF[q, 1]):
         f = FL[j]
-        if _window(f, now, FT) >= 0 and _fault_fails(f, m, failed, FF, fsalt):
+        if _window(f, now, FT) >= 0 and _fault_fails(f, m, failed, FF, fsalt, DLT, ndl):
             FI[f, F_INJECTED] += 1
             return True
     for j in range(RR[q, y, 0], RR[q, y, 1]):
@@ -501,15 +509,28 @@ def _fault_hits(q, m, y, now, failed, FT):
             FI[f, F_REJECTED] += 1
             FI[f, F_INJECTED] += 1
             return True
-        if FI[f, F_KIND] == ERRORS and _fault_fails(f, m, failed, FF, fsalt):
+        if FI[f, F_KIND] == ERRORS and _fault_fails(f, m, failed, FF, fsalt, DLT, ndl):
             FI[f, F_INJECTED] += 1
             return True
     return False
 
 
 @njit(cache=True, inline="always")
-def _fault_fails(f, m, failed, FF, fsalt):
-    """FaultState.fails for this attempt at row ``m`` (a fault with no permanent share)."""
+def _fault_fails(f, m, failed, FF, fsalt, DLT, ndl):
+    """FaultState.fails for this attempt at row ``m``: its permanent share by the message (a
+    dead letter is its original, as ``ledger.same_as`` says: DLT's copies, in row order), the
+    rest by message and attempt."""
+    if FF[f, F_POISON] > 0:
+        origin = m
+        while True:
+            i = np.searchsorted(DLT[:ndl, 0], origin)
+            if i < ndl and DLT[i, 0] == origin:
+                origin = DLT[i, 1]
+            else:
+                break
+        key = np.uint64(origin)
+        if float(_mix(_mix(key) ^ (fsalt[f] ^ np.uint64(0x5EED)))) * (2.0 ** -64) < FF[f, F_POISON]:
+            return True
     q = FF[f, F_Q]
     if q == 0:
         return False
@@ -518,13 +539,13 @@ def _fault_fails(f, m, failed, FF, fsalt):
 
 
 @njit(cache=True, inline="always")
-def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows, fails,
-           fdelay, otype, FT):
+def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows, dtries, fails,
+           fdelay, otype, FT, DLT):
     """Queue.flush, then SpecConsumer.start: cut a batch from the front of queue ``q``'s
     buffer, draw its service time and failures, schedule its end. False if it was empty.
     (The caller made room in the batch tables.)"""
-    b = _cut(q, now, SI[q, SIZE], QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF, brows, fails,
-             fdelay, otype, FT)
+    b = _cut(q, now, SI[q, SIZE], QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF, brows, dtries, fails,
+             fdelay, otype, FT, DLT)
     if b < 0:
         return False
     _begin(q, b, now, QI, QF, SI, BF, HT, HK, G)
@@ -542,8 +563,8 @@ def _begin(q, b, now, QI, QF, SI, BF, HT, HK, G):
 
 
 @njit(cache=True, inline="always")
-def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF, brows, fails, fdelay,
-         otype, FT):
+def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF, brows, dtries, fails, fdelay,
+         otype, FT, DLT):
     """Queue.flush and SpecConsumer.start but for scheduling the batch's end (:func:`_begin`):
     cut a batch of up to ``size`` messages from the front of queue ``q``'s buffer, draw its
     service time (BF[b, 2]) and failures; its index, or -1 if the buffer was empty."""
@@ -557,6 +578,8 @@ def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
         if now - retention > 0 and stamp[m] < now - retention:
             G[ABORT] = 1
         brows[lo + k] = m
+        if dtries.shape[0]:                       # trace=True: each delivery's attempt number
+            dtries[lo + k] = failed[m] + 1
         m = nxt[m]
     QI[q, HEAD] = m
     QI[q, COUNT] -= take
@@ -597,7 +620,7 @@ def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
             if not hit and poison > 0:
                 hit = _uniform(keys[q, 3], body[m]) < poison
             if not hit and faulted:
-                hit = _fault_hits(q, m, otype[body[m]], now, failed, FT)
+                hit = _fault_hits(q, m, otype[body[m]], now, failed, FT, DLT, G[NDL])
             if hit:
                 d = delays[q, failed[m] + 1]
                 fails[nf] = k
@@ -616,7 +639,7 @@ def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
 
 @njit(cache=True)
 def _poll(lp, now, idle_after, LI, LF, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI,
-          BF, brows, fails, fdelay, otype, FT, in_due, in_rows, in_lo, concurrent, discard, outcome, finished, reason):
+          BF, brows, dtries, fails, fdelay, otype, FT, DLT, in_due, in_rows, in_lo, concurrent, discard, outcome, finished, reason):
     """Polling loop ``lp`` pulls (PullConsumer.pull): the queue cuts a batch as a flush does,
     leased until its visibility timeout (the expiry event), and the loop runs the consumer's
     behaviour on it (behaviour_handler: SpecConsumer.start); an empty pull is counted, and the
@@ -628,7 +651,7 @@ def _poll(lp, now, idle_after, LI, LF, QI, QF, SI, SF, keys, delays, body, faile
     b = -1
     if QI[q, COUNT] > 0:
         b = _cut(q, now, SI[q, PULL_SIZE], QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF,
-                 brows, fails, fdelay, otype, FT)
+                 brows, dtries, fails, fdelay, otype, FT, DLT)
     _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     if b >= 0:
         BI[b, B_LOOP] = lp
@@ -951,7 +974,7 @@ def _uncancel(CX, QI, q, seq):
 def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies, gi, gf, fed, in_due, in_rows, in_lo,
          body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, chain_body, TK, qwrites, ST, STF,
          skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF, done_order,
-         brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
+         brows, dtries, ddisp, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
          p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, HT, HK, CX, row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
@@ -979,6 +1002,16 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             GF[0] = now
             return True
         if HT[0] > until:                             # drain=False: clock.run(until=duration) stops here
+            break
+        if HT[0] > duration and G[DRAINING] == 0:     # the drain begins (simulate._drain): around a cycle,
+            G[DRAINING] = 1                           # messages may enter DRAIN_TRIPS times those in flight
+            if gi[10]:
+                in_flight = 0
+                for m in range(G[ROWS]):
+                    in_flight += outcome[m] == 0
+                G[CAP] = min(G[CAP], G[ROWS] + DRAIN_TRIPS * in_flight + DRAIN_SLACK)
+        if G[ROWS] > G[CAP]:                          # (the Python engine says which, as it does)
+            G[ABORT] = 7
             break
         t, s, code = _pop(HT, HK, G)
         kind, q, arg = code & 31, (code >> 5) & 255, code >> 13
@@ -1021,8 +1054,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
             if QI[q, COUNT] >= SI[q, SIZE]:
                 QI[q, IMMEDIATE] = 1
-            if not _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows,
-                          fails, fdelay, otype, FT):
+            if not _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows, dtries,
+                          fails, fdelay, otype, FT, DLT):
                 QI[q, PENDING_SEQ] = -1               # an empty flush: finished (the buffer is empty)
             rewake = True
         elif kind == _TIMER:                          # ConcurrentFlush._expire
@@ -1150,7 +1183,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             state = LI[arg, L_STATE]
             if state == L_POLL:
                 _poll(arg, now, duration, LI, LF, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT,
-                      HK, G, BI, BF, brows, fails, fdelay, otype, FT, in_due, in_rows, in_lo, concurrent, discard,
+                      HK, G, BI, BF, brows, dtries, fails, fdelay, otype, FT, DLT, in_due, in_rows, in_lo, concurrent, discard,
                       outcome, finished, reason)
                 if G[ABORT]:
                     break
@@ -1280,6 +1313,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 for i in range(lo, hi):
                     outcome[brows[i]] = ACKED
                     finished[brows[i]] = now
+                if ddisp.shape[0]:                    # trace=True: each delivery's disposition
+                    ddisp[lo:hi] = ACKED
                 acked = n
             else:
                 retry_all = BI[b, B_RA] == 1 or expired
@@ -1295,8 +1330,13 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     if not again:
                         outcome[m], finished[m] = ACKED, now
                         acked += 1
+                        if ddisp.shape[0]:
+                            ddisp[lo + j] = ACKED
                         continue
                     failed[m] += 1
+                    if ddisp.shape[0]:                # (retried, or this attempt was its last)
+                        ddisp[lo + j] = RETRIED if failed[m] < SI[q, MAX_ATTEMPTS] else (
+                            DEAD if SI[q, DLQ] >= 0 else DROPPED)
                     if failed[m] < SI[q, MAX_ATTEMPTS]:
                         v = 0
                         while v < n_vals and d_vals[v] != delay:
@@ -1387,7 +1427,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 QI[q, TIMER_SEQ] = -1
                 QI[q, F_RUNNING] += 1
                 _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF,
-                       brows, fails, fdelay, otype, FT)
+                       brows, dtries, fails, fdelay, otype, FT, DLT)
             if QI[q, COUNT] == 0:
                 QI[q, DUE] = 0
             elif QI[q, TIMER_SEQ] < 0 and QI[q, DUE] == 0:
@@ -1424,7 +1464,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
         if polling >= 0:                              # the pull loop, its batch acked: more may wait
             if LI[polling, L_TAKEN] >= SI[q, PULL_SIZE]:   # after a full batch: pull again at once
                 _poll(polling, now, duration, LI, LF, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x,
-                      HT, HK, G, BI, BF, brows, fails, fdelay, otype, FT, in_due, in_rows, in_lo, concurrent,
+                      HT, HK, G, BI, BF, brows, dtries, fails, fdelay, otype, FT, DLT, in_due, in_rows, in_lo, concurrent,
                       discard, outcome, finished, reason)
             else:
                 LI[polling, L_STATE] = L_POLL
@@ -1446,7 +1486,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     the ledger's code), the queues' settings
     (``SI``, ``SF``), stream keys and retry delays, publish targets, global settings
     (``gi``: concurrent, autoscale, start, step_up, step_down, memory, max events,
-    discard, row margin (:func:`row_margin`); ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
+    discard, row margin (:func:`row_margin`), trace (keep each delivery); ``gf``: rate window, drain seconds, wall, sample step, duration, throughput
     window, actor period (0: no soft limit), KV's per-key write period (0: none), the most a
     request queues at the soft limit), the
     sends already counted per throughput
@@ -1458,7 +1498,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     never)."""
     nq, na = SI.shape[0], P.shape[0]
     concurrent = gi[0] == 1
-    G = np.zeros(19, np.int64)
+    G = np.zeros(21, np.int64)
+    G[CAP] = np.int64(min(gf[10], 2.0 ** 62))         # the message budget: past it, the run is given back
     G[FREE_T] = -1
     QI = np.zeros((nq, QI_COLUMNS), np.int64)
     QF = np.zeros((nq, 7), np.float64)
@@ -1489,6 +1530,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     BF = np.empty((n0 // 4 + 1024, 3), np.float64)           # started, finished, cpu
     done_order = np.empty(n0 // 4 + 1024, np.int64)
     brows = np.empty(2 * n0 + 30_000, np.int32)
+    dtries = np.empty(len(brows) if gi[9] else 0, np.int16)     # trace=True: each delivery's attempt
+    ddisp = np.empty(len(brows) if gi[9] else 0, np.int8)       # ... and disposition, as brows
     fails = np.empty(n0 // 8 + 30_000, np.int64)
     fdelay = np.empty(n0 // 8 + 30_000, np.int64)
     lrows = np.empty(n0 + 30_000, np.int32)
@@ -1540,7 +1583,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
                in_lo, body, failed, outcome, reason, rowq, stamp, sent, finished, nxt, DLT, chain, chain_body, TK,
                qwrites,
                ST, STF, skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF,
-               done_order, brows, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
+               done_order, brows, dtries, ddisp, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
                p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, HT, HK, CX, row_margin):
         # a table is short of room for one more event: double it, then go on
@@ -1549,6 +1592,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             BI, BF, done_order = _bigger(BI, need), _bigger(BF, need), _bigger(done_order, need)
         if G[NBR] + BATCH_ROWS_ROOM > brows.shape[0]:
             brows = _bigger(brows, G[NBR] + BATCH_ROWS_ROOM)
+            if gi[9]:
+                dtries, ddisp = _bigger(dtries, brows.shape[0]), _bigger(ddisp, brows.shape[0])
         if G[NF] + BATCH_ROWS_ROOM > fails.shape[0]:
             fails, fdelay = _bigger(fails, G[NF] + BATCH_ROWS_ROOM), _bigger(fdelay, G[NF] + BATCH_ROWS_ROOM)
         if G[ROWS] + row_margin > body.shape[0]:        # (more rows than simulate reserved)
@@ -1603,7 +1648,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     n, nb, nc = G[ROWS], G[NB], G[CALLS_MADE]
     # (views, not copies: a million-message run's columns are hundreds of MB)
     return (G, QI, QF, now, body, failed, outcome, rowq, stamp, sent, finished, reason[:n], DLT[:G[NDL]],
-            brows[:G[NBR]], BI[:nb], BF[:nb],
+            brows[:G[NBR]], BI[:nb], BF[:nb], dtries[:G[NBR]], ddisp[:G[NBR]],
             done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
             LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, c_pool[:nc],
             c_key[:nc], c_arrived[:nc], c_started[:nc], c_finished[:nc], p_busy_s, tats, busy, wl_store[:G[NW]],
@@ -1728,7 +1773,8 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
     scaler_policy = sem.autoscaling if sem.concurrent_consumers else None
     gi = np.array([sem.concurrent_consumers, scaler_policy is not None] + (
         [scaler_policy.start, scaler_policy.step_up, scaler_policy.step_down, scaler_policy.memory]
-        if scaler_policy else [1, 1, 1, 1]) + [max_events, sem.discard_without_consumer, row_margin(pipeline)],
+        if scaler_policy else [1, 1, 1, 1]) + [max_events, sem.discard_without_consumer, row_margin(pipeline),
+                                              rt.recorder.keep_deliveries, cyclic(pipeline)],
         dtype=np.int64)
     rate = sem.actor_requests_per_second
     gf = np.array([scaler_policy.rate_window if scaler_policy else 1.0,
@@ -1736,7 +1782,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                    math.inf if sem.consumer_wall_seconds is None else sem.consumer_wall_seconds,
                    step, duration, sem.queue_rate_window, 0.0 if rate is None else 1 / rate,
                    0.0 if sem.kv_key_writes_per_second is None else 1 / sem.kv_key_writes_per_second,
-                   sem.actor_max_queue_seconds, math.inf if drain else duration],
+                   sem.actor_max_queue_seconds, math.inf if drain else duration, ledger.max_size],
                   dtype=np.float64)
     # the stores consumers write: kind, latency (distribution, stream key), KV namespaces' last writes
     kinds = {"sink": SINK, "kv": KV, "d1": D1, "analytics": ANALYTICS}
@@ -1814,14 +1860,14 @@ def _fault_tables(plan: FaultPlan | None, rt: Runtime, units: list[str], stores:
     index = {id(state): f for f, state in enumerate(states)}
     kinds = {"errors": ERRORS, "rate_limit": RATE_LIMIT, "slowdown": SLOWDOWN}
     FI = np.zeros((len(states), 7), np.int64)
-    FF = np.zeros((len(states), 3), np.float64)
+    FF = np.zeros((len(states), 4), np.float64)
     fsalt = np.array([state.salt for state in states], dtype=np.uint64)
     starts: list[float] = []
     ends: list[float] = []
     for f, state in enumerate(states):
         FI[f] = (kinds.get(state.fault.kind, -1), len(starts), len(starts) + len(state.starts), state.second,
                  state.used, state.injected, state.rejected)
-        FF[f] = (state.q, state.fault.factor, state.fault.per_second)
+        FF[f] = (state.q, state.fault.factor, state.fault.per_second, state.poison)
         starts += state.starts
         ends += state.ends
     FL: list[int] = []
@@ -1854,9 +1900,9 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
                 bodies: SpecBodies, timeline: list, duration: float, out: tuple, sends_init: np.ndarray,
                 arrivals: tuple) -> None:
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
-    G, QI, QF, now, *columns, reason, copies, brows, BI, BF = out[:16]
+    G, QI, QF, now, *columns, reason, copies, brows, BI, BF, tries, dispositions = out[:18]
     (done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
-     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s, _loops, _faults) = out[16:]
+     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s, _loops, _faults) = out[18:]
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
     is_pull = np.array([getattr(queue.consumer, "pull_consumer", False) for queue in queues], dtype=bool)
     # the rows it added (sends, dead letters' copies) are in the ledger's columns already
@@ -1884,6 +1930,19 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
             "retry_all": (BI[done_order, B_RA] == 1) & (is_pull[BI[done_order, B_Q]] == 0),
             "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
             "retried": BI[done_order, B_RET], "dead_lettered": BI[done_order, B_DEAD], "dropped": BI[done_order, B_DROP]})
+        if rt.recorder.keep_deliveries:     # trace=True: a row per delivery, batch by batch in finish order
+            lo, hi = BI[done_order, B_LO], BI[done_order, B_HI]
+            at = np.repeat(lo - np.cumsum(np.r_[0, sizes[done_order][:-1]]), sizes[done_order]) + np.arange(
+                int(sizes[done_order].sum()))      # the positions in brows, batch after batch
+            each = np.repeat(np.arange(len(done_order)), sizes[done_order])
+            codes = np.zeros(max(DISPOSITIONS) + 1, dtype=object)
+            for code, what in DISPOSITIONS.items():
+                codes[code] = what
+            rt.recorder.deliveries_finished({
+                "queue": np.array(names, dtype=object)[BI[done_order, B_Q]][each],
+                "batch": (first_id + done_order)[each], "delivered_at": BF[done_order, 0][each],
+                "finished_at": BF[done_order, 1][each], "message_id": brows[at].astype(np.int64),
+                "attempts": tries[at].astype(np.int64), "disposition": codes[dispositions[at]]})
     unfinished = np.flatnonzero(np.isnan(BF[:, 1]))      # (drain=False: batches still running)
     for b in unfinished.tolist():
         rt.recorder.batch_started(first_id + b, names[BI[b, B_Q]], float(BF[b, 0]),

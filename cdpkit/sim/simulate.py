@@ -26,7 +26,7 @@ from ..errors import BudgetError, ConfigError
 from ..model.faults import Faults, as_faults
 from ..model.pipeline import Pipeline
 from ..model.workload import Workload
-from ..runtime.budget import Budget, check_plan
+from ..runtime.budget import DRAIN_SLACK, DRAIN_TRIPS, Budget, check_plan
 from ..runtime.faults import ConsumerFaults, FaultPlan, scaled
 from ..runtime.pull import PullClient, behaviour_handler
 from ..runtime.runtime import Runtime
@@ -48,7 +48,6 @@ from .incidents import calls_graph
 from .results import Results
 
 TIMELINE_POINTS = 400
-DRAIN_TRIPS = 100      # around a cycle, messages a drain may enter per message in flight
 
 
 def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int = 0,
@@ -114,8 +113,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         summary on the pipelines it covers (spec consumers that compute, fail, retry,
         publish, call or route to queues and actors, write to stores, run in parallel and
         dead-letter; spec actors, also those that write, call and publish; faults' errors,
-        rate limits and slowdowns; pull consumers; no code, outages, pauses, purges, eviction
-        storms or trace); ConfigError if it
+        rate limits and slowdowns; pull consumers; cycles; ``trace``; no code, outages,
+        pauses, purges or eviction storms); ConfigError if it
         does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
         which ran and, when ``auto`` fell back, why. Without numba every run uses the Python
@@ -169,7 +168,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     arrivals = workload.arrivals(duration, workload_rng(seed))
     if expected is None:        # a workload class of the user's own: check what it drew
         check_plan(budget, len(arrivals), instances)
-    reason = None if engine == "python" else compiled.not_covered(pipeline, sem, faults, trace, drain)
+    reason = None if engine == "python" else compiled.not_covered(pipeline, faults)
     if engine == "compiled" and reason is not None and compiled.HAVE_NUMBA:
         raise ConfigError(f"simulate: engine='compiled' does not cover this run ({reason}); allowed: "
                           "engine='auto' (the Python engine runs what the compiled one does not) or 'python'")
@@ -302,7 +301,7 @@ def _drain(rt: Runtime, pipeline: Pipeline, duration: float) -> None:
     if cycles:
         start = len(ledger)
         in_flight = int(np.count_nonzero(np.frombuffer(ledger.outcome, dtype=np.int8)[:start] == 0))
-        cap = start + DRAIN_TRIPS * in_flight + 100_000
+        cap = start + DRAIN_TRIPS * in_flight + DRAIN_SLACK
 
         def round_and_round(rows: int) -> None:
             raise BudgetError(
