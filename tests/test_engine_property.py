@@ -104,7 +104,10 @@ specs = st.fixed_dictionaries({
     # a fault timeline's errors, rate limits and slowdowns (on a consumer, an actor or a store)
     "fault": st.sampled_from([None, None, ("errors", "jobs.consumer"), ("slowdown", "jobs.consumer"),
                               ("errors", "actor"), ("rate_limit", "actor"), ("slowdown", "actor"),
-                              ("slowdown", "store"), ("errors", "store"), ("errors", "events.consumer")]),
+                              ("slowdown", "store"), ("errors", "store"), ("errors", "events.consumer"),
+                              ("outage", "jobs.consumer"), ("pause", "jobs"), ("purge", "jobs"), ("purge", "events"),
+                              ("dlq_down", "jobs-dlq"), ("eviction", "actor")]),
+    "fault_mode": st.sampled_from(["throw", "pause"]),     # an outage's
     "fault_p": st.sampled_from([0.3, 1.0]),
     "fault_permanent": st.sampled_from([0.0, 0.0, 0.5]),       # errors: a share fails every attempt
     "fault_start": st.sampled_from([0.0, 0.5, 1.5]),
@@ -138,7 +141,15 @@ def faults(sc: dict, p: cdp.Pipeline) -> cdp.Faults | None:
         candidates = [where] if where in nodes else []
     if not candidates:
         return None
-    window = {"start": sc.get("fault_start", 0.0), "length": sc["duration"] / 2}
+    if kind in ("purge", "eviction"):        # instants
+        window = {"at": [sc.get("fault_start", 0.0) + 0.3, sc["duration"] * 0.7]}
+    else:
+        window = {"start": sc.get("fault_start", 0.0), "length": sc["duration"] / 2}
+    if kind == "outage":                     # (a pull consumer's outage pauses it: throwing is not modelled)
+        return cdp.Faults().add(kind, candidates[0], **window, mode="pause" if pulled(sc) else sc.get("fault_mode",
+                                                                                                        "throw"))
+    if kind in ("pause", "purge", "dlq_down", "eviction"):
+        return cdp.Faults().add(kind, candidates[0], **window)
     extra = {"errors": {"p": sc.get("fault_p", 0.3), "permanent": sc.get("fault_permanent", 0.0)},
              "rate_limit": {"per_second": 3},
              "slowdown": {"factor": 4}}[kind]
@@ -590,3 +601,41 @@ def test_cycles_run_compiled_and_a_drain_round_a_cycle_stops_as_on_python():
             cdp.simulate(loop(True), cdp.Poisson(rate=20), duration=5, seed=1, engine=engine)
         errors.append(str(error.value))
     assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("timeline", [
+    [{"kind": "outage", "node": "jobs.consumer", "start": 2, "end": 5}],                       # throws
+    [{"kind": "outage", "node": "jobs.consumer", "start": 2, "end": 5, "mode": "pause"}],
+    [{"kind": "pause", "node": "events", "start": 1, "end": 6}, {"kind": "purge", "node": "events", "at": [3, 7]}],
+    [{"kind": "dlq_down", "node": "dlq", "start": 0, "end": 8}, {"kind": "eviction", "node": "Store", "at": [2, 4, 9]}],
+    [{"kind": "pause", "node": "jobs", "start": 8, "end": 30}],          # still paused when the run stops
+])
+def test_a_fault_timelines_queue_operations_run_compiled_as_on_python(timeline):
+    """Outages (invocations that throw at once: every message retried after the queue's
+    retry_delay, the autoscaler sees failures; or delivery paused), pauses, purges, a dead
+    letter queue down and eviction storms of an actor on the Durable Object machinery, in
+    both profiles, drained or stopped at the duration: the same run on both engines, with each
+    fault's throws, purged messages and evicted objects."""
+    p = cdp.Pipeline("operations")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=5, max_batch_timeout=0.5, max_retries=2, dead_letter_queue="dlq", retry_delay=1)
+    p.add_queue("dlq")
+    p.add_consumer("dlq", service={"base": 0.05})
+    p.add_consumer("jobs", service={"base": {"exp": 0.2}}, failure=0.1, publish=["events"])
+    p.add_queue("events", max_batch_size=4, max_batch_timeout=0.2)
+    p.add_consumer("events", service={"base": 0.05}, calls="Store")
+    p.add_actor("Store", service=0.01, instances=3, writes=["KV"])
+    p.add_store("KV", kind="kv")
+    for profile in ("local", "production"):
+        for drain in (True, False):
+            args = {"duration": 10, "seed": 2, "semantics": profile, "drain": drain, "faults": cdp.Faults(timeline)}
+            runs = [cdp.simulate(p, cdp.Poisson(rate=30), engine=engine, **args) for engine in ("python", "compiled")]
+            assert_same_run(*runs)
+            for mine, other in zip(*(res.fault_plan.states for res in runs)):
+                assert (mine.throws, mine.purged, mine.evicted) == (other.throws, other.purged, other.evicted)
+                assert mine.throws > 0 or mine.fault.kind != "outage" or mine.fault.mode != "throw"
+                assert mine.purged > 0 or mine.fault.kind != "purge"
+                assert mine.evicted > 0 or mine.fault.kind != "eviction"
+    paused = runs[1].runtime.queues["jobs"]
+    if timeline[0].get("end") == 30:             # (the last run: stopped at 10 s while paused)
+        assert paused.held is not None and len(paused.held) > 0 and not paused.buffer

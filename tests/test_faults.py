@@ -376,3 +376,48 @@ def test_slowdown_of_an_analytics_dataset_is_refused_before_the_run():
     with pytest.raises(cdp.ConfigError, match=r"fault 1 \(slowdown of 'LOG'\): slowdown of Analytics Engine "
                                               r"dataset 'LOG' is not modelled .*; allowed: a sink, KV"):
         cdp.simulate(p, cdp.Poisson(rate=5), duration=10, faults=slow, engine="python")
+
+
+def test_an_eviction_storm_cancels_the_idle_timer_it_makes_moot():
+    """An object idle since t=1 would be evicted at t=71 (production: 70 s idle). A storm at
+    t=10 evicts it; a request at t=20 brings it back and ends: idle again, it is evicted at
+    90, not at 71 by the timer the storm made moot (it was left pending: the object was
+    evicted twice, 50 s early)."""
+    rt = cdp.Runtime(semantics="production", seed=1)
+
+    class Counter(cdp.Actor):
+        async def hit(self):
+            await self.ctx.work(1.0)
+
+    ns = rt.actor("COUNTER", Counter)
+    plan = rt.apply_faults(cdp.Faults([{"kind": "eviction", "node": "Counter", "at": 10}]))
+
+    async def at(t):
+        await rt.sleep(t)
+        await ns.get_by_name("c").hit()
+
+    rt.spawn(at(0))
+    rt.spawn(at(19))
+    rt.run(until=80)
+    obj = ns.object_named("c")
+    assert plan.states[0].evicted == 1 and obj.evictions == 1 and obj.instance is not None
+    rt.run()
+    assert obj.evictions == 2 and obj.instance is None and rt.now == 90
+
+
+def test_messages_arriving_while_delivery_is_paused_count_in_the_backlog_bytes():
+    """The 25 GB backlog limit counts stored messages: those that arrive while delivery is
+    paused are stored too (the count lost them until delivery resumed)."""
+    rt = cdp.Runtime(semantics="production")
+    queue = rt.queue("jobs")
+
+    @rt.consumer("jobs")
+    async def handle(batch, env, ctx):
+        pass
+
+    queue.pause_delivery()
+    rt.env.JOBS.send_batch([{"body": "x" * 100}] * 3)
+    rt.run()
+    assert queue.backlog == 3 and queue.backlog_bytes == sum(rt.ledger.bytes[:3])
+    queue.resume_delivery()
+    assert queue.backlog_bytes == sum(rt.ledger.bytes[:3])

@@ -407,8 +407,11 @@ class ActorObject:
             self._evict_timer = self.namespace.runtime.clock.call_later(after, self.evict)
 
     def evict(self) -> None:
-        """Drop the instance (memory); storage and the alarm stay."""
-        self._evict_timer = None
+        """Drop the instance (memory); storage and the alarm stay. (An eviction storm calls it
+        too: the idle timer it makes moot is cancelled, or it would evict a later instance.)"""
+        if self._evict_timer is not None:
+            self.namespace.runtime.clock.cancel(self._evict_timer)
+            self._evict_timer = None
         if self.instance is not None and self.active == 0:
             self.flush_persisted()
             self.instance = None

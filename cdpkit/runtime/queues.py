@@ -640,13 +640,13 @@ class Queue:
             for row in rows:
                 ledger.finish(row, "dropped", self.runtime.clock.now, "no consumer (wrangler dev discards)")
             return
+        if self.backlog_bytes is not None:        # (stored, delivered or not)
+            self.backlog_bytes += sum(map(ledger.bytes.__getitem__, rows))
         if self.held is not None:                 # delivery paused: kept, not delivered
             self.held.extend(rows)
             return
         self.buffer.extend(rows)
         self.arrived += len(rows)
-        if self.backlog_bytes is not None:
-            self.backlog_bytes += sum(map(ledger.bytes.__getitem__, rows))
 
     # -- delivering --------------------------------------------------------------------
     def metadata(self) -> dict:

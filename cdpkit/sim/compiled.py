@@ -28,17 +28,18 @@ machinery runs them (each request a task that computes holding its object's inpu
 leaves the gate at every awaited write or child request and re-enters it behind the requests
 waiting there, publishes, and ends the request: the idle-eviction timer, then its caller
 goes on); ``drain`` either way (``False``: the run stops at the duration with what is in
-flight held as the runtime holds it); a fault timeline's errors, rate limits and slowdowns
-(of consumers, actors and stores: as the runtime's ``ConsumerFaults`` hook fails a batch's
-messages and its ``scaled`` draws stretch service times and latencies, with each fault's
-counters); HTTP pull consumers (``pull=``: the client's polling loops as ``PullClient`` runs
+flight held as the runtime holds it); a fault timeline, every kind (errors, with a permanent
+share too, rate limits and slowdowns of consumers, actors and stores, as the runtime's
+``ConsumerFaults`` hook fails a batch's messages and its ``scaled`` draws stretch service
+times and latencies; outages, whose invocations throw at once or whose delivery pauses;
+pauses, purges, a dead letter queue down, eviction storms), with each fault's counters;
+cycles (a drain round one stops where simulate's does); HTTP pull consumers (``pull=``: the client's polling loops as ``PullClient`` runs
 them, each pull a leased batch cut as a flush cuts one and worked on by the spec's behaviour,
 acked when it is done or delivered again when its visibility timeout ends first, empty pulls
 counted, idle loops woken by a landing). The stores get the writes afterwards, as their own
-calls make them. Not covered (the Python engine runs them, ``res.engine`` says why): handler
-or actor code, outages, pauses, purges and eviction storms, errors with a permanent share,
-cycles. ``trace=True`` keeps each delivery's attempt and disposition as the runtime's
-recorder does. A run that meets the
+calls make them; ``trace=True`` keeps each delivery's attempt and disposition as the runtime's
+recorder does. Not covered (the Python engine runs it, ``res.engine`` says why): handler or
+actor code. A run that meets the
 retention period, the consumer wall time, a request queued too long at the Durable Object
 soft limit (overloaded; one queued less long is held and admitted here, as the runtime does)
 or KV's per-key write rate is given back to the Python engine, which reports them as the
@@ -51,6 +52,7 @@ import math
 import sys
 import threading
 import warnings
+from collections import deque
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -60,6 +62,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..runtime.budget import DRAIN_SLACK, DRAIN_TRIPS
+from ..runtime.faults import FaultedConsumer
 from ..runtime.ledger import ACKED, DROPPED, REJECTED
 from ..runtime.ledger import DEAD_LETTERED as DEAD
 from ..runtime.pull import _EXACT_TICKS as EXACT_TICKS
@@ -107,16 +110,13 @@ ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran p
                  7: "the message budget (around a cycle: the drain's limit)"}
 
 
-def not_covered(pipeline: Pipeline, faults: Any) -> str | None:
+def not_covered(pipeline: Pipeline) -> str | None:
     """Why the compiled engine cannot run this simulation exactly (None: it can)."""
     if BROKEN:
         return BROKEN[0]
     if not HAVE_NUMBA:
         return fall_back("numba is not installed", "cdpkit: numba is not installed, so simulations run on "
                          "the Python engine (`pip install numba` for the compiled one)")
-    for fault in faults or ():
-        if fault.kind not in ("errors", "rate_limit", "slowdown"):
-            return f"a fault timeline ({fault.label}: {fault.kind})"
     g = pipeline.graph
     if len(pipeline.nodes("queue")) > 255:     # an event's queue is 8 bits of its code
         return "more than 255 queues"
@@ -271,16 +271,18 @@ def _np_sum(x, n):
 # a queue's integer state QI[q, ...] and float state QF[q, ...]
 (NXT, HEAD, TAIL, COUNT, ARRIVED, HAS_WAITING, LANDING, RUNNING, WAKE_SEQ, HAS_WAKE, PENDING_SEQ, IMMEDIATE,
  F_RUNNING, TIMER_SEQ, DUE, LEVEL, N_BASE, N_PER, N_TRIAL, HAS_PER, SEEN_ARRIVED, BATCHES, CX_HEAD, CX_TAIL, FIRED,
- PULLS, EMPTY, IDLE_HEAD, IDLE_TAIL) = range(29)
-QI_COLUMNS = IDLE_TAIL + 1
+ PULLS, EMPTY, IDLE_HEAD, IDLE_TAIL, PAUSED, HELD_HEAD, HELD_TAIL, HELD_COUNT) = range(33)
+QI_COLUMNS = HELD_COUNT + 1
+# (a queue whose delivery is paused keeps what lands in a second list, HELD_*, not counted as arrived)
 (WAITING_SINCE, WAKE_TIME, RATE, SEEN, PER_MSG, FAILED_SHARE, CPU) = range(7)
 # a queue's settings SI[q, ...] (ints) and SF[q, ...] (floats); a pull consumer's queue (PULL)
 # has polling loops LOOP_LO..LOOP_HI pulling PULL_SIZE messages, every INTERVAL s, for VISIBILITY s
 (SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, HAS_CONSUMER, PER_WINDOW, CALLS, PUB_LO, PUB_HI, RETRY_ALL,
  BASE_KIND, PER_KIND, TASK, W_LO, W_HI, PARALLEL, PULL, PULL_SIZE, LOOP_LO, LOOP_HI) = range(20)
 SI_COLUMNS = LOOP_HI + 1
-(TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON, INTERVAL, VISIBILITY) = range(11)
-SF_COLUMNS = VISIBILITY + 1
+(TIMEOUT, DELAY, RETENTION, BASE_A, BASE_B, PER_A, PER_B, TRANSIENT, POISON, INTERVAL, VISIBILITY,
+ RETRY_DELAY) = range(12)
+SF_COLUMNS = RETRY_DELAY + 1
 # the run's counters G[...]
 (SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT, FREE_T, CAP,
  DRAINING) = range(21)
@@ -318,7 +320,7 @@ WRITE, CALL, PUBLISH = range(3)                                      # PROG's st
 (ST_KIND, ST_LATENCY, ST_KV) = range(3)
 SINK, KV, D1, ANALYTICS = range(4)
 # ledger drop reasons
-NO_DLQ, DISCARDED, TOO_MANY = 1, 2, 3
+NO_DLQ, DISCARDED, TOO_MANY, PURGED = 1, 2, 3, 4
 RETRIED = 5        # a delivery's disposition (trace=True): the ledger's outcome codes, or this
 DISPOSITIONS = {ACKED: "acked", RETRIED: "retried", DEAD: "dead_lettered", DROPPED: "dropped"}
 # room one event may need (_run checks it before each event, _engine makes it): the batches
@@ -335,7 +337,10 @@ L_POLL, L_LEASED, L_IDLE = range(3)
 B_LOOP, B_LEASE = B_CALL, B_LEFT
 # event kinds
 (_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO, _MAIN, _ADMIT,
- _OSTEP, _OADMIT, _EVICT, _PSTEP, _EXPIRE) = range(18)     # (5 bits of an event's code)
+ _OSTEP, _OADMIT, _EVICT, _PSTEP, _EXPIRE, _OP, _THROW) = range(20)     # (5 bits of an event's code)
+# a fault timeline's queue and actor operations, OPS[k] = (operation, queue or pool, fault) at OPT[k]
+OP_PAUSE, OP_RESUME, OP_PURGE, OP_EVICT = range(4)
+THREW = -1.0       # a batch's CPU (BF[b, 2]) when its invocation threw at once (an outage): none
 
 
 @njit(cache=True, inline="always")
@@ -394,8 +399,16 @@ def _bigger(a, need):
 
 @njit(cache=True, inline="always")
 def _put(nxt, QI, q, m):
-    """Append ledger row ``m`` to queue ``q``'s buffer."""
+    """Append ledger row ``m`` to queue ``q``'s buffer (paused: to what it holds)."""
     nxt[m] = -1
+    if QI[q, PAUSED]:
+        if QI[q, HELD_COUNT] == 0:
+            QI[q, HELD_HEAD] = m
+        else:
+            nxt[QI[q, HELD_TAIL]] = m
+        QI[q, HELD_TAIL] = m
+        QI[q, HELD_COUNT] += 1
+        return
     if QI[q, COUNT] == 0:
         QI[q, HEAD] = m
     else:
@@ -421,6 +434,8 @@ def _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard
         was_empty = QI[q, COUNT] == 0
         for i in range(taken, hi):
             _put(nxt, QI, q, in_rows[lo + i])
+        if QI[q, PAUSED]:                 # (held: not arrived, as far as the queue's counts go)
+            return
         QI[q, ARRIVED] += hi - taken
         if was_empty and concurrent:
             QF[q, WAITING_SINCE] = in_due[lo + taken]
@@ -457,7 +472,7 @@ def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G):
 # slowdowns FL[CF[q, 2]:CF[q, 3]] and, for a message of type y, the faults of the actors and
 # stores it reaches FL[RR[q, y, 0]:RR[q, y, 1]] (ConsumerFaults); pool a's service draws are
 # slowed by FL[PS[a, 0]:PS[a, 1]], store s's latencies by FL[SS[s, 0]:SS[s, 1]] (scaled).
-(F_KIND, F_WLO, F_WHI, F_SECOND, F_USED, F_INJECTED, F_REJECTED) = range(7)
+(F_KIND, F_WLO, F_WHI, F_SECOND, F_USED, F_INJECTED, F_REJECTED, F_THROWS, F_PURGED, F_EVICTED) = range(10)
 (F_Q, F_FACTOR, F_PER_SECOND, F_POISON) = range(4)
 ERRORS, RATE_LIMIT, SLOWDOWN = range(3)
 
@@ -544,10 +559,18 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
     """Queue.flush, then SpecConsumer.start: cut a batch from the front of queue ``q``'s
     buffer, draw its service time and failures, schedule its end. False if it was empty.
     (The caller made room in the batch tables.)"""
-    b = _cut(q, now, SI[q, SIZE], QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF, brows, dtries, fails,
-             fdelay, otype, FT, DLT)
+    b = _take(q, now, SI[q, SIZE], QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries)
     if b < 0:
         return False
+    CF = FT[8]
+    for j in range(CF[q, 5], CF[q, 6]):         # FaultedConsumer: in an outage the invocation throws
+        f = FT[7][j]
+        if _window(f, now, FT) >= 0:
+            FT[0][f, F_THROWS] += 1
+            BI[b, B_FHI], BI[b, B_RA], BF[b, 2] = BI[b, B_FLO], 0, THREW
+            _push(HT, HK, G, now, _THROW, q, b)     # (returns, failed, at once; nothing drawn)
+            return True
+    _draws(q, b, now, QI, SI, SF, keys, delays, body, failed, per_x, G, BI, BF, brows, fails, fdelay, otype, FT, DLT)
     _begin(q, b, now, QI, QF, SI, BF, HT, HK, G)
     return True
 
@@ -568,6 +591,16 @@ def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
     """Queue.flush and SpecConsumer.start but for scheduling the batch's end (:func:`_begin`):
     cut a batch of up to ``size`` messages from the front of queue ``q``'s buffer, draw its
     service time (BF[b, 2]) and failures; its index, or -1 if the buffer was empty."""
+    b = _take(q, now, size, QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries)
+    if b >= 0:
+        _draws(q, b, now, QI, SI, SF, keys, delays, body, failed, per_x, G, BI, BF, brows, fails, fdelay, otype, FT, DLT)
+    return b
+
+
+@njit(cache=True, inline="always")
+def _take(q, now, size, QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries):
+    """Queue.flush: cut a batch of up to ``size`` messages from the front of queue ``q``'s
+    buffer (its rows, delivered now); its index, or -1 if the buffer was empty."""
     take = min(size, QI[q, COUNT])
     if take == 0:
         return -1
@@ -590,6 +623,13 @@ def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
     G[NB] = b + 1
     BI[b, B_LO], BI[b, B_HI], BI[b, B_Q], BI[b, B_FLO] = lo, lo + take, q, G[NF]
     BF[b, 0], BF[b, 1] = now, np.nan
+    return b
+
+
+@njit(cache=True, inline="always")
+def _draws(q, b, now, QI, SI, SF, keys, delays, body, failed, per_x, G, BI, BF, brows, fails, fdelay, otype, FT, DLT):
+    """SpecConsumer.start for batch ``b``: its service time (BF[b, 2]) and failing messages."""
+    lo, take = BI[b, B_LO], BI[b, B_HI] - BI[b, B_LO]
     bv, used = _draw(SI[q, BASE_KIND], SF[q, BASE_A], SF[q, BASE_B], keys[q, 0], QI[q, N_BASE])
     QI[q, N_BASE] += used
     if SI[q, PER_KIND] == 0:
@@ -634,7 +674,6 @@ def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
     G[NF] = nf
     BI[b, B_FHI], BI[b, B_RA], BI[b, B_DA] = nf, retry_all, last if retry_all else -1
     BF[b, 2] = cpu
-    return b
 
 
 @njit(cache=True)
@@ -976,7 +1015,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
          skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF, done_order,
          brows, dtries, ddisp, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
-         p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, HT, HK, CX, row_margin):
+         p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, OPS, HT, HK, CX, row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
     short of room for the next one (returns True: the caller makes room and calls again).
     Nothing here allocates or reassigns an array (it is compiled without numba's reference
@@ -1026,6 +1065,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             break
         finished_batch = -1                           # a batch whose handler returns now
         expired = False                               # ... or whose lease expired now (a pull batch)
+        thrown = False                                # ... or whose invocation threw (an outage)
         polling = -1                                  # a pull loop that polls on, after all that
         stepping = -1                                 # a task batch that runs its next steps now
         landed = rewake = False
@@ -1045,7 +1085,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             else:
                 for i in range(lo, hi):
                     _put(nxt, QI, q, lrows[i])
-                QI[q, ARRIVED] += hi - lo
+                if not QI[q, PAUSED]:
+                    QI[q, ARRIVED] += hi - lo
             landed = SI[q, HAS_CONSUMER] == 1
             rewake = True
         elif kind == _PENDING:                        # SingleFlush._fire
@@ -1068,7 +1109,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             SM[i] = now
             for r in range(nq):
                 _absorb(r, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
-                SM[i + 1], SM[i + 2], SM[i + 3] = QI[r, COUNT], QI[r, LANDING], QI[r, RUNNING]
+                SM[i + 1], SM[i + 2], SM[i + 3] = QI[r, COUNT] + QI[r, HELD_COUNT], QI[r, LANDING], QI[r, RUNNING]
                 SM[i + 4] = (QI[r, LEVEL] if autoscale else SI[r, MAX_CONC]) if concurrent else 1
                 if SI[r, PULL] == 1:                  # a pull consumer's: its client's polling loops
                     SM[i + 4] = SI[r, LOOP_HI] - SI[r, LOOP_LO]
@@ -1196,6 +1237,53 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 BI[b, B_LEASE] = -1                   # settled: its expiry is cancelled
                 finished_batch = b
             polling = arg
+        elif kind == _THROW:                          # an outage: the batch returns, failed
+            finished_batch = arg
+            thrown = True
+        elif kind == _OP:                             # a fault timeline's queue or actor operation
+            op, target, f = OPS[arg, 0], OPS[arg, 1], OPS[arg, 2]
+            if op == OP_EVICT:                        # FaultPlan._evict: every object in memory, busy too
+                if P[target, P_KIND] == OBJECTS:      # (a service-only class keeps none)
+                    for i in range(P[target, P_FIRST], P[target, P_FIRST] + P[target, P_INSTANCES]):
+                        if OB[i, O_LIVE]:
+                            OB[i, O_LIVE], OB[i, O_EVICT] = 0, -1     # (its idle timer: moot)
+                            OB[i, O_EVICTIONS] += 1
+                            FT[0][f, F_EVICTED] += 1
+                continue
+            q = target
+            if op == OP_PURGE:                        # Queue.purge: what waits, buffered or held
+                _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished,
+                        reason)
+                for first, count in ((HEAD, COUNT), (HELD_HEAD, HELD_COUNT)):
+                    m = QI[q, first]
+                    for _ in range(QI[q, count]):
+                        outcome[m], finished[m], reason[m] = DROPPED, now, PURGED
+                        m = nxt[m]
+                    FT[0][f, F_PURGED] += QI[q, count]
+                    QI[q, count] = 0
+                QI[q, HEAD] = QI[q, TAIL] = QI[q, HELD_HEAD] = QI[q, HELD_TAIL] = -1
+                continue
+            if op == OP_PAUSE:                        # Queue.pause_delivery: the buffer is held
+                if QI[q, PAUSED] == 0:
+                    _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished,
+                            reason)
+                    QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT] = QI[q, HEAD], QI[q, TAIL], QI[q, COUNT]
+                    QI[q, HEAD], QI[q, TAIL], QI[q, COUNT] = -1, -1, 0
+                    QI[q, PAUSED] = 1
+                continue
+            if QI[q, PAUSED] == 0:                    # Queue.resume_delivery: held, then buffered, delivered
+                continue
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
+            if QI[q, HELD_COUNT]:                     # (the buffer stays empty while paused; if not, it
+                if QI[q, COUNT]:                      # would follow what was held)
+                    nxt[QI[q, HELD_TAIL]] = QI[q, HEAD]
+                    QI[q, HELD_TAIL] = QI[q, TAIL]
+                    QI[q, HELD_COUNT] += QI[q, COUNT]
+                QI[q, HEAD], QI[q, TAIL], QI[q, COUNT] = QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT]
+            QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT], QI[q, PAUSED] = -1, -1, 0, 0
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
+            landed = SI[q, HAS_CONSUMER] == 1         # then land(()): as a wake-up
+            rewake = True
         elif kind == _EXPIRE:                         # a lease's visibility timeout: its batch is
             BI[arg, B_LEASE] = -1                     # settled, every message delivered again at once
             finished_batch = arg
@@ -1304,12 +1392,12 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             lo, hi = BI[b, B_LO], BI[b, B_HI]
             started, n = BF[b, 0], hi - lo
             pulled = SI[q, PULL] == 1
-            if now - started > wall and not pulled:   # (a pull client runs outside Workers)
+            if now - started > wall and not pulled and not thrown:   # (a pull client runs outside Workers)
                 G[ABORT] = 2
                 break
             fl, fh = BI[b, B_FLO], BI[b, B_FHI]
             acked = retried = dropped = 0
-            if fh == fl and not expired:
+            if fh == fl and not expired and not thrown:
                 for i in range(lo, hi):
                     outcome[brows[i]] = ACKED
                     finished[brows[i]] = now
@@ -1317,8 +1405,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     ddisp[lo:hi] = ACKED
                 acked = n
             else:
-                retry_all = BI[b, B_RA] == 1 or expired
-                all_delay = 0 if expired else BI[b, B_DA]
+                retry_all = BI[b, B_RA] == 1 or expired or thrown
+                all_delay = 0 if expired else SF[q, RETRY_DELAY] if thrown else BI[b, B_DA]
                 n_vals = 0
                 f = fl
                 for j in range(n):
@@ -1383,7 +1471,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     QI[q, HAS_PER] = 1
                 else:
                     QF[q, PER_MSG] = QF[q, PER_MSG] + k_weight * (sample - QF[q, PER_MSG])
-                QF[q, FAILED_SHARE] = QF[q, FAILED_SHARE] + k_weight * (False - QF[q, FAILED_SHARE])
+                QF[q, FAILED_SHARE] = QF[q, FAILED_SHARE] + k_weight * (thrown - QF[q, FAILED_SHARE])
                 need = (QF[q, RATE] + QI[q, COUNT] / drain_s) * QF[q, PER_MSG] * (1.0 - QF[q, FAILED_SHARE])
                 target = math.ceil(need - 1e-9)
                 level = QI[q, LEVEL]
@@ -1478,7 +1566,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
 @njit(cache=True)
 def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp, sent, finished, SI, SF,
             keys, delays, pub, otype, routes, gi, gf, sends_init, P, PF, pkeys, cumulative, PROG, qwrites, ST, STF,
-            skeys, kv_last, FT):
+            skeys, kv_last, FT, OPS, OPT):
     """Every queue, spec consumer and service-only spec actor of a covered pipeline, as the
     runtime runs them (see the module's docstring). Arguments: the queues' known arrivals
     (``in_due``/``in_rows`` from ``in_lo[q]``), the ledger's reserved columns and its ``n0``
@@ -1571,11 +1659,14 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     GF = np.zeros(1, np.float64)                      # now
     row_margin = gi[8]
 
-    # simulate: the pull clients' loops start (spawned with their consumers), each fed queue's
-    # attach_inflow (a rewake), in feeding order, then _sample's call_at(0.0)
+    # simulate: the pull clients' loops start (spawned with their consumers), the fault
+    # timeline's operations are scheduled, each fed queue's attach_inflow (a rewake), in
+    # feeding order, then _sample's call_at(0.0)
     for q in range(nq):
         for lp in range(SI[q, LOOP_LO], SI[q, LOOP_HI]):
             _push(HT, HK, G, 0.0, _PSTEP, q, lp)
+    for k in range(len(OPT)):             # FaultPlan.install: the timeline's operations, in its order
+        _push(HT, HK, G, OPT[k], _OP, 0, k)
     for q in fed:
         _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     _push(HT, HK, G, 0.0, _SAMPLE, 0, 0)
@@ -1585,7 +1676,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
                ST, STF, skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF,
                done_order, brows, dtries, ddisp, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
-               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, HT, HK, CX, row_margin):
+               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, OPS, HT, HK, CX, row_margin):
         # a table is short of room for one more event: double it, then go on
         if G[NB] + BATCH_ROOM > BI.shape[0]:
             need = G[NB] + BATCH_ROOM
@@ -1631,15 +1722,16 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             wider[:, :SD.shape[1]] = SD
             SD = wider
     now = GF[0]
-    buffered = np.zeros(int(QI[:, COUNT].sum()), np.int64)   # left in queues without a consumer
-    buffered_q = np.zeros(len(buffered), np.int64)
+    buffered = np.zeros(int(QI[:, COUNT].sum() + QI[:, HELD_COUNT].sum()), np.int64)   # left in queues (a
+    buffered_q = np.zeros(len(buffered), np.int64)       # consumer's: drain=False), held ones after the rest
     i = 0
-    for q in range(nq):
-        m = QI[q, HEAD]
-        for _ in range(QI[q, COUNT]):
-            buffered[i], buffered_q[i] = m, q
-            m = nxt[m]
-            i += 1
+    for first, count in ((HEAD, COUNT), (HELD_HEAD, HELD_COUNT)):
+        for q in range(nq):
+            m = QI[q, first]
+            for _ in range(QI[q, count]):
+                buffered[i], buffered_q[i] = m, q
+                m = nxt[m]
+                i += 1
     sends_out = np.argwhere(SD > 0)               # (queue, window) of each window something was sent in
     counts = np.empty((len(sends_out), 3), np.int64)
     for i in range(len(sends_out)):
@@ -1733,18 +1825,20 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         SI[q, [SIZE, MAX_CONC, MAX_ATTEMPTS, DLQ, PER_WINDOW]] = (
             settings.max_batch_size, settings.max_concurrency, settings.max_retries + 1,
             -1 if dlq is None else index[dlq], -1 if queue._per_window is None else queue._per_window)
-        SF[q, [TIMEOUT, DELAY, RETENTION]] = (settings.max_batch_timeout, queue.delivery_delay or 0,
-                                              math.inf if queue.retention is None else queue.retention)
+        SF[q, [TIMEOUT, DELAY, RETENTION, RETRY_DELAY]] = (
+            settings.max_batch_timeout, queue.delivery_delay or 0,
+            math.inf if queue.retention is None else queue.retention, settings.retry_delay or 0)
         SI[q, CALLS] = -1
         if consumer is None:
             continue
         if getattr(consumer, "pull_consumer", False):      # its client's loops run the spec's behaviour
-            consumer, pull = consumer.behaviour, consumer.behaviour.spec.pull
+            pull = consumer.behaviour.spec.pull
             SI[q, [PULL, PULL_SIZE, LOOP_LO, LOOP_HI]] = (1, pull["batch_size"] or settings.max_batch_size, loops,
                                                          loops + pull["concurrency"])
             loops += pull["concurrency"]
             SF[q, [INTERVAL, VISIBILITY]] = (pull["interval"], settings.visibility_timeout_ms / 1000
                                              if pull["visibility_timeout"] is None else pull["visibility_timeout"])
+        consumer = spec_consumer(queue)
         spec = consumer.spec
         SI[q, HAS_CONSUMER] = 1
         SI[q, TASK] = consumer.as_code          # routes, writes or parallel: a task per batch (as the runtime)
@@ -1823,6 +1917,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         cumulative.append(picker.cumulative)
         first += spec.instances
     FT = _fault_tables(plan, rt, units, list(writers), len(bodies.type_names))
+    OPS, OPT = _operations(plan, pipeline, index, unit_index)
     # the ledger so far (the workload's arrivals)
     # the ledger so far (the workload's arrivals), in the columns it reserved for the engine
     for task in rt.clock.drop_scheduled_tasks():    # the pull clients' loops: the kernel runs them
@@ -1832,7 +1927,7 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                            len(ledger), *(getattr(ledger, name) for name in ENGINE_COLUMNS), SI, SF, keys, delays, np.array(pub, dtype=np.int64),
                            np.asarray(bodies.arrivals.types, dtype=np.int64), routes, gi, gf, sends_init, P, PF, pkeys,
                            np.concatenate(cumulative), np.array(prog, dtype=np.int64).reshape(-1, 2),
-                           np.array(qwrites, dtype=np.int64), ST, STF, skeys, kv_last, FT)
+                           np.array(qwrites, dtype=np.int64), ST, STF, skeys, kv_last, FT, OPS, OPT)
     except NumbaError as error:      # a platform where numba cannot compile the kernel: say so once
         return fall_back("numba could not compile it on this platform", "cdpkit: the compiled engine could "
                          f"not be compiled here ({type(error).__name__}); simulations use the Python engine")
@@ -1846,9 +1941,38 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
         for f, state in enumerate(plan.states):
             state.second, state.used = int(FI[f, F_SECOND]), int(FI[f, F_USED])
             state.injected, state.rejected = int(FI[f, F_INJECTED]), int(FI[f, F_REJECTED])
+            state.throws, state.purged, state.evicted = int(FI[f, F_THROWS]), int(FI[f, F_PURGED]), \
+                int(FI[f, F_EVICTED])
             lo = int(FI[f, F_WLO])
             state.added_cpu = {w - lo: float(FT_out[5][w]) for w in range(lo, int(FI[f, F_WHI])) if FT_out[6][w]}
     return None
+
+
+def spec_consumer(queue: Any) -> Any:
+    """The spec consumer (``SpecConsumer``) behind a queue's consumer: itself, the behaviour a
+    pull consumer's client runs, or what a fault timeline's wrapper (an outage) wraps."""
+    consumer = queue.consumer
+    return consumer.behaviour if getattr(consumer, "pull_consumer", False) else getattr(consumer, "inner", consumer)
+
+
+def _operations(plan: FaultPlan | None, pipeline: Pipeline, index: dict[str, int],
+                unit_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The fault timeline's queue and actor operations as FaultPlan.install schedules them, in
+    its order: (OPS: operation, queue or pool, fault; OPT: time)."""
+    ops: list[tuple[int, int, int]] = []
+    times: list[float] = []
+    for f, state in enumerate(plan.states if plan is not None else ()):
+        fault = state.fault
+        node = pipeline.graph.nodes[fault.node].get("queue", fault.node)    # a consumer's queue
+        if fault.kind in ("pause", "dlq_down") or (fault.kind == "outage" and fault.mode == "pause"):
+            for start, end in fault.windows:
+                ops += [(OP_PAUSE, index[node], f), (OP_RESUME, index[node], f)]
+                times += [start, end]
+        elif fault.kind in ("purge", "eviction"):
+            for at, _ in fault.windows:
+                ops.append((OP_PURGE, index[node], f) if fault.kind == "purge" else (OP_EVICT, unit_index[node], f))
+                times.append(at)
+    return np.array(ops, np.int64).reshape(-1, 3), np.array(times, np.float64)
 
 
 def _fault_tables(plan: FaultPlan | None, rt: Runtime, units: list[str], stores: list[str], types: int) -> tuple:
@@ -1859,14 +1983,14 @@ def _fault_tables(plan: FaultPlan | None, rt: Runtime, units: list[str], stores:
     states = plan.states if plan is not None else []
     index = {id(state): f for f, state in enumerate(states)}
     kinds = {"errors": ERRORS, "rate_limit": RATE_LIMIT, "slowdown": SLOWDOWN}
-    FI = np.zeros((len(states), 7), np.int64)
+    FI = np.zeros((len(states), 10), np.int64)
     FF = np.zeros((len(states), 4), np.float64)
     fsalt = np.array([state.salt for state in states], dtype=np.uint64)
     starts: list[float] = []
     ends: list[float] = []
     for f, state in enumerate(states):
         FI[f] = (kinds.get(state.fault.kind, -1), len(starts), len(starts) + len(state.starts), state.second,
-                 state.used, state.injected, state.rejected)
+                 state.used, state.injected, state.rejected, state.throws, state.purged, state.evicted)
         FF[f] = (state.q, state.fault.factor, state.fault.per_second, state.poison)
         starts += state.starts
         ends += state.ends
@@ -1878,9 +2002,11 @@ def _fault_tables(plan: FaultPlan | None, rt: Runtime, units: list[str], stores:
         return lo, len(FL)
 
     queues = list(rt.queues.values())
-    CF = np.zeros((len(queues), 5), np.int64)
+    CF = np.zeros((len(queues), 7), np.int64)
     RR = np.zeros((len(queues), max(types, 1), 2), np.int64)
     for q, queue in enumerate(queues):
+        if isinstance(queue.consumer, FaultedConsumer):     # an outage's throws (its errors: the hook's)
+            CF[q, 5:7] = listed(queue.consumer.throws)
         hook = getattr(queue.consumer, "faults", None)
         if hook is None:
             continue
@@ -1911,7 +2037,8 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     queue_codes = ledger.view("queue")
     code_queue = [names.index(name) for name in ledger._queue_names]
     for code, why in ((NO_DLQ, None), (DISCARDED, "no consumer (wrangler dev discards)"),
-                      (TOO_MANY, f"Too Many Requests: over {rate or 0:,.0f} messages per second")):
+                      (TOO_MANY, f"Too Many Requests: over {rate or 0:,.0f} messages per second"),
+                      (PURGED, "purged")):
         for row in np.flatnonzero(reason == code).tolist():
             if why is None:
                 attempts = queues[code_queue[queue_codes[row]]].settings.max_retries + 1
@@ -1926,7 +2053,8 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
         rt.recorder.batches_finished({      # (each column its own array: the trace keeps them)
             "queue": np.array(names, dtype=object)[BI[done_order, B_Q]], "batch": first_id + done_order,
             "delivered_at": BF[done_order, 0], "finished_at": BF[done_order, 1], "size": sizes[done_order],
-            "outcome": np.full(len(done_order), "ok", dtype=object),   # (a lease's result has no retry_all)
+            "outcome": np.where(BF[done_order, 2] == THREW, "exception", "ok").astype(object),
+            # (a lease's result has no retry_all, nor has a thrown invocation's)
             "retry_all": (BI[done_order, B_RA] == 1) & (is_pull[BI[done_order, B_Q]] == 0),
             "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
             "retried": BI[done_order, B_RET], "dead_lettered": BI[done_order, B_DEAD], "dropped": BI[done_order, B_DROP]})
@@ -1967,13 +2095,16 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
         if hasattr(queue.flusher, "running"):
             queue.flusher.running = int(QI[q, F_RUNNING])
         if queue.consumer is not None:
-            (queue.consumer.behaviour if is_pull[q] else queue.consumer).cpu_seconds += float(QF[q, CPU])
+            spec_consumer(queue).cpu_seconds += float(QF[q, CPU])
         if queue.scaler is not None:
             queue.scaler.level = int(QI[q, LEVEL])
     for q, t, level in zip(lv_q.tolist(), lv_t.tolist(), lv_v.tolist()):
         queues[q].scaler.levels.append((t, level))
-    for q, row in zip(buffered_q.tolist(), buffered.tolist()):
-        queues[q].buffer.append(row)
+    for q in np.flatnonzero(QI[:, PAUSED]).tolist():      # delivery paused (drain=False): what it holds
+        queues[q].held = deque()
+    n_buffered = int(QI[:, COUNT].sum())
+    for k, (q, row) in enumerate(zip(buffered_q.tolist(), buffered.tolist())):
+        (queues[q].buffer if k < n_buffered else queues[q].held).append(row)
     in_due, in_rows, in_lo = arrivals
     for q, queue in enumerate(queues):     # arrivals not taken in yet stay the queue's inflow, as in
         lo, hi = in_lo[q] + int(QI[q, NXT]), in_lo[q + 1]     # the runtime (a queue without a consumer
@@ -1981,8 +2112,8 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
             rows = in_rows[lo:hi].tolist()
             queue.inflow = Inflow(in_due[lo:hi].tolist(), lambda a, b, rows=rows: rows[a:b])
     for queue in queues:
-        if queue.buffer and queue.backlog_bytes is not None:
-            queue.backlog_bytes = sum(map(ledger.bytes.__getitem__, queue.buffer))
+        if queue.backlog and queue.backlog_bytes is not None:
+            queue.backlog_bytes = sum(map(ledger.bytes.__getitem__, [*queue.buffer, *(queue.held or ())]))
     # the stores' writes, each store's in the order they were made
     for st, writer in enumerate(writers.values()):
         mine = wl_store == st

@@ -112,9 +112,8 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
         engine (:mod:`cdpkit.sim.compiled`), proven to give the same ledger, batches and
         summary on the pipelines it covers (spec consumers that compute, fail, retry,
         publish, call or route to queues and actors, write to stores, run in parallel and
-        dead-letter; spec actors, also those that write, call and publish; faults' errors,
-        rate limits and slowdowns; pull consumers; cycles; ``trace``; no code, outages,
-        pauses, purges or eviction storms); ConfigError if it
+        dead-letter; spec actors, also those that write, call and publish; fault timelines;
+        pull consumers; cycles; ``trace``; no code); ConfigError if it
         does not cover the run. ``"auto"`` (default):
         the compiled engine when it covers the run, else the Python one. ``res.engine`` says
         which ran and, when ``auto`` fell back, why. Without numba every run uses the Python
@@ -168,7 +167,7 @@ def simulate(pipeline: Pipeline, workload: Workload, duration: float, seed: int 
     arrivals = workload.arrivals(duration, workload_rng(seed))
     if expected is None:        # a workload class of the user's own: check what it drew
         check_plan(budget, len(arrivals), instances)
-    reason = None if engine == "python" else compiled.not_covered(pipeline, faults)
+    reason = None if engine == "python" else compiled.not_covered(pipeline)
     if engine == "compiled" and reason is not None and compiled.HAVE_NUMBA:
         raise ConfigError(f"simulate: engine='compiled' does not cover this run ({reason}); allowed: "
                           "engine='auto' (the Python engine runs what the compiled one does not) or 'python'")
