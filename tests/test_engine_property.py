@@ -471,16 +471,46 @@ def test_a_stopped_run_shows_calls_in_flight_as_not_finished():
     assert drained.actor_calls["finished"].notna().all() and (drained.actor_calls["outcome"] == "ok").all()
 
 
-def test_a_run_the_kernel_gives_up_on_runs_on_python_with_the_reason():
-    """Retention shorter than a message's wait: the kernel stops (the runtime drops expired
-    messages with their reason) and the Python engine runs it."""
+def test_retention_and_the_wall_time_run_compiled_as_on_python():
+    """Retention shorter than a message's wait: expired messages are dropped as batches are
+    cut, with their reason, and the batch is filled from the rest (they once made the kernel
+    give the run back); a batch past the 15-minute consumer wall time fails (the invocation
+    ends, its messages are retried, the error is recorded), on both engines alike."""
     p = cdp.Pipeline("slow")
     p.add_source("http", queue="jobs")
-    p.add_queue("jobs", max_batch_size=1, max_concurrency=1, retention=60)
+    p.add_queue("jobs", max_batch_size=1, max_concurrency=1, retention=60, max_retries=1)
     p.add_consumer("jobs", service={"base": 1.0})
-    res = cdp.simulate(p, cdp.Constant(rate=4), duration=60, seed=1)
-    assert res.engine == "python (the compiled engine does not cover: a message outlived the retention period)"
-    assert res.summary()["dropped"] > 0
+    runs = [cdp.simulate(p, cdp.Constant(rate=4), duration=60, seed=1, engine=engine, trace=True)
+            for engine in ("python", "compiled")]
+    assert_same_run(*runs)
+    assert runs[1].engine == "compiled"
+    assert list(runs[1].runtime.ledger.drop_reasons.values()).count("retention period expired") > 50
+    q = cdp.Pipeline("long")
+    q.add_source("http", queue="jobs")
+    q.add_queue("jobs", max_batch_size=2, max_batch_timeout=1, max_retries=1)
+    q.add_consumer("jobs", service={"base": {"uniform": [600, 1200]}})
+    runs = [cdp.simulate(q, cdp.Constant(rate=1), duration=8, seed=1, semantics="production", engine=engine)
+            for engine in ("python", "compiled")]
+    assert_same_run(*runs)
+    errors = [[(t, queue, batch, str(error)) for t, queue, batch, error, _ in res.runtime.recorder.errors]
+              for res in runs]
+    assert runs[1].engine == "compiled"
+    assert errors[0] == errors[1] and len(errors[1]) > 0 and "consumer invocation ran" in errors[1][0][3]
+    assert (runs[1].batches["outcome"] == "exception").sum() == len(errors[1])
+
+
+def test_a_run_the_kernel_gives_up_on_runs_on_python_with_the_reason():
+    """A Durable Object past its soft limit for longer than requests may queue: the request
+    fails as overloaded, which the kernel does not model; the Python engine runs it."""
+    p = cdp.Pipeline("hot")
+    p.add_source("http", queue="jobs")
+    p.add_queue("jobs", max_batch_size=10, max_batch_timeout=0.1)
+    p.add_consumer("jobs", calls="Hot", parallel=True)
+    p.add_actor("Hot", service=0.0001, instances=1)
+    res = cdp.simulate(p, cdp.Poisson(rate=1_500), duration=5, seed=1, semantics=cdp.PRODUCTION_ALL_SLOTS)
+    assert res.engine == ("python (the compiled engine does not cover: a request queued too long at the Durable "
+                          "Object soft limit)")
+    assert (res.actor_calls["outcome"] == "overloaded").any()
 
 
 def plain() -> cdp.Pipeline:

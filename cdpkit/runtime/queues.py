@@ -434,6 +434,12 @@ class Inflow:
 
 
 
+def wall_time_error(queue: str, seconds: float, wall: float) -> LimitError:
+    """What a consumer invocation that ran ``seconds`` past the ``wall`` time limit fails with."""
+    return LimitError(f"queue {queue!r}: consumer invocation ran {seconds:g} s; allowed: at most "
+                      f"{wall:g} s of wall time per invocation ({DOCS} §3)")
+
+
 class Queue:
     """One queue: its buffer, its consumer and the delivery algorithm."""
 
@@ -731,9 +737,7 @@ class Queue:
             # queues/platform/limits/: consumer "wall time 15 minutes"; the platform ends the
             # invocation (simplification: counted as failed when the handler returns)
             ok = False
-            rt.recorder.error(now, self.name, batch_id, LimitError(
-                f"queue {self.name!r}: consumer invocation ran {now - started:g} s; allowed: at most "
-                f"{wall:g} s of wall time per invocation ({DOCS} §3)"))
+            rt.recorder.error(now, self.name, batch_id, wall_time_error(self.name, now - started, wall))
         retry_all = result.retry_all or not ok
         dead: list[int] = []
         if not result.retries and not retry_all:   # the common case: every message acked

@@ -39,11 +39,13 @@ acked when it is done or delivered again when its visibility timeout ends first,
 counted, idle loops woken by a landing). The stores get the writes afterwards, as their own
 calls make them; ``trace=True`` keeps each delivery's attempt and disposition as the runtime's
 recorder does. Not covered (the Python engine runs it, ``res.engine`` says why): handler or
-actor code. A run that meets the
-retention period, the consumer wall time, a request queued too long at the Durable Object
-soft limit (overloaded; one queued less long is held and admitted here, as the runtime does)
-or KV's per-key write rate is given back to the Python engine, which reports them as the
-platform does.
+actor code. Messages past the retention period are dropped as batches are cut, and an
+invocation past the consumer wall time fails, as the runtime does. A run where a request
+queues too long at the Durable Object soft limit (overloaded; one queued less long is held
+and admitted here, as the runtime does) or a KV put goes over the per-key write rate (both
+fail the batch that made them, through every task awaiting them) is given back to the
+Python engine, which reports them as the platform does; so is one past the message budget
+(or a drain round a cycle past its limit), for the Python engine to raise its error.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from ..runtime.faults import FaultedConsumer
 from ..runtime.ledger import ACKED, DROPPED, REJECTED
 from ..runtime.ledger import DEAD_LETTERED as DEAD
 from ..runtime.pull import _EXACT_TICKS as EXACT_TICKS
-from ..runtime.queues import Inflow
+from ..runtime.queues import Inflow, wall_time_error
 from ..runtime.trace import call_outcomes
 from .draws import SECOND
 
@@ -103,8 +105,7 @@ def fall_back(why: str, message: str) -> str:
 # distribution kinds, as Dist.kind
 DIST_KINDS = {"const": 0, "exp": 1, "uniform": 2, "normal": 3, "lognormal": 4}
 # why a compiled run gave up (then the Python engine runs it): the runtime handles these
-ABORT_REASONS = {1: "a message outlived the retention period", 2: "a batch ran past the consumer wall time",
-                 3: "the run's event budget", 4: "a request queued too long at the Durable Object soft limit",
+ABORT_REASONS = {3: "the run's event budget", 4: "a request queued too long at the Durable Object soft limit",
                  5: "more than 4,096 cancelled batch timers pending on one queue",
                  6: "a KV write over the per-key write rate (the batch fails)",
                  7: "the message budget (around a cycle: the drain's limit)"}
@@ -320,7 +321,7 @@ WRITE, CALL, PUBLISH = range(3)                                      # PROG's st
 (ST_KIND, ST_LATENCY, ST_KV) = range(3)
 SINK, KV, D1, ANALYTICS = range(4)
 # ledger drop reasons
-NO_DLQ, DISCARDED, TOO_MANY, PURGED = 1, 2, 3, 4
+NO_DLQ, DISCARDED, TOO_MANY, PURGED, EXPIRED = 1, 2, 3, 4, 5
 RETRIED = 5        # a delivery's disposition (trace=True): the ledger's outcome codes, or this
 DISPOSITIONS = {ACKED: "acked", RETRIED: "retried", DEAD: "dead_lettered", DROPPED: "dropped"}
 # room one event may need (_run checks it before each event, _engine makes it): the batches
@@ -555,11 +556,11 @@ def _fault_fails(f, m, failed, FF, fsalt, DLT, ndl):
 
 @njit(cache=True, inline="always")
 def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows, dtries, fails,
-           fdelay, otype, FT, DLT):
+           fdelay, otype, FT, DLT, outcome, finished, reason):
     """Queue.flush, then SpecConsumer.start: cut a batch from the front of queue ``q``'s
     buffer, draw its service time and failures, schedule its end. False if it was empty.
     (The caller made room in the batch tables.)"""
-    b = _take(q, now, SI[q, SIZE], QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries)
+    b = _take(q, now, SI[q, SIZE], QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries, outcome, finished, reason)
     if b < 0:
         return False
     CF = FT[8]
@@ -587,35 +588,37 @@ def _begin(q, b, now, QI, QF, SI, BF, HT, HK, G):
 
 @njit(cache=True, inline="always")
 def _cut(q, now, size, QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF, brows, dtries, fails, fdelay,
-         otype, FT, DLT):
+         otype, FT, DLT, outcome, finished, reason):
     """Queue.flush and SpecConsumer.start but for scheduling the batch's end (:func:`_begin`):
     cut a batch of up to ``size`` messages from the front of queue ``q``'s buffer, draw its
     service time (BF[b, 2]) and failures; its index, or -1 if the buffer was empty."""
-    b = _take(q, now, size, QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries)
+    b = _take(q, now, size, QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries, outcome, finished, reason)
     if b >= 0:
         _draws(q, b, now, QI, SI, SF, keys, delays, body, failed, per_x, G, BI, BF, brows, fails, fdelay, otype, FT, DLT)
     return b
 
 
 @njit(cache=True, inline="always")
-def _take(q, now, size, QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries):
+def _take(q, now, size, QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries, outcome, finished, reason):
     """Queue.flush: cut a batch of up to ``size`` messages from the front of queue ``q``'s
     buffer (its rows, delivered now); its index, or -1 if the buffer was empty."""
-    take = min(size, QI[q, COUNT])
-    if take == 0:
-        return -1
-    retention = SF[q, RETENTION]
+    cutoff = now - SF[q, RETENTION]
     lo = G[NBR]
     m = QI[q, HEAD]
-    for k in range(take):
-        if now - retention > 0 and stamp[m] < now - retention:
-            G[ABORT] = 1
-        brows[lo + k] = m
-        if dtries.shape[0]:                       # trace=True: each delivery's attempt number
-            dtries[lo + k] = failed[m] + 1
+    take = 0
+    while take < size and QI[q, COUNT] > 0:       # (Queue._drop_expired: those past the retention
+        QI[q, COUNT] -= 1                         # period are dropped, the batch filled from the rest)
+        if cutoff > 0 and stamp[m] < cutoff:
+            outcome[m], finished[m], reason[m] = DROPPED, now, EXPIRED
+        else:
+            brows[lo + take] = m
+            if dtries.shape[0]:                   # trace=True: each delivery's attempt number
+                dtries[lo + take] = failed[m] + 1
+            take += 1
         m = nxt[m]
     QI[q, HEAD] = m
-    QI[q, COUNT] -= take
+    if take == 0:
+        return -1
     G[NBR] = lo + take
     QI[q, RUNNING] += 1
     QI[q, BATCHES] += 1
@@ -690,7 +693,7 @@ def _poll(lp, now, idle_after, LI, LF, QI, QF, SI, SF, keys, delays, body, faile
     b = -1
     if QI[q, COUNT] > 0:
         b = _cut(q, now, SI[q, PULL_SIZE], QI, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, G, BI, BF,
-                 brows, dtries, fails, fdelay, otype, FT, DLT)
+                 brows, dtries, fails, fdelay, otype, FT, DLT, outcome, finished, reason)
     _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G)
     if b >= 0:
         BI[b, B_LOOP] = lp
@@ -1096,7 +1099,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             if QI[q, COUNT] >= SI[q, SIZE]:
                 QI[q, IMMEDIATE] = 1
             if not _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF, brows, dtries,
-                          fails, fdelay, otype, FT, DLT):
+                          fails, fdelay, otype, FT, DLT, outcome, finished, reason):
                 QI[q, PENDING_SEQ] = -1               # an empty flush: finished (the buffer is empty)
             rewake = True
         elif kind == _TIMER:                          # ConcurrentFlush._expire
@@ -1392,12 +1395,13 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             lo, hi = BI[b, B_LO], BI[b, B_HI]
             started, n = BF[b, 0], hi - lo
             pulled = SI[q, PULL] == 1
-            if now - started > wall and not pulled and not thrown:   # (a pull client runs outside Workers)
-                G[ABORT] = 2
-                break
+            # over the consumer wall time the invocation failed (the platform ends it; counted
+            # when it returns): its messages are retried as a thrown invocation's are, but those
+            # failing on their own keep their delays (a pull client runs outside Workers)
+            failing = thrown or (now - started > wall and not pulled)
             fl, fh = BI[b, B_FLO], BI[b, B_FHI]
             acked = retried = dropped = 0
-            if fh == fl and not expired and not thrown:
+            if fh == fl and not expired and not failing:
                 for i in range(lo, hi):
                     outcome[brows[i]] = ACKED
                     finished[brows[i]] = now
@@ -1405,14 +1409,16 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     ddisp[lo:hi] = ACKED
                 acked = n
             else:
-                retry_all = BI[b, B_RA] == 1 or expired or thrown
-                all_delay = 0 if expired else SF[q, RETRY_DELAY] if thrown else BI[b, B_DA]
+                retry_all = BI[b, B_RA] == 1               # (the spec's retry_all: every message, its delay)
+                all_delay = BI[b, B_DA] if retry_all else SF[q, RETRY_DELAY]
                 n_vals = 0
                 f = fl
                 for j in range(n):
                     m = brows[lo + j]
-                    again, delay = retry_all, all_delay
-                    if not retry_all and f < fh and fails[f] == j:
+                    again, delay = retry_all or failing, all_delay
+                    if expired:                       # (a lease that ended: at once)
+                        again, delay = True, 0
+                    elif not retry_all and f < fh and fails[f] == j:
                         again, delay = True, fdelay[f]
                         f += 1
                     if not again:
@@ -1471,7 +1477,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     QI[q, HAS_PER] = 1
                 else:
                     QF[q, PER_MSG] = QF[q, PER_MSG] + k_weight * (sample - QF[q, PER_MSG])
-                QF[q, FAILED_SHARE] = QF[q, FAILED_SHARE] + k_weight * (thrown - QF[q, FAILED_SHARE])
+                QF[q, FAILED_SHARE] = QF[q, FAILED_SHARE] + k_weight * (failing - QF[q, FAILED_SHARE])
                 need = (QF[q, RATE] + QI[q, COUNT] / drain_s) * QF[q, PER_MSG] * (1.0 - QF[q, FAILED_SHARE])
                 target = math.ceil(need - 1e-9)
                 level = QI[q, LEVEL]
@@ -1515,7 +1521,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 QI[q, TIMER_SEQ] = -1
                 QI[q, F_RUNNING] += 1
                 _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT, HK, G, BI, BF,
-                       brows, dtries, fails, fdelay, otype, FT, DLT)
+                       brows, dtries, fails, fdelay, otype, FT, DLT, outcome, finished, reason)
             if QI[q, COUNT] == 0:
                 QI[q, DUE] = 0
             elif QI[q, TIMER_SEQ] < 0 and QI[q, DUE] == 0:
@@ -2038,7 +2044,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     code_queue = [names.index(name) for name in ledger._queue_names]
     for code, why in ((NO_DLQ, None), (DISCARDED, "no consumer (wrangler dev discards)"),
                       (TOO_MANY, f"Too Many Requests: over {rate or 0:,.0f} messages per second"),
-                      (PURGED, "purged")):
+                      (PURGED, "purged"), (EXPIRED, "retention period expired")):
         for row in np.flatnonzero(reason == code).tolist():
             if why is None:
                 attempts = queues[code_queue[queue_codes[row]]].settings.max_retries + 1
@@ -2050,10 +2056,17 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     sizes = BI[:, B_HI] - BI[:, B_LO]
     ledger.delivered_batches(brows, sizes, BF[:, 0])
     if len(done_order):       # (none: the records stay as the runtime's own, an empty frame alike)
+        ran = BF[done_order, 1] - BF[done_order, 0]
+        thrown = BF[done_order, 2] == THREW       # an outage's invocations, and those past the wall time
+        walled = (ran > (math.inf if sem.consumer_wall_seconds is None else sem.consumer_wall_seconds)) & ~thrown \
+            & ~is_pull[BI[done_order, B_Q]]
+        for b, seconds in zip(done_order[walled].tolist(), ran[walled].tolist()):
+            rt.recorder.error(float(BF[b, 1]), names[BI[b, B_Q]], first_id + b,
+                              wall_time_error(names[BI[b, B_Q]], seconds, sem.consumer_wall_seconds))
         rt.recorder.batches_finished({      # (each column its own array: the trace keeps them)
             "queue": np.array(names, dtype=object)[BI[done_order, B_Q]], "batch": first_id + done_order,
             "delivered_at": BF[done_order, 0], "finished_at": BF[done_order, 1], "size": sizes[done_order],
-            "outcome": np.where(BF[done_order, 2] == THREW, "exception", "ok").astype(object),
+            "outcome": np.where(thrown | walled, "exception", "ok").astype(object),
             # (a lease's result has no retry_all, nor has a thrown invocation's)
             "retry_all": (BI[done_order, B_RA] == 1) & (is_pull[BI[done_order, B_Q]] == 0),
             "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
