@@ -549,7 +549,7 @@ def test_a_kernel_numba_cannot_compile_runs_on_python_with_a_warning(monkeypatch
 
 
 def test_a_first_run_that_compiles_says_so(monkeypatch, capfd):
-    """The first compiled run on a machine compiles for about a minute: a line says why. (A long
+    """The first compiled run on a machine compiles for a minute or two: a line says why. (A long
     run once compiled says nothing: the notice watches the compile, not the run.)"""
     from numba.core.errors import TypingError
 

@@ -1000,6 +1000,54 @@ def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_pic
     G[FREE_T] = t
 
 
+@njit(cache=True)
+def _operation(k, now, OPS, P, OB, QI, QF, SI, nxt, in_due, in_rows, in_lo, concurrent, discard, outcome, finished,
+               reason, FT):
+    """Fault timeline operation ``k`` (FaultPlan.install's): an eviction storm, a purge, a
+    pause or a resume of a queue's delivery. True when delivery resumed (the caller lands
+    nothing, as ``land(())`` does: the flusher looks, the queue wakes again)."""
+    op, target, f = OPS[k, 0], OPS[k, 1], OPS[k, 2]
+    if op == OP_EVICT:                        # FaultPlan._evict: every object in memory, busy too
+        if P[target, P_KIND] == OBJECTS:      # (a service-only class keeps none)
+            for i in range(P[target, P_FIRST], P[target, P_FIRST] + P[target, P_INSTANCES]):
+                if OB[i, O_LIVE]:
+                    OB[i, O_LIVE], OB[i, O_EVICT] = 0, -1     # (its idle timer: moot)
+                    OB[i, O_EVICTIONS] += 1
+                    FT[0][f, F_EVICTED] += 1
+        return False
+    q = target
+    if op == OP_PURGE:                        # Queue.purge: what waits, buffered or held
+        _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
+        for first, count in ((HEAD, COUNT), (HELD_HEAD, HELD_COUNT)):
+            m = QI[q, first]
+            for _ in range(QI[q, count]):
+                outcome[m], finished[m], reason[m] = DROPPED, now, PURGED
+                m = nxt[m]
+            FT[0][f, F_PURGED] += QI[q, count]
+            QI[q, count] = 0
+        QI[q, HEAD] = QI[q, TAIL] = QI[q, HELD_HEAD] = QI[q, HELD_TAIL] = -1
+        return False
+    if op == OP_PAUSE:                        # Queue.pause_delivery: the buffer is held
+        if QI[q, PAUSED] == 0:
+            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
+            QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT] = QI[q, HEAD], QI[q, TAIL], QI[q, COUNT]
+            QI[q, HEAD], QI[q, TAIL], QI[q, COUNT] = -1, -1, 0
+            QI[q, PAUSED] = 1
+        return False
+    if QI[q, PAUSED] == 0:                    # Queue.resume_delivery: held, then buffered, delivered
+        return False
+    _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
+    if QI[q, HELD_COUNT]:                     # (the buffer stays empty while paused; if not, it
+        if QI[q, COUNT]:                      # would follow what was held)
+            nxt[QI[q, HELD_TAIL]] = QI[q, HEAD]
+            QI[q, HELD_TAIL] = QI[q, TAIL]
+            QI[q, HELD_COUNT] += QI[q, COUNT]
+        QI[q, HEAD], QI[q, TAIL], QI[q, COUNT] = QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT]
+    QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT], QI[q, PAUSED] = -1, -1, 0, 0
+    _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
+    return True
+
+
 @njit(cache=True, inline="always")
 def _uncancel(CX, QI, q, seq):
     """Whether SingleFlush timer ``seq`` of queue ``q`` was cancelled (then it is forgotten:
@@ -1244,48 +1292,11 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             finished_batch = arg
             thrown = True
         elif kind == _OP:                             # a fault timeline's queue or actor operation
-            op, target, f = OPS[arg, 0], OPS[arg, 1], OPS[arg, 2]
-            if op == OP_EVICT:                        # FaultPlan._evict: every object in memory, busy too
-                if P[target, P_KIND] == OBJECTS:      # (a service-only class keeps none)
-                    for i in range(P[target, P_FIRST], P[target, P_FIRST] + P[target, P_INSTANCES]):
-                        if OB[i, O_LIVE]:
-                            OB[i, O_LIVE], OB[i, O_EVICT] = 0, -1     # (its idle timer: moot)
-                            OB[i, O_EVICTIONS] += 1
-                            FT[0][f, F_EVICTED] += 1
+            q = OPS[arg, 1]
+            if not _operation(arg, now, OPS, P, OB, QI, QF, SI, nxt, in_due, in_rows, in_lo, concurrent, discard,
+                              outcome, finished, reason, FT):
                 continue
-            q = target
-            if op == OP_PURGE:                        # Queue.purge: what waits, buffered or held
-                _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished,
-                        reason)
-                for first, count in ((HEAD, COUNT), (HELD_HEAD, HELD_COUNT)):
-                    m = QI[q, first]
-                    for _ in range(QI[q, count]):
-                        outcome[m], finished[m], reason[m] = DROPPED, now, PURGED
-                        m = nxt[m]
-                    FT[0][f, F_PURGED] += QI[q, count]
-                    QI[q, count] = 0
-                QI[q, HEAD] = QI[q, TAIL] = QI[q, HELD_HEAD] = QI[q, HELD_TAIL] = -1
-                continue
-            if op == OP_PAUSE:                        # Queue.pause_delivery: the buffer is held
-                if QI[q, PAUSED] == 0:
-                    _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished,
-                            reason)
-                    QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT] = QI[q, HEAD], QI[q, TAIL], QI[q, COUNT]
-                    QI[q, HEAD], QI[q, TAIL], QI[q, COUNT] = -1, -1, 0
-                    QI[q, PAUSED] = 1
-                continue
-            if QI[q, PAUSED] == 0:                    # Queue.resume_delivery: held, then buffered, delivered
-                continue
-            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
-            if QI[q, HELD_COUNT]:                     # (the buffer stays empty while paused; if not, it
-                if QI[q, COUNT]:                      # would follow what was held)
-                    nxt[QI[q, HELD_TAIL]] = QI[q, HEAD]
-                    QI[q, HELD_TAIL] = QI[q, TAIL]
-                    QI[q, HELD_COUNT] += QI[q, COUNT]
-                QI[q, HEAD], QI[q, TAIL], QI[q, COUNT] = QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT]
-            QI[q, HELD_HEAD], QI[q, HELD_TAIL], QI[q, HELD_COUNT], QI[q, PAUSED] = -1, -1, 0, 0
-            _absorb(q, now, in_due, in_rows, in_lo, nxt, QI, QF, SI, concurrent, discard, outcome, finished, reason)
-            landed = SI[q, HAS_CONSUMER] == 1         # then land(()): as a wake-up
+            landed = SI[q, HAS_CONSUMER] == 1         # resumed: then land(()), as a wake-up
             rewake = True
         elif kind == _EXPIRE:                         # a lease's visibility timeout: its batch is
             BI[arg, B_LEASE] = -1                     # settled, every message delivered again at once
@@ -1756,16 +1767,16 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
 # ---------------------------------------------------------------------------- the glue
 
 
-NOTICE_AFTER = 2.0      # seconds: loading from numba's cache takes ~0.5-1 s; compiling, about a minute
+NOTICE_AFTER = 2.0      # seconds: loading from numba's cache takes ~0.5-1 s; compiling, a minute or two
 
 
 def _engine_call(*args):
     """:func:`_engine`, loaded from numba's cache or, the first time on a machine, compiled
-    (about a minute) before it runs: a compile that takes long says so on stderr instead of a
+    (a minute or two) before it runs: a compile that takes long says so on stderr instead of a
     silent pause (the run itself may take long too: that says nothing)."""
     if hasattr(_engine, "compile") and not _engine.signatures:      # not yet loaded in this process
         timer = threading.Timer(NOTICE_AFTER, tqdm.write, (    # (tqdm's write: not onto a progress bar's line)
-            "cdpkit: compiling the simulation engine for this machine (once, about a minute; later runs "
+            "cdpkit: compiling the simulation engine for this machine (once, a minute or two; later runs "
             "load it from numba's cache)",), {"file": sys.stderr})
         timer.daemon = True
         timer.start()
