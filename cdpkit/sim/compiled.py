@@ -54,7 +54,7 @@ import math
 import sys
 import threading
 import warnings
-from collections import deque
+from collections import deque, namedtuple
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -402,20 +402,13 @@ def _bigger(a, need):
 def _put(nxt, QI, q, m):
     """Append ledger row ``m`` to queue ``q``'s buffer (paused: to what it holds)."""
     nxt[m] = -1
-    if QI[q, PAUSED]:
-        if QI[q, HELD_COUNT] == 0:
-            QI[q, HELD_HEAD] = m
-        else:
-            nxt[QI[q, HELD_TAIL]] = m
-        QI[q, HELD_TAIL] = m
-        QI[q, HELD_COUNT] += 1
-        return
-    if QI[q, COUNT] == 0:
-        QI[q, HEAD] = m
+    head, tail, count = (HELD_HEAD, HELD_TAIL, HELD_COUNT) if QI[q, PAUSED] else (HEAD, TAIL, COUNT)
+    if QI[q, count] == 0:
+        QI[q, head] = m
     else:
-        nxt[QI[q, TAIL]] = m
-    QI[q, TAIL] = m
-    QI[q, COUNT] += 1
+        nxt[QI[q, tail]] = m
+    QI[q, tail] = m
+    QI[q, count] += 1
 
 
 @njit(cache=True, inline="always")
@@ -464,15 +457,17 @@ def _rewake(q, in_due, in_lo, QI, QF, SI, SF, concurrent, HT, HK, G):
         QI[q, HAS_WAKE] = 1 if has_target else 0
 
 
-# A fault timeline's errors, rate limits and slowdowns (runtime.faults), as tables FT = (FI, FF,
-# fsalt, WS, WE, WCPU, WT, FL, CF, RR, PS, SS): fault f's kind, its windows WS/WE[FI[f, F_WLO]:
-# FI[f, F_WHI]], its rate limit's second and calls in it, what it injected and refused (FI); its
-# retry-independent failure probability q, slowdown factor and calls per second (FF); its draws'
-# salt; each window's CPU seconds a consumer slowdown added (WCPU, WT: touched). FL is a flat
-# list of fault indices: queue q's consumer consults its own errors FL[CF[q, 0]:CF[q, 1]], its
-# slowdowns FL[CF[q, 2]:CF[q, 3]] and, for a message of type y, the faults of the actors and
-# stores it reaches FL[RR[q, y, 0]:RR[q, y, 1]] (ConsumerFaults); pool a's service draws are
-# slowed by FL[PS[a, 0]:PS[a, 1]], store s's latencies by FL[SS[s, 0]:SS[s, 1]] (scaled).
+# A fault timeline (runtime.faults) as tables FT (a FaultTables): fault f's kind, its windows
+# WS/WE[FI[f, F_WLO]:FI[f, F_WHI]], its rate limit's second and calls in it, what it injected,
+# refused, threw, purged and evicted (FI); its retry-independent failure probability q, slowdown
+# factor, calls per second and permanent share (FF); its draws' salt; each window's CPU seconds
+# a consumer slowdown added (WCPU, WT: touched). FL is a flat list of fault indices: queue q's
+# consumer consults its own errors FL[CF[q, 0]:CF[q, 1]], its slowdowns FL[CF[q, 2]:CF[q, 3]],
+# its outages' throws FL[CF[q, 5]:CF[q, 6]] and, for a message of type y, the faults of the
+# actors and stores it reaches FL[RR[q, y, 0]:RR[q, y, 1]] (ConsumerFaults; CF[q, 4]: any of
+# these); pool a's service draws are slowed by FL[PS[a, 0]:PS[a, 1]], store s's latencies by
+# FL[SS[s, 0]:SS[s, 1]] (scaled). Queue and actor operations are events of their own (OPS).
+FaultTables = namedtuple("FaultTables", "FI FF salt WS WE WCPU WT FL CF RR PS SS")
 (F_KIND, F_WLO, F_WHI, F_SECOND, F_USED, F_INJECTED, F_REJECTED, F_THROWS, F_PURGED, F_EVICTED) = range(10)
 (F_Q, F_FACTOR, F_PER_SECOND, F_POISON) = range(4)
 ERRORS, RATE_LIMIT, SLOWDOWN = range(3)
@@ -481,7 +476,7 @@ ERRORS, RATE_LIMIT, SLOWDOWN = range(3)
 @njit(cache=True, inline="always")
 def _window(f, t, FT):
     """FaultState.active: the index of fault ``f``'s window holding ``t``, or -1."""
-    FI, WS, WE = FT[0], FT[3], FT[4]
+    FI, WS, WE = FT.FI, FT.WS, FT.WE
     lo, hi = FI[f, F_WLO], FI[f, F_WHI]
     w = np.searchsorted(WS[lo:hi], t, side="right") - 1
     if w >= 0 and t < WE[lo + w]:
@@ -493,9 +488,9 @@ def _window(f, t, FT):
 def _slowed(value, lo, hi, now, FT):
     """scaled(): ``value`` times each slowdown FL[lo:hi] active now, in turn."""
     for j in range(lo, hi):
-        f = FT[7][j]
+        f = FT.FL[j]
         if _window(f, now, FT) >= 0:
-            value *= FT[1][f, F_FACTOR]
+            value *= FT.FF[f, F_FACTOR]
     return value
 
 
@@ -505,7 +500,7 @@ def _fault_hits(q, m, y, now, failed, FT, DLT, ndl):
     whether a fault active now fails it (its own errors first, then those of the actors and
     stores it reaches, in call order: a rate limit past its calls this second, an error by
     its draw), counted as that fault's."""
-    FI, FF, fsalt, FL, CF, RR = FT[0], FT[1], FT[2], FT[7], FT[8], FT[9]
+    FI, FF, fsalt, FL, CF, RR = FT.FI, FT.FF, FT.salt, FT.FL, FT.CF, FT.RR
     for j in range(CF[q, 0], CF[q, 1]):
         f = FL[j]
         if _window(f, now, FT) >= 0 and _fault_fails(f, m, failed, FF, fsalt, DLT, ndl):
@@ -563,11 +558,11 @@ def _flush(q, now, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x
     b = _take(q, now, SI[q, SIZE], QI, SF, failed, stamp, nxt, G, BI, BF, brows, dtries, outcome, finished, reason)
     if b < 0:
         return False
-    CF = FT[8]
+    CF = FT.CF
     for j in range(CF[q, 5], CF[q, 6]):         # FaultedConsumer: in an outage the invocation throws
-        f = FT[7][j]
+        f = FT.FL[j]
         if _window(f, now, FT) >= 0:
-            FT[0][f, F_THROWS] += 1
+            FT.FI[f, F_THROWS] += 1
             BI[b, B_FHI], BI[b, B_RA], BF[b, 2] = BI[b, B_FLO], 0, THREW
             _push(HT, HK, G, now, _THROW, q, b)     # (returns, failed, at once; nothing drawn)
             return True
@@ -643,15 +638,15 @@ def _draws(q, b, now, QI, SI, SF, keys, delays, body, failed, per_x, G, BI, BF, 
             QI[q, N_PER] += used
             per_x[k] = pv
         cpu = bv + _np_sum(per_x, take)
-    CF = FT[8]
+    CF = FT.CF
     for j in range(CF[q, 2], CF[q, 3]):           # a slowdown of this consumer (ConsumerFaults)
-        f = FT[7][j]
+        f = FT.FL[j]
         w = _window(f, now, FT)
         if w >= 0:
-            i = FT[0][f, F_WLO] + w                   # (FaultState.add_cpu)
-            FT[5][i] += cpu * (FT[1][f, F_FACTOR] - 1)
-            FT[6][i] = 1
-            cpu *= FT[1][f, F_FACTOR]
+            i = FT.FI[f, F_WLO] + w                   # (FaultState.add_cpu)
+            FT.WCPU[i] += cpu * (FT.FF[f, F_FACTOR] - 1)
+            FT.WT[i] = 1
+            cpu *= FT.FF[f, F_FACTOR]
     transient, poison = SF[q, TRANSIENT], SF[q, POISON]
     retry_all, last = False, np.int64(-1)
     nf = G[NF]
@@ -888,7 +883,7 @@ def _write(st, m, x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_sto
         return -1.0
     latency, used = _draw(ST[st, ST_LATENCY], STF[st, 0], STF[st, 1], skeys[st], s_draws[st])
     s_draws[st] += used
-    latency = _slowed(latency, FT[11][st, 0], FT[11][st, 1], now, FT)
+    latency = _slowed(latency, FT.SS[st, 0], FT.SS[st, 1], now, FT)
     if latency > 0:                                   # an I/O future: done after its latency
         _push(HT, HK, G, now + latency, _IO, q, x)
     return latency
@@ -950,7 +945,7 @@ def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_pic
         OB[i, O_LIVE] = 1                     # (ensure_instance)
         seconds, used = _draw(P[a, P_SERVICE], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
         p_draws[a] += used
-        seconds = _slowed(seconds, FT[10][a, 0], FT[10][a, 1], now, FT)
+        seconds = _slowed(seconds, FT.PS[a, 0], FT.PS[a, 1], now, FT)
         p_busy_s[a] += seconds
         o_busy_s[i] += seconds
         TK[t, T_PC] = P[a, P_LO]
@@ -1013,7 +1008,7 @@ def _operation(k, now, OPS, P, OB, QI, QF, SI, nxt, in_due, in_rows, in_lo, conc
                 if OB[i, O_LIVE]:
                     OB[i, O_LIVE], OB[i, O_EVICT] = 0, -1     # (its idle timer: moot)
                     OB[i, O_EVICTIONS] += 1
-                    FT[0][f, F_EVICTED] += 1
+                    FT.FI[f, F_EVICTED] += 1
         return False
     q = target
     if op == OP_PURGE:                        # Queue.purge: what waits, buffered or held
@@ -1023,7 +1018,7 @@ def _operation(k, now, OPS, P, OB, QI, QF, SI, nxt, in_due, in_rows, in_lo, conc
             for _ in range(QI[q, count]):
                 outcome[m], finished[m], reason[m] = DROPPED, now, PURGED
                 m = nxt[m]
-            FT[0][f, F_PURGED] += QI[q, count]
+            FT.FI[f, F_PURGED] += QI[q, count]
             QI[q, count] = 0
         QI[q, HEAD] = QI[q, TAIL] = QI[q, HELD_HEAD] = QI[q, HELD_TAIL] = -1
         return False
@@ -1340,7 +1335,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             c_started[c] = now
             seconds, used = _draw(P[a, P_SERVICE], PF[a, 0], PF[a, 1], pkeys[a, 1], p_draws[a])
             p_draws[a] += used
-            seconds = _slowed(seconds, FT[10][a, 0], FT[10][a, 1], now, FT)
+            seconds = _slowed(seconds, FT.PS[a, 0], FT.PS[a, 1], now, FT)
             p_busy_s[a] += seconds
             _push(HT, HK, G, now + seconds, _EXIT, 0, arg)
             continue
@@ -1954,14 +1949,14 @@ def run(rt: Runtime, pipeline: Pipeline, admitted: dict[str, tuple[np.ndarray, S
                 (in_due, in_rows, in_lo))
     if plan is not None:          # what each fault did, as its FaultState counts it
         FT_out = out[-1]
-        FI = FT_out[0]
+        FI = FT_out.FI
         for f, state in enumerate(plan.states):
             state.second, state.used = int(FI[f, F_SECOND]), int(FI[f, F_USED])
             state.injected, state.rejected = int(FI[f, F_INJECTED]), int(FI[f, F_REJECTED])
             state.throws, state.purged, state.evicted = int(FI[f, F_THROWS]), int(FI[f, F_PURGED]), \
                 int(FI[f, F_EVICTED])
             lo = int(FI[f, F_WLO])
-            state.added_cpu = {w - lo: float(FT_out[5][w]) for w in range(lo, int(FI[f, F_WHI])) if FT_out[6][w]}
+            state.added_cpu = {w - lo: float(FT_out.WCPU[w]) for w in range(lo, int(FI[f, F_WHI])) if FT_out.WT[w]}
     return None
 
 
@@ -1993,7 +1988,7 @@ def _operations(plan: FaultPlan | None, pipeline: Pipeline, index: dict[str, int
 
 
 def _fault_tables(plan: FaultPlan | None, rt: Runtime, units: list[str], stores: list[str], types: int) -> tuple:
-    """The kernel's fault tables FT (see ``_window``'s comment) for ``plan``'s errors, rate
+    """The kernel's fault tables FT (see ``FaultTables``' comment) for ``plan``'s errors, rate
     limits and slowdowns: each queue's consumer's hook (ConsumerFaults: its own errors and
     slowdowns, and by message type the faults of what it reaches), each pool's and store's
     slowdowns. (Empty tables without a plan.)"""
@@ -2034,8 +2029,8 @@ def _fault_tables(plan: FaultPlan | None, rt: Runtime, units: list[str], stores:
         CF[q, 4] = CF[q, 1] > CF[q, 0] or bool((RR[q, :, 1] > RR[q, :, 0]).any())
     PS = np.array([listed(plan.of(name, "slowdown") if plan else ()) for name in units], np.int64).reshape(-1, 2)
     SS = np.array([listed(plan.of(name, "slowdown") if plan else ()) for name in stores], np.int64).reshape(-1, 2)
-    return (FI, FF, fsalt, np.array(starts, np.float64), np.array(ends, np.float64), np.zeros(len(starts)),
-            np.zeros(len(starts), np.int64), np.array(FL, np.int64), CF, RR, PS, SS)
+    return FaultTables(FI, FF, fsalt, np.array(starts, np.float64), np.array(ends, np.float64), np.zeros(len(starts)),
+                       np.zeros(len(starts), np.int64), np.array(FL, np.int64), CF, RR, PS, SS)
 
 
 def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
