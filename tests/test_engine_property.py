@@ -499,18 +499,35 @@ def test_retention_and_the_wall_time_run_compiled_as_on_python():
     assert (runs[1].batches["outcome"] == "exception").sum() == len(errors[1])
 
 
-def test_a_run_the_kernel_gives_up_on_runs_on_python_with_the_reason():
-    """A Durable Object past its soft limit for longer than requests may queue: the request
-    fails as overloaded, which the kernel does not model; the Python engine runs it."""
+def test_an_overloaded_durable_object_and_kvs_write_rate_fail_batches_as_on_python():
+    """Requests queued past the soft limit for longer than ``actor_max_queue_seconds`` fail as
+    overloaded, and KV puts to a key written within the second are refused: the batch (or,
+    with ``parallel``, the message's task and so the batch's gather) that awaited them fails,
+    its messages are retried, and the error is recorded, on both engines alike (the kernel
+    once gave such runs back to the Python engine): a hot object called by each message of a
+    consumer's batches at once, which writes to KV and calls a service-only object in turn
+    (its requests then fail with what failed them: outcome "error")."""
     p = cdp.Pipeline("hot")
     p.add_source("http", queue="jobs")
-    p.add_queue("jobs", max_batch_size=10, max_batch_timeout=0.1)
-    p.add_consumer("jobs", calls="Hot", parallel=True)
-    p.add_actor("Hot", service=0.0001, instances=1)
-    res = cdp.simulate(p, cdp.Poisson(rate=1_500), duration=5, seed=1, semantics=cdp.PRODUCTION_ALL_SLOTS)
-    assert res.engine == ("python (the compiled engine does not cover: a request queued too long at the Durable "
-                          "Object soft limit)")
-    assert (res.actor_calls["outcome"] == "overloaded").any()
+    p.add_queue("jobs", max_batch_size=10, max_batch_timeout=0.1, max_retries=2)
+    p.add_consumer("jobs", calls="Front", parallel=True, writes=["KV"])
+    p.add_actor("Front", service=0.0001, instances=1, calls=["Hot"], writes=["KV2"])   # on the DO machinery
+    p.add_actor("Hot", service=0.0001, instances=1)                                    # service-only
+    p.add_store("KV", kind="kv", latency=0.001)
+    p.add_store("KV2", kind="kv", latency=0.0)
+    runs = [cdp.simulate(p, cdp.Poisson(rate=1_500), duration=4, seed=1, semantics=cdp.PRODUCTION_ALL_SLOTS,
+                         engine=engine) for engine in ("python", "compiled")]
+    assert_same_run(*runs)
+    fast = runs[1]
+    assert fast.engine == "compiled"
+    outcomes = fast.actor_calls["outcome"].value_counts()
+    assert outcomes.get("overloaded", 0) > 0 and outcomes.get("error", 0) > 0
+    errors = [[(t, queue, batch, str(error)) for t, queue, batch, error, _ in res.runtime.recorder.errors]
+              for res in runs]
+    assert errors[0] == errors[1] and len(errors[1]) > 0
+    assert (fast.batches["outcome"] == "exception").sum() == len(errors[1])
+    assert [kv.rejected_writes for kv in runs[0].runtime.kv_namespaces.values()] == \
+        [kv.rejected_writes for kv in fast.runtime.kv_namespaces.values()]
 
 
 def plain() -> cdp.Pipeline:

@@ -24,6 +24,12 @@ MAX_METADATA_BYTES = 1024
 MIN_TTL = 60
 
 
+def put_rate_error(binding: str, key: str, since: float, rate: float) -> LimitError:
+    """What a put to ``key``, written ``since`` seconds ago, fails with at ``rate`` writes a second."""
+    return LimitError(f"{binding}.put: KV PUT failed: 429 Too Many Requests: key {key!r} was written {since:g} s "
+                      f"ago; allowed: {rate:g} write per second to one key")
+
+
 class KVNamespace:
     """``env.MY_KV``. Values are str or bytes (``get(key, type="json")`` parses JSON)."""
 
@@ -144,8 +150,7 @@ class KVNamespace:
             return None
         last = self._last_write.get(key)
         if last is not None and now - last < 1.0 / rate:
-            return LimitError(f"{self.binding}.put: KV PUT failed: 429 Too Many Requests: key {key!r} was "
-                             f"written {now - last:g} s ago; allowed: {rate:g} write per second to one key")
+            return put_rate_error(self.binding, key, now - last, rate)
         self._last_write[key] = now
         return None
 

@@ -39,13 +39,15 @@ acked when it is done or delivered again when its visibility timeout ends first,
 counted, idle loops woken by a landing). The stores get the writes afterwards, as their own
 calls make them; ``trace=True`` keeps each delivery's attempt and disposition as the runtime's
 recorder does. Not covered (the Python engine runs it, ``res.engine`` says why): handler or
-actor code. Messages past the retention period are dropped as batches are cut, and an
-invocation past the consumer wall time fails, as the runtime does. A run where a request
-queues too long at the Durable Object soft limit (overloaded; one queued less long is held
-and admitted here, as the runtime does) or a KV put goes over the per-key write rate (both
-fail the batch that made them, through every task awaiting them) is given back to the
-Python engine, which reports them as the platform does; so is one past the message budget
-(or a drain round a cycle past its limit), for the Python engine to raise its error.
+actor code. The platform's limits act as in the runtime: messages past the retention
+period are dropped as batches are cut, an invocation past the consumer wall time fails, a
+request queued too long at a Durable Object's soft limit fails overloaded (one queued less
+long is held and admitted) and a KV put over the per-key write rate is refused; a failed
+call or write fails whatever awaited it (a batch's task, a message's task and with it its
+batch's gather, a Durable Object request and then its caller), and the batch's error is
+recorded as the runtime records it (``rt.errors``; the kernel has no Python traceback to
+keep). A run past the message budget (or a drain round a cycle past its limit) is given
+back to the Python engine, which raises its error.
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ import networkx as nx
 import numpy as np
 from tqdm import tqdm
 
+from ..runtime.actors import overload_error
 from ..runtime.budget import DRAIN_SLACK, DRAIN_TRIPS
 from ..runtime.faults import FaultedConsumer
+from ..runtime.kv import put_rate_error
 from ..runtime.ledger import ACKED, DROPPED, REJECTED
 from ..runtime.ledger import DEAD_LETTERED as DEAD
 from ..runtime.pull import _EXACT_TICKS as EXACT_TICKS
@@ -105,9 +109,7 @@ def fall_back(why: str, message: str) -> str:
 # distribution kinds, as Dist.kind
 DIST_KINDS = {"const": 0, "exp": 1, "uniform": 2, "normal": 3, "lognormal": 4}
 # why a compiled run gave up (then the Python engine runs it): the runtime handles these
-ABORT_REASONS = {3: "the run's event budget", 4: "a request queued too long at the Durable Object soft limit",
-                 5: "more than 4,096 cancelled batch timers pending on one queue",
-                 6: "a KV write over the per-key write rate (the batch fails)",
+ABORT_REASONS = {3: "the run's event budget", 5: "more than 4,096 cancelled batch timers pending on one queue",
                  7: "the message budget (around a cycle: the drain's limit)"}
 
 
@@ -286,7 +288,8 @@ SI_COLUMNS = LOOP_HI + 1
 SF_COLUMNS = RETRY_DELAY + 1
 # the run's counters G[...]
 (SEQ, EVENTS, ABORT, ROWS, CALLS_MADE, NB, NBR, NF, NDONE, NL, NG, HN, NSM, NLV, NDL, NCH, NW, NT, FREE_T, CAP,
- DRAINING) = range(21)
+ DRAINING, NERR, NNOK) = range(23)
+G_SIZE = NNOK + 1
 # a call's own columns are its pool's log: c_key, c_arrived, c_started, c_finished (and
 # c_pool); a caller makes its calls one at a time, so which call is on, how many are left
 # (call_each) and the next caller waiting at the same instance are the caller's (B_CALL,
@@ -338,7 +341,20 @@ L_POLL, L_LEASED, L_IDLE = range(3)
 B_LOOP, B_LEASE = B_CALL, B_LEFT
 # event kinds
 (_WAKE, _PENDING, _TIMER, _DONE, _LAND, _SAMPLE, _ENTRY, _EXIT, _START, _STEP, _IO, _MAIN, _ADMIT,
- _OSTEP, _OADMIT, _EVICT, _PSTEP, _EXPIRE, _OP, _THROW) = range(20)     # (5 bits of an event's code)
+ _OSTEP, _OADMIT, _EVICT, _PSTEP, _EXPIRE, _OP, _THROW, _FAIL) = range(21)     # (5 bits of an event's code)
+# What fails an awaited call or write (ERRI[e] = kind, call or store, caller, the batch it failed
+# (-1: none, yet); ERRF[e]: for a KV put, how long ago its key was written): a request queued
+# too long at a Durable Object's soft limit (a service-only pool's call, or an object's
+# request: then the caller is its serve task), a KV put over the per-key write rate. Its _FAIL
+# event gives the error to the caller: a call_each batch fails at once; a task keeps it in
+# B_ERR (its B_LEFT, which a task does not use) and raises at its next step (a batch task
+# fails the batch, a message's task fails the batch's gather once, a serve task ends its
+# request with an error and passes it to its caller). NOK[k] = (call, outcome) of the calls
+# that did not end "ok".
+(E_KIND, E_A, E_X, E_BATCH, E_BODY) = range(5)
+POOL_OVERLOAD, OBJECT_OVERLOAD, KV_REFUSED = range(3)
+OVERLOADED, ERRORED = 1, 2
+B_ERR = B_LEFT
 # a fault timeline's queue and actor operations, OPS[k] = (operation, queue or pool, fault) at OPT[k]
 OP_PAUSE, OP_RESUME, OP_PURGE, OP_EVICT = range(4)
 THREW = -1.0       # a batch's CPU (BF[b, 2]) when its invocation threw at once (an outage): none
@@ -754,15 +770,15 @@ def _land(HT, HK, G, QI, q, now, delay, rows, n, lrows, LG):
 
 @njit(cache=True, inline="always")
 def _call(a, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool, c_key, c_arrived,
-          c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G):
+          c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G, ERRI, ERRF):
     """Caller ``x``'s next call to pool ``a``, for body ``m``, arrives now: its key is picked
     (the next draw of the pool's key stream) and its call row made. A service-only pool's
     call enters the instance's gate (SpecActors._enter, :func:`_to_gate`); an OBJECTS pool's
     (CodeActorCaller.awaitable, then ActorObject.call) gets a serve task, and is served
     (:func:`_serve`). Past the soft limit either is held (SpecActors._hold,
     ActorObject._queued): it goes on ``wait`` seconds later (an admission event), or, held
-    longer than ``most`` seconds, it would fail: the kernel gives the run back (ABORT 4).
-    (The caller made room in the call columns and the tasks.)"""
+    longer than ``most`` seconds, it fails then, overloaded (its place in the bucket given
+    back: a _FAIL event). (The caller made room in the call columns, tasks and errors.)"""
     lo, n = P[a, P_FIRST], P[a, P_INSTANCES]
     u = _uniform(pkeys[a, 0], p_picks[a])
     p_picks[a] += 1
@@ -785,7 +801,7 @@ def _call(a, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK
             t = G[NT]
             G[NT] = t + 1
         TK[t, T_PARENT], TK[t, T_SERVES], TK[t, T_BODY], TK[t, T_PC] = x, c, m, -1
-        TK[t, B_CALL] = -1
+        TK[t, B_CALL], TK[t, B_ERR] = -1, -1
         if OB[i, O_FIRST] < 0:
             OB[i, O_FIRST] = c
         x = 2 * t + 1                                 # (from here on: the task that serves it)
@@ -794,8 +810,10 @@ def _call(a, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK
         tats[i] = tat
         wait = tat - now - 1.0
         if wait > 0:
-            if wait > most:
-                G[ABORT] = 4
+            if wait > most:                           # it never runs: its place is given back
+                tats[i] -= period
+                e = _error(ERRI, ERRF, G, OBJECT_OVERLOAD if objects else POOL_OVERLOAD, c, x, 0.0)
+                _push(HT, HK, G, now + most, _FAIL, 0, e)
             else:
                 _push(HT, HK, G, now + wait, _OADMIT if objects else _ADMIT, 0, x)
             return
@@ -803,6 +821,24 @@ def _call(a, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK
         _serve(a, i, x, now, busy, w_head, w_tail, BI, TK, OB, p_waiting, p_holding, HT, HK, G)
     else:
         _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _ENTRY)
+
+
+@njit(cache=True, inline="always")
+def _error(ERRI, ERRF, G, kind, what, x, since):
+    """A new error row (see ERRI's comment): its index."""
+    e = G[NERR]
+    G[NERR] = e + 1
+    ERRI[e, E_KIND], ERRI[e, E_A], ERRI[e, E_X], ERRI[e, E_BATCH], ERRI[e, E_BODY] = kind, what, x, -1, -1
+    ERRF[e] = since
+    return e
+
+
+@njit(cache=True, inline="always")
+def _not_ok(NOK, G, c, what):
+    """Call ``c`` ended ``what`` (OVERLOADED, ERRORED), not "ok"."""
+    k = G[NNOK]
+    NOK[k, 0], NOK[k, 1] = c, what
+    G[NNOK] = k + 1
 
 
 @njit(cache=True)
@@ -865,16 +901,24 @@ def _resume(x, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p
 
 
 @njit(cache=True)
-def _write(st, m, x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G, FT):
+def _write(st, m, x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G, FT,
+           ERRI, ERRF, rejected):
     """Caller ``x`` writes body ``m`` to store ``st`` (StoreWriter.write): the write is logged and
     its latency drawn; returns the latency (its end, an I/O event, is scheduled when over 0), or
     -1.0 for an Analytics Engine data point (done at once, nothing drawn: awaiting it does not
-    suspend). A KV put over the per-key write rate (production) fails: ABORT 6."""
+    suspend). A KV put over the per-key write rate (production) is refused: not written, its
+    future fails after its latency (a _FAIL event, even at zero latency): -2.0."""
     if ST[st, ST_KIND] == KV and kv_period > 0:       # KV's per-key write rate
         last = kv_last[ST[st, ST_KV], m]
         if last == last and now - last < kv_period:
-            G[ABORT] = 6
-            return -1.0
+            latency, used = _draw(ST[st, ST_LATENCY], STF[st, 0], STF[st, 1], skeys[st], s_draws[st])
+            s_draws[st] += used
+            latency = _slowed(latency, FT.SS[st, 0], FT.SS[st, 1], now, FT)
+            rejected[st] += 1
+            e = _error(ERRI, ERRF, G, KV_REFUSED, st, x, now - last)
+            ERRI[e, E_BODY] = m
+            _push(HT, HK, G, now + latency, _FAIL, q, e)
+            return -2.0
         kv_last[ST[st, ST_KV], m] = now
     w = G[NW]
     wl_store[w], wl_body[w], wl_time[w] = st, m, now
@@ -928,13 +972,15 @@ def _send(target, vals, lo, n, now, body, rowq, failed, outcome, reason, stamp, 
 def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_picks, p_draws, p_busy_s, busy, w_head,
                  w_tail, tats, p_waiting, p_holding, period, most, c_pool, c_key, c_arrived, c_started, c_finished, BI,
                  bodies, body, rowq, failed, outcome, reason, stamp, sent, finished, SI, SF, SD, rate_window, lrows, LG,
-                 QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G, FT):
+                 QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store, wl_body, wl_time, HT, HK, G, FT, ERRI,
+                 ERRF, NOK, rejected):
     """Serve task ``x``'s next step, with its object's gate (an _OSTEP event): at first the
     request starts and computes (``ctx.work``: the gate kept); then its steps in turn, a
     publish at once, a write or a child request awaited (the gate left); at the end the
     request is done (serve's ``finally``: the idle-eviction timer), the gate left and the
-    caller resumed. (Its own function: inlined into ``_run``, numba took three times as long
-    to compile the kernel.)"""
+    caller resumed; if what it awaited failed (B_ERR), the request ends there with an error,
+    which its caller gets. (Its own function: inlined into ``_run``, numba took three times
+    as long to compile the kernel.)"""
     t = x >> 1
     c = TK[t, T_SERVES]
     a = c_pool[c]
@@ -952,7 +998,8 @@ def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_pic
         _push(HT, HK, G, now + seconds, _OSTEP, 0, x)
         return
     waits = False
-    while TK[t, T_PC] < P[a, P_HI]:           # then its writes, calls and publishes in turn
+    failed_with = TK[t, B_ERR]                # (what it awaited failed: the handler raises)
+    while TK[t, T_PC] < P[a, P_HI] and failed_with < 0:   # then its writes, calls and publishes in turn
         e = TK[t, T_PC]
         TK[t, T_PC] = e + 1
         what = PROG[e, 1]
@@ -963,15 +1010,13 @@ def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_pic
             continue
         if PROG[e, 0] == WRITE:
             latency = _write(what, m, x, 0, now, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store,
-                             wl_body, wl_time, HT, HK, G, FT)
-            if G[ABORT]:
-                break
-            if latency < 0:
+                             wl_body, wl_time, HT, HK, G, FT, ERRI, ERRF, rejected)
+            if latency == -1.0:                   # (a data point: done at once)
                 continue
         else:                                 # the child's call (awaitable(body)), then the await
             _call(what, x, m, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool,
                   c_key, c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT,
-                  HK, G)
+                  HK, G, ERRI, ERRF)
             latency = 1.0
         # awaiting I/O or another object opens the gate (IoFuture: even when done already,
         # then it is back in line at once)
@@ -982,15 +1027,20 @@ def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_pic
         break
     if waits or G[ABORT]:
         return
-    # the handler returns: serve's finally (the call ends; idle, the eviction timer), then
-    # Task._step leaves the gate and completes the task: its caller goes on
+    # the handler returns (or raises: the call's outcome is "error"): serve's finally (the call
+    # ends; idle, the eviction timer), then Task._step leaves the gate and completes the task:
+    # its caller goes on (or gets the error)
     c_finished[c] = now
+    if failed_with >= 0:
+        _not_ok(NOK, G, c, ERRORED)
     OB[i, O_ACTIVE] -= 1
     if OB[i, O_ACTIVE] == 0 and PF[a, 2] >= 0:
         OB[i, O_EVICT] = _push(HT, HK, G, now + PF[a, 2], _EVICT, 0, i)
     _leave(a, i, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _OSTEP)
-    _resume(TK[t, T_PARENT], now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT,
-            HK, G)
+    parent = TK[t, T_PARENT]
+    if failed_with >= 0:
+        (TK if parent & 1 else BI)[parent >> 1, B_ERR] = failed_with
+    _resume(parent, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT, HK, G)
     TK[t, T_FREE] = G[FREE_T]                 # (its row is free for the next request)
     G[FREE_T] = t
 
@@ -1061,7 +1111,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
          skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF, done_order,
          brows, dtries, ddisp, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys, cumulative, busy,
          w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_draws, p_busy_s,
-         p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, OPS, HT, HK, CX, row_margin):
+         p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, OPS, ERRI, ERRF, NOK, rejected, HT, HK, CX,
+         row_margin):
     """Process events (see :func:`_engine`) until none are left (returns False) or a table is
     short of room for the next one (returns True: the caller makes room and calls again).
     Nothing here allocates or reassigns an array (it is compiled without numba's reference
@@ -1083,6 +1134,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 or G[NSM] + 1 + 4 * nq + 2 * na > SM.shape[0] or G[NLV] + 1 > LV.shape[0]
                 or G[NDL] + BATCH_ROOM > DLT.shape[0] or G[NCH] + BATCH_ROWS_ROOM > chain.shape[0]
                 or G[NW] + BATCH_ROWS_ROOM > wl_store.shape[0] or G[NT] + BATCH_ROOM > TK.shape[0]
+                or G[NERR] + 2 > ERRI.shape[0] or G[NNOK] + 2 > NOK.shape[0]
                 or HT[0] / rate_window + 3 > SD.shape[1]):
             GF[0] = now
             return True
@@ -1110,6 +1162,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             G[ABORT] = 3
             break
         finished_batch = -1                           # a batch whose handler returns now
+        errored = -1                                  # ... failing with this error (ERRI)
         expired = False                               # ... or whose lease expired now (a pull batch)
         thrown = False                                # ... or whose invocation threw (an outage)
         polling = -1                                  # a pull loop that polls on, after all that
@@ -1192,7 +1245,9 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     scratch[n_acked] = body[brows[lo + k]]
                     n_acked += 1
             routed = SI[q, TASK] == 1               # (then routes[q, type]: a queue, -1 the default
-            if n_acked:                               # steps, or -2 - a: a call to pool a)
+            if routed:                                # steps, or -2 - a: a call to pool a)
+                BI[b, B_ERR] = -1                     # (a task: nothing it awaited has failed yet)
+            if n_acked:
                 # the queues sent to, in the order the consumer first adds each (its sends dict):
                 # the publish list, or, routing by type, each message's target (or the publish list)
                 n_t = 0
@@ -1241,6 +1296,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                             t = G[NT]
                             G[NT] = t + 1
                             TK[t, B_LO], TK[t, B_CHAIN], TK[t, B_CHEND], TK[t, T_SERVES] = b, first, G[NCH], -1
+                            TK[t, B_ERR] = -1
                             BI[b, B_OUT] += 1
                             _push(HT, HK, G, now, _STEP, q, 2 * t + 1)
                     BI[b, B_CHEND] = G[NCH]
@@ -1251,7 +1307,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 elif a >= 0:                          # call_each: the first call now
                     BI[b, B_LEFT] = n_acked - 1
                     _call(a, 2 * b, 0, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool, c_key,
-                          c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
+                          c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G, ERRI, ERRF)
                     if G[ABORT]:
                         break
                     continue
@@ -1301,8 +1357,29 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             _resume(arg, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT, HK, G)
             continue                                  # done, its caller goes on
         elif kind == _MAIN:                           # gather's result: the batch's task goes on, and ends
-            QF[q, CPU] += BF[arg, 2]
+            QF[q, CPU] += BF[arg, 2]                  # (or raises what failed a message's task)
             finished_batch = arg
+            errored = BI[arg, B_ERR]
+        elif kind == _FAIL:                           # what a caller awaited failed (see ERRI)
+            e = arg
+            x = ERRI[e, E_X]
+            if ERRI[e, E_KIND] != KV_REFUSED:         # overloaded: the call ends now
+                c = ERRI[e, E_A]
+                c_started[c] = c_finished[c] = now
+                _not_ok(NOK, G, c, OVERLOADED)
+                if ERRI[e, E_KIND] == OBJECT_OVERLOAD:    # the request never ran: its object counts
+                    t = x >> 1                        # it, its serve task's row is free, its caller
+                    OB[P[c_pool[c], P_FIRST] + c_key[c], O_REQUESTS] += 1     # gets the error
+                    x = TK[t, T_PARENT]
+                    TK[t, T_FREE] = G[FREE_T]
+                    G[FREE_T] = t
+            if x & 1 or SI[BI[x >> 1, B_Q], TASK] == 1:   # a task: it raises at its next step
+                (TK if x & 1 else BI)[x >> 1, B_ERR] = e
+                _resume(x, now, BI, TK, P, c_pool, c_key, busy, w_head, w_tail, p_waiting, p_holding, HT, HK, G)
+                continue
+            finished_batch = x >> 1                   # call_each: the batch fails now (finish(error))
+            q = BI[finished_batch, B_Q]
+            errored = e
         elif kind == _ADMIT:                          # a call held at the soft limit reaches its gate
             c = (TK if arg & 1 else BI)[arg >> 1, B_CALL]
             a = c_pool[c]
@@ -1325,7 +1402,7 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                          busy, w_head, w_tail, tats, p_waiting, p_holding, period, most, c_pool, c_key, c_arrived,
                          c_started, c_finished, BI, bodies, body, rowq, failed, outcome, reason, stamp, sent, finished,
                          SI, SF, SD, rate_window, lrows, LG, QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store,
-                         wl_body, wl_time, HT, HK, G, FT)
+                         wl_body, wl_time, HT, HK, G, FT, ERRI, ERRF, NOK, rejected)
             if G[ABORT]:
                 break
             continue
@@ -1351,13 +1428,24 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             if BI[b, B_LEFT] > 0:                     # call_each: the caller's next call, at once
                 BI[b, B_LEFT] -= 1
                 _call(a, arg, 0, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool, c_key,
-                      c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G)
+                      c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G, ERRI, ERRF)
                 if G[ABORT]:
                     break
                 continue
             finished_batch = b
             q = BI[b, B_Q]
-        if stepping >= 0:                             # a task's steps, until one awaits something pending
+        if stepping >= 0 and (TK if stepping & 1 else BI)[stepping >> 1, B_ERR] >= 0:
+            x, r = stepping, stepping >> 1            # what the task awaited failed: it raises
+            if x & 1:                                 # a message's task: the batch's gather fails (once)
+                b = TK[r, B_LO]
+                BI[b, B_OUT] -= 1
+                if BI[b, B_ERR] < 0:
+                    BI[b, B_ERR] = TK[r, B_ERR]
+                    _push(HT, HK, G, now, _MAIN, q, b)
+                continue
+            QF[q, CPU] += BF[r, 2]                    # the batch's task: the batch fails (its CPU counted)
+            finished_batch, errored = r, BI[r, B_ERR]
+        elif stepping >= 0:                           # a task's steps, until one awaits something pending
             x, r = stepping, stepping >> 1
             tab = TK if x & 1 else BI
             waits = False
@@ -1368,16 +1456,14 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 if target >= 0:                       # await pool.awaitable(body): the call's end wakes it
                     _call(target, x, chain_body[e], now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB,
                           c_pool, c_key, c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most,
-                          HT, HK, G)
+                          HT, HK, G, ERRI, ERRF)
                     waits = True
                     break
                 # await the store's write(body): an I/O future always suspends (IoFuture), done
                 # after its latency; at zero latency it is done already: the next step is now
                 latency = _write(-1 - target, chain_body[e], x, q, now, ST, STF, skeys, s_draws, kv_last, kv_period,
-                                 wl_store, wl_body, wl_time, HT, HK, G, FT)
-                if G[ABORT]:                          # (a KV put refused: the batch fails)
-                    break
-                if latency < 0:                       # writeDataPoint: done at once
+                                 wl_store, wl_body, wl_time, HT, HK, G, FT, ERRI, ERRF, rejected)
+                if latency == -1.0:                   # writeDataPoint: done at once
                     continue
                 if latency == 0:
                     _push(HT, HK, G, now, _STEP, q, x)
@@ -1389,8 +1475,8 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 continue
             if x & 1:                                 # a message's task ends; the last one's end
                 b = TK[r, B_LO]                       # completes gather: the batch's task steps on
-                BI[b, B_OUT] -= 1
-                if BI[b, B_OUT] == 0:
+                BI[b, B_OUT] -= 1                     # (unless a message's task failed it already)
+                if BI[b, B_OUT] == 0 and BI[b, B_ERR] < 0:
                     _push(HT, HK, G, now, _MAIN, q, b)
                 continue
             QF[q, CPU] += BF[r, 2]                    # the task ends: its CPU is counted
@@ -1404,7 +1490,9 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             # over the consumer wall time the invocation failed (the platform ends it; counted
             # when it returns): its messages are retried as a thrown invocation's are, but those
             # failing on their own keep their delays (a pull client runs outside Workers)
-            failing = thrown or (now - started > wall and not pulled)
+            failing = thrown or errored >= 0 or (now - started > wall and not pulled)
+            if errored >= 0:                          # (rt.failures.record, written back)
+                ERRI[errored, E_BATCH] = b
             fl, fh = BI[b, B_FLO], BI[b, B_FHI]
             acked = retried = dropped = 0
             if fh == fl and not expired and not failing:
@@ -1598,7 +1686,7 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     never)."""
     nq, na = SI.shape[0], P.shape[0]
     concurrent = gi[0] == 1
-    G = np.zeros(21, np.int64)
+    G = np.zeros(G_SIZE, np.int64)
     G[CAP] = np.int64(min(gf[10], 2.0 ** 62))         # the message budget: past it, the run is given back
     G[FREE_T] = -1
     QI = np.zeros((nq, QI_COLUMNS), np.int64)
@@ -1622,6 +1710,10 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
     TK = np.empty((1024, B_COLUMNS), np.int64)        # parallel consumers' messages' tasks
     wl_store, wl_body, wl_time = np.empty(1024, np.int32), np.empty(1024, np.int64), np.empty(1024)
     s_draws = np.zeros(max(ST.shape[0], 1), np.int64)
+    rejected = np.zeros(max(ST.shape[0], 1), np.int64)        # KV puts refused at the write rate
+    ERRI = np.empty((64, 5), np.int64)                        # what failed awaited calls and writes
+    ERRF = np.empty(64, np.float64)
+    NOK = np.empty((64, 2), np.int64)                         # calls that did not end "ok"
     G[ROWS] = n0
     # batches, landing groups
     # (sized for a typical run of n0 arrivals, so that they rarely grow)
@@ -1688,7 +1780,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
                ST, STF, skeys, s_draws, kv_last, wl_store, wl_body, wl_time, BI, BF,
                done_order, brows, dtries, ddisp, fails, fdelay, lrows, LG, SM, LV, SD, per_x, scratch, d_vals, d_of, P, PF, pkeys,
                cumulative, busy, w_head, w_tail, tats, c_pool, c_key, c_arrived, c_started, c_finished, p_picks,
-               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, OPS, HT, HK, CX, row_margin):
+               p_draws, p_busy_s, p_waiting, p_holding, OB, o_busy_s, PROG, FT, LI, LF, OPS, ERRI, ERRF, NOK, rejected,
+               HT, HK, CX, row_margin):
         # a table is short of room for one more event: double it, then go on
         if G[NB] + BATCH_ROOM > BI.shape[0]:
             need = G[NB] + BATCH_ROOM
@@ -1711,6 +1804,11 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             chain, chain_body = _bigger(chain, G[NCH] + BATCH_ROWS_ROOM), _bigger(chain_body, G[NCH] + BATCH_ROWS_ROOM)
         if G[NT] + BATCH_ROOM > TK.shape[0]:
             TK = _bigger(TK, G[NT] + BATCH_ROOM)
+        if G[NERR] + 2 > ERRI.shape[0]:
+            need = 2 * ERRI.shape[0]
+            ERRI, ERRF = _bigger(ERRI, need), _bigger(ERRF, need)
+        if G[NNOK] + 2 > NOK.shape[0]:
+            NOK = _bigger(NOK, 2 * NOK.shape[0])
         if G[NW] + BATCH_ROWS_ROOM > wl_store.shape[0]:
             need = G[NW] + BATCH_ROWS_ROOM
             wl_store, wl_body, wl_time = _bigger(wl_store, need), _bigger(wl_body, need), _bigger(wl_time, need)
@@ -1756,7 +1854,8 @@ def _engine(fed, in_due, in_rows, in_lo, n0, body, failed, outcome, rowq, stamp,
             done_order[:G[NDONE]], SM[:G[NSM]], LV[:G[NLV], 0].astype(np.int64),
             LV[:G[NLV], 1].copy(), LV[:G[NLV], 2].astype(np.int64), counts, buffered, buffered_q, c_pool[:nc],
             c_key[:nc], c_arrived[:nc], c_started[:nc], c_finished[:nc], p_busy_s, tats, busy, wl_store[:G[NW]],
-            wl_body[:G[NW]], wl_time[:G[NW]], s_draws, OB, o_busy_s, LI, FT)
+            wl_body[:G[NW]], wl_time[:G[NW]], s_draws, OB, o_busy_s, LI, ERRI[:G[NERR]], ERRF[:G[NERR]],
+            NOK[:G[NNOK]], rejected, FT)
 
 
 # ---------------------------------------------------------------------------- the glue
@@ -2033,6 +2132,34 @@ def _fault_tables(plan: FaultPlan | None, rt: Runtime, units: list[str], stores:
                        np.zeros(len(starts), np.int64), np.array(FL, np.int64), CF, RR, PS, SS)
 
 
+def _outcomes(calls: np.ndarray, c_finished: np.ndarray, not_ok: dict[int, str]) -> np.ndarray:
+    """The outcomes of ``calls`` (call indices): "ok" once finished, None before, or what
+    ``not_ok`` says (overloaded, error)."""
+    outcome = call_outcomes(c_finished[calls])
+    for c, what in not_ok.items():
+        i = int(np.searchsorted(calls, c))
+        if i < len(calls) and calls[i] == c:
+            outcome[i] = what
+    return outcome
+
+
+def _error_of(e: int, ERRI: np.ndarray, ERRF: np.ndarray, c_pool: np.ndarray, c_key: np.ndarray, units: list[str],
+              pools: dict[str, SpecActors], objects: dict[str, tuple[CodeActorCaller, int]],
+              writers: dict[str, StoreWriter], sem: Any) -> Exception:
+    """Error row ``e``'s exception, as the runtime raises it (see ERRI's comment)."""
+    kind, what = int(ERRI[e, E_KIND]), int(ERRI[e, E_A])
+    if kind == KV_REFUSED:
+        store = list(writers.values())[what].store
+        return put_rate_error(store.binding, f"message:{int(ERRI[e, E_BODY])}", float(ERRF[e]),
+                              sem.kv_key_writes_per_second)
+    name = units[int(c_pool[what])]
+    if name in objects:
+        caller = objects[name][0]
+        return overload_error(caller.namespace.binding, caller.picker.names[int(c_key[what])], sem)
+    pool = pools[name]
+    return overload_error(pool.binding, pool.picker.names[int(c_key[what])], sem)
+
+
 def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
                 objects: dict[str, tuple[CodeActorCaller, int]], writers: dict[str, StoreWriter],
                 bodies: SpecBodies, timeline: list, duration: float, out: tuple, sends_init: np.ndarray,
@@ -2040,9 +2167,10 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     """What the kernel did, into the runtime's own structures (see :func:`run`)."""
     G, QI, QF, now, *columns, reason, copies, brows, BI, BF, tries, dispositions = out[:18]
     (done_order, samples, lv_q, lv_t, lv_v, sends, buffered, buffered_q, c_pool, c_key, c_arrived, c_started,
-     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s, _loops, _faults) = out[18:]
+     c_finished, p_busy_s, tats, busy, wl_store, wl_body, wl_time, s_draws, OB, o_busy_s, _loops, ERRI, ERRF, NOK, rejected, _faults) = out[18:]
     sem, ledger, queues = rt.semantics, rt.ledger, list(rt.queues.values())
     is_pull = np.array([getattr(queue.consumer, "pull_consumer", False) for queue in queues], dtype=bool)
+    units = [*objects, *pools]
     # the rows it added (sends, dead letters' copies) are in the ledger's columns already
     ledger.grown(int(G[ROWS]), names, "raw", bodies.arrivals.sizes, dict(zip(ENGINE_COLUMNS, columns)), copies)
     rate = sem.queue_messages_per_second
@@ -2063,16 +2191,25 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     ledger.delivered_batches(brows, sizes, BF[:, 0])
     if len(done_order):       # (none: the records stay as the runtime's own, an empty frame alike)
         ran = BF[done_order, 1] - BF[done_order, 0]
-        thrown = BF[done_order, 2] == THREW       # an outage's invocations, and those past the wall time
+        thrown = BF[done_order, 2] == THREW       # an outage's invocations, those that raised what an
+        errors = dict(zip(ERRI[:, E_BATCH].tolist(), range(len(ERRI))))     # awaited call or write
+        errors.pop(-1, None)                      # failed with, and those past the wall time
+        errored = np.isin(done_order, list(errors))
         walled = (ran > (math.inf if sem.consumer_wall_seconds is None else sem.consumer_wall_seconds)) & ~thrown \
-            & ~is_pull[BI[done_order, B_Q]]
-        for b, seconds in zip(done_order[walled].tolist(), ran[walled].tolist()):
-            rt.recorder.error(float(BF[b, 1]), names[BI[b, B_Q]], first_id + b,
-                              wall_time_error(names[BI[b, B_Q]], seconds, sem.consumer_wall_seconds))
+            & ~errored & ~is_pull[BI[done_order, B_Q]]
+        for b, seconds in zip(done_order[walled | errored].tolist(), ran[walled | errored].tolist()):
+            queue = names[BI[b, B_Q]]
+            if b in errors:                       # (SpecConsumer's finish(error))
+                rt.failures.record(float(BF[b, 1]), queue, first_id + b,
+                                   _error_of(int(errors[b]), ERRI, ERRF, c_pool, c_key, units, pools, objects,
+                                             writers, sem))
+            else:
+                rt.recorder.error(float(BF[b, 1]), queue, first_id + b,
+                                  wall_time_error(queue, seconds, sem.consumer_wall_seconds))
         rt.recorder.batches_finished({      # (each column its own array: the trace keeps them)
             "queue": np.array(names, dtype=object)[BI[done_order, B_Q]], "batch": first_id + done_order,
             "delivered_at": BF[done_order, 0], "finished_at": BF[done_order, 1], "size": sizes[done_order],
-            "outcome": np.where(thrown | walled, "exception", "ok").astype(object),
+            "outcome": np.where(thrown | walled | errored, "exception", "ok").astype(object),
             # (a lease's result has no retry_all, nor has a thrown invocation's)
             "retry_all": (BI[done_order, B_RA] == 1) & (is_pull[BI[done_order, B_Q]] == 0),
             "ack_all": np.zeros(len(done_order), dtype=bool), "acked": BI[done_order, B_ACK],
@@ -2137,9 +2274,11 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
     for st, writer in enumerate(writers.values()):
         mine = wl_store == st
         writer.replay(rt.clock, wl_body[mine], wl_time[mine])
+        if writer.kind == "kv":
+            writer.store.rejected_writes += int(rejected[st])
     # the calls: the objects' requests (the recorder's, in the order they were made), the pools' logs
-    units = [*objects, *pools]
     n_objects = len(objects)
+    not_ok = {c: ("overloaded" if what == OVERLOADED else "error") for c, what in NOK.tolist()}
     mine = np.flatnonzero(c_pool < n_objects)
     if len(mine):       # (none: the runtime's frame of no calls, as a Python run leaves it)
         callers = [objects[name][0] for name in objects]
@@ -2150,7 +2289,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
             "object": labels[offsets[pool] + c_key[mine]],
             "method": np.array([caller.method for caller in callers], dtype=object)[pool],
             "arrived": c_arrived[mine], "started": c_started[mine], "finished": c_finished[mine],
-            "outcome": call_outcomes(c_finished[mine])})
+            "outcome": _outcomes(mine, c_finished, not_ok)})
     first = 0
     for a, name in enumerate(units):
         if name in objects:         # its objects, in the order the runtime met them (their first calls)
@@ -2167,6 +2306,10 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
         else:
             pool = pools[name]
             pool.log.take(c_key, c_arrived, c_started, c_finished, None if len(units) == 1 else c_pool == a)
+            calls = np.flatnonzero(c_pool == a)
+            for c, what in not_ok.items():
+                if c_pool[c] == a:            # (overloaded: the call's row in the pool's log)
+                    pool.log.outcomes[int(np.searchsorted(calls, c))] = what
             pool.busy_seconds = float(p_busy_s[a])
             k = pool.spec.instances
             pool.tats[:] = tats[first:first + k].tolist()
