@@ -2194,7 +2194,7 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
         thrown = BF[done_order, 2] == THREW       # an outage's invocations, those that raised what an
         errors = dict(zip(ERRI[:, E_BATCH].tolist(), range(len(ERRI))))     # awaited call or write
         errors.pop(-1, None)                      # failed with, and those past the wall time
-        errored = np.isin(done_order, list(errors))
+        errored = np.isin(done_order, list(errors)) if errors else np.zeros(len(done_order), dtype=bool)
         walled = (ran > (math.inf if sem.consumer_wall_seconds is None else sem.consumer_wall_seconds)) & ~thrown \
             & ~errored & ~is_pull[BI[done_order, B_Q]]
         for b, seconds in zip(done_order[walled | errored].tolist(), ran[walled | errored].tolist()):
@@ -2306,9 +2306,10 @@ def _write_back(rt: Runtime, names: list[str], pools: dict[str, SpecActors],
         else:
             pool = pools[name]
             pool.log.take(c_key, c_arrived, c_started, c_finished, None if len(units) == 1 else c_pool == a)
-            calls = np.flatnonzero(c_pool == a)
-            for c, what in not_ok.items():
-                if c_pool[c] == a:            # (overloaded: the call's row in the pool's log)
+            failed = [(c, what) for c, what in not_ok.items() if c_pool[c] == a]
+            if failed:                        # (overloaded: the call's row in the pool's log)
+                calls = np.flatnonzero(c_pool == a)
+                for c, what in failed:
                     pool.log.outcomes[int(np.searchsorted(calls, c))] = what
             pool.busy_seconds = float(p_busy_s[a])
             k = pool.spec.instances
