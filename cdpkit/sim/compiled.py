@@ -1025,7 +1025,7 @@ def _object_step(x, now, TK, OB, o_busy_s, PROG, P, PF, pkeys, cumulative, p_pic
             _to_gate(a, i, x, now, busy, w_head, w_tail, BI, TK, p_waiting, p_holding, HT, HK, G, _OSTEP)
         waits = True
         break
-    if waits or G[ABORT]:
+    if waits:
         return
     # the handler returns (or raises: the call's outcome is "error"): serve's finally (the call
     # ends; idle, the eviction timer), then Task._step leaves the gate and completes the task:
@@ -1308,8 +1308,6 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                     BI[b, B_LEFT] = n_acked - 1
                     _call(a, 2 * b, 0, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool, c_key,
                           c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G, ERRI, ERRF)
-                    if G[ABORT]:
-                        break
                     continue
             if routed:                                # the task goes on with its steps (below)
                 if not n_acked:
@@ -1328,8 +1326,6 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 _poll(arg, now, duration, LI, LF, QI, QF, SI, SF, keys, delays, body, failed, stamp, nxt, per_x, HT,
                       HK, G, BI, BF, brows, dtries, fails, fdelay, otype, FT, DLT, in_due, in_rows, in_lo, concurrent, discard,
                       outcome, finished, reason)
-                if G[ABORT]:
-                    break
                 continue
             if state == L_IDLE:
                 _woken(arg, now, LI, LF, QI, SF, HT, HK, G)
@@ -1403,8 +1399,6 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                          c_started, c_finished, BI, bodies, body, rowq, failed, outcome, reason, stamp, sent, finished,
                          SI, SF, SD, rate_window, lrows, LG, QI, ST, STF, skeys, s_draws, kv_last, kv_period, wl_store,
                          wl_body, wl_time, HT, HK, G, FT, ERRI, ERRF, NOK, rejected)
-            if G[ABORT]:
-                break
             continue
         elif kind == _ENTRY:                          # caller arg's call gets its instance's gate
             c = (TK if arg & 1 else BI)[arg >> 1, B_CALL]
@@ -1429,8 +1423,6 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 BI[b, B_LEFT] -= 1
                 _call(a, arg, 0, now, P, pkeys, cumulative, busy, w_head, w_tail, tats, BI, TK, OB, c_pool, c_key,
                       c_arrived, c_started, c_finished, p_picks, p_waiting, p_holding, period, most, HT, HK, G, ERRI, ERRF)
-                if G[ABORT]:
-                    break
                 continue
             finished_batch = b
             q = BI[b, B_Q]
@@ -1468,8 +1460,6 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
                 if latency == 0:
                     _push(HT, HK, G, now, _STEP, q, x)
                 waits = True
-                break
-            if G[ABORT]:
                 break
             if waits:
                 continue
@@ -1657,8 +1647,6 @@ def _run(G, GF, QI, QF, SI, SF, keys, delays, pub, otype, routes, order, bodies,
             else:
                 LI[polling, L_STATE] = L_POLL
                 _push(HT, HK, G, now + SF[q, INTERVAL], _PSTEP, q, polling)
-        if G[ABORT]:
-            break
     GF[0] = now
     return False
 
